@@ -1,0 +1,203 @@
+"""Configuration: frozen dataclasses loaded from TOML, validated once at start.
+
+Precedence (lowest first): the defaults below, ``<home>/gate.toml`` (or the
+file given with --config), environment variables ``QRGATE_<SECTION>_<KEY>``,
+then command-line overrides.  Every error names the file (or variable or
+option), the key and what was expected.  docs/configuration.md lists every
+key; tests/test_config.py keeps it in step with these classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gate.exc import ConfigError
+
+CONFIG_NAME = "gate.toml"
+
+
+def _opt(default: Any, help: str, **checks: Any) -> Any:
+    return field(default=default, metadata={"help": help, **checks})
+
+
+@dataclass(frozen=True)
+class GateSection:
+    id: str = _opt("", "this gate's id in the audit log and on MQTT (default: the host name)")
+    events: tuple[str, ...] = _opt((), "events this gate admits; empty admits any event it holds a key for")
+    clock_skew: float = _opt(120.0, "seconds of clock error tolerated at the edges of a validity window", min=0)
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    path: str = _opt("gate.db", "SQLite file of the redeemed set and audit log (relative to home)")
+    busy_timeout: float = _opt(10.0, "seconds to wait for another process's write lock", min=0)
+
+
+@dataclass(frozen=True)
+class KeysSection:
+    dir: str = _opt("keys", "folder of issuer keys and imported keyrings (relative to home)")
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path = Path(".")
+    source: str = "defaults"
+    gate: GateSection = field(default_factory=GateSection)
+    store: StoreSection = field(default_factory=StoreSection)
+    keys: KeysSection = field(default_factory=KeysSection)
+
+    @property
+    def gate_id(self) -> str:
+        return self.gate.id or socket.gethostname()
+
+    def path(self, relative: str) -> Path:
+        return self.home / os.path.expanduser(relative)
+
+    @property
+    def store_path(self) -> Path:
+        return self.path(self.store.path)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path(self.keys.dir)
+
+
+#: section name -> its dataclass; every section of every package is declared in Config
+SECTIONS: dict[str, type] = {name: hint for name, hint in typing.get_type_hints(Config).items()
+                             if isinstance(hint, type) and dataclasses.is_dataclass(hint)}
+
+
+def default_home(env: Mapping[str, str] = os.environ) -> Path:
+    if env.get("QRGATE_HOME"):
+        return Path(env["QRGATE_HOME"])
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "qrgate"
+
+
+def load_config(
+    home: str | Path | None = None,
+    file: str | Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load and validate the config; raise ConfigError naming file, key and expectation."""
+    home_path = Path(home) if home else default_home(env)
+    path = Path(file) if file else home_path / CONFIG_NAME
+    raw: dict[str, Any] = {}
+    if file or path.exists():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = raw.pop(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        sections[name] = _build(cls, name, table, str(path), env, overrides or {})
+    if raw:
+        raise ConfigError(f"{path}: unknown section or key {sorted(raw)[0]!r} (known: {', '.join(SECTIONS)})")
+    config = Config(home=home_path, source=str(path) if (file or path.exists()) else "defaults")
+    return dataclasses.replace(config, **sections)
+
+
+def _build(cls: type, section: str, table: dict[str, Any], where: str,
+           env: Mapping[str, str], overrides: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(table) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {section}.{sorted(unknown)[0]} (known: {', '.join(sorted(names))})")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        key, origin = f"{section}.{f.name}", where
+        value: Any = dataclasses.MISSING
+        from_text = False
+        if f.name in table:
+            value = table[f.name]
+        env_name = f"QRGATE_{section}_{f.name}".upper()
+        if env_name in env:
+            value, origin, from_text = env[env_name], f"environment {env_name}", True
+        if key in overrides and overrides[key] is not None:
+            value, origin, from_text = overrides[key], f"option --{key.split('.')[-1].replace('_', '-')}", True
+        if value is dataclasses.MISSING:
+            continue
+        values[f.name] = coerce(value, hints[f.name], f.metadata, f"{origin}: {key}", from_text)
+    return cls(**values)
+
+
+def coerce(value: Any, hint: Any, meta: Mapping[str, Any], where: str, from_text: bool = False) -> Any:
+    """Check (and, for text from env/CLI, parse) one value against its annotation."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None or (from_text and value == ""):
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, not {value!r}")
+        return value
+    if origin is tuple:
+        if from_text and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, not {value!r}")
+        return tuple(coerce(v, args[0], {}, where, from_text) for v in value)
+    result = _scalar(value, hint, where, from_text)
+    if "min" in meta and result < meta["min"]:
+        raise ConfigError(f"{where} must be at least {meta['min']}, not {result!r}")
+    if "max" in meta and result > meta["max"]:
+        raise ConfigError(f"{where} must be at most {meta['max']}, not {result!r}")
+    return result
+
+
+def _scalar(value: Any, hint: Any, where: str, from_text: bool) -> Any:
+    if hint is bool:
+        if from_text and isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, not {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        if from_text and isinstance(value, str):
+            try:
+                return hint(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int) or (hint is float and isinstance(value, float)):
+            return hint(value)
+        raise ConfigError(f"{where} must be {'an integer' if hint is int else 'a number'}, not {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a string, not {value!r}")
+    raise ConfigError(f"{where}: unsupported type {hint!r}")  # a bug in a section class
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, meaning) of every config key, for docs/configuration.md."""
+    rows = []
+    for name, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+            rows.append((f"{name}.{f.name}", _type_name(hints[f.name]), repr(default), f.metadata.get("help", "")))
+    return rows
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")

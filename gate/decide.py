@@ -1,0 +1,122 @@
+"""The decision core: ticket text in, a durable Decision out.
+
+`Decider.decide` is the one path that `gate check`, the scan daemon and the
+demo share.  Nothing is ADMIT unless its redemption row has been committed
+durably first; a store error denies with FAULT/store_fault (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from gate.exc import StoreError
+from gate.outcomes import Outcome, Reason
+from gate.store import FirstUse, Scan, Store
+from gate.verify import Verdict, Verifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happened to one scan; `outcome` and `reason` are stable codes."""
+
+    outcome: Outcome
+    reason: Reason
+    scan_id: str
+    gate_id: str
+    at: float
+    event: str | None = None
+    ticket_id: str | None = None
+    seat: str | None = None
+    generation: int = 0
+    first_gate: str | None = None
+    first_at: float | None = None
+    provisional: bool = False
+    detail: str = ""
+
+    @property
+    def admitted(self) -> bool:
+        return self.outcome is Outcome.ADMIT
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["outcome"], d["reason"] = self.outcome.value, self.reason.value
+        return d
+
+
+def new_scan_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Decider:
+    """Verify offline, then spend the ticket once in the local store."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        store: Store,
+        gate_id: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.verifier = verifier
+        self.store = store
+        self.gate_id = gate_id
+        self.clock = clock
+
+    def decide(self, text: str, *, scan_id: str | None = None, now: float | None = None) -> Decision:
+        """Decide one scan.  Never raises for any input text; never ADMIT without a durable record."""
+        scan_id = scan_id or new_scan_id()
+        at = self.clock() if now is None else now
+        verdict = self.verifier.verify(text, at)
+        ticket = verdict.ticket
+        scan = Scan(scan_id, self.gate_id, at,
+                    ticket.event if ticket else None, ticket.ticket_id if ticket else None,
+                    ticket.generation if ticket else 0)
+        if not verdict.ok:
+            return self._reject(scan, verdict)
+        try:
+            redemption = self.store.redeem(scan)
+        except StoreError as exc:
+            return self._fault(scan, verdict, exc)
+        return self._decision(scan, verdict, redemption.outcome, redemption.first)
+
+    def _reject(self, scan: Scan, verdict: Verdict) -> Decision:
+        decision = self._decision(scan, verdict, Outcome.INVALID, None, verdict.reason, verdict.detail)
+        try:
+            self.store.record(scan, decision.outcome, decision.reason, decision.detail)
+        except StoreError as exc:
+            # Still INVALID (it is denied either way); the missing audit row is the fault.
+            log.error("scan %s not audited: %s", scan.scan_id, exc)
+        return decision
+
+    def _fault(self, scan: Scan, verdict: Verdict, exc: StoreError) -> Decision:
+        log.error("store fault, scan %s denied: %s", scan.scan_id, exc)
+        return self._decision(scan, verdict, Outcome.FAULT, None, Reason.STORE_FAULT, str(exc))
+
+    def _decision(
+        self,
+        scan: Scan,
+        verdict: Verdict,
+        outcome: Outcome,
+        first: FirstUse | None,
+        reason: Reason | None = None,
+        detail: str = "",
+    ) -> Decision:
+        if reason is None:
+            reason = {Outcome.ALREADY_USED: Reason.ALREADY_USED, Outcome.REVOKED: Reason.REVOKED}.get(
+                outcome, Reason.NONE)
+        ticket = verdict.ticket
+        return Decision(
+            outcome=outcome, reason=reason, scan_id=scan.scan_id, gate_id=scan.gate_id, at=scan.at,
+            event=scan.event, ticket_id=scan.ticket_id, seat=ticket.seat if ticket else None,
+            generation=scan.generation,
+            first_gate=first.gate_id if first else None, first_at=first.at if first else None,
+            provisional=bool(first and first.provisional and outcome is Outcome.ADMIT),
+            detail=detail,
+        )

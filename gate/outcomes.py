@@ -1,0 +1,43 @@
+"""Stable outcome codes of a scan.
+
+These strings are a wire format: they appear in the audit log, in MQTT
+payloads, in `gate check` output and drive the LED/buzzer patterns.  Never
+rename a member's value; add new ones instead.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Outcome(enum.StrEnum):
+    """What the gate decided for one scan."""
+
+    ADMIT = "ADMIT"
+    ALREADY_USED = "ALREADY_USED"
+    REVOKED = "REVOKED"
+    INVALID = "INVALID"
+    #: the local store could not record the scan: deny, show the fault pattern
+    FAULT = "FAULT"
+
+    @property
+    def admits(self) -> bool:
+        return self is Outcome.ADMIT
+
+
+
+class Reason(enum.StrEnum):
+    """Why a scan was not admitted (or how it was admitted)."""
+
+    NONE = ""
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    RETIRED_KEY = "retired_key"
+    WRONG_EVENT = "wrong_event"
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    ALREADY_USED = "already_used"
+    STORE_FAULT = "store_fault"
+
