@@ -147,7 +147,12 @@ def add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     add_arguments(p)
 
 
-COMMANDS = [add_keys, add_mint, add_check, add_demo]
+def add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    from gate.cli_scan import add_scan as add
+    add(sub, common)
+
+
+COMMANDS = [add_keys, add_mint, add_check, add_demo, add_scan]
 
 
 # -- handlers ------------------------------------------------------------------------

@@ -48,12 +48,56 @@ class KeysSection:
 
 
 @dataclass(frozen=True)
+class CameraSection:
+    kind: Literal["picamera2", "opencv", "files", "wedge"] = _opt(
+        "picamera2", "frame source: picamera2 (Pi camera), opencv (USB webcam, video file, RTSP URL), "
+        "files (an image or a folder replayed), wedge (keyboard-wedge barcode scanner)")
+    source: str = _opt("0", "opencv: webcam index, file or URL; files: image or folder; "
+                       "wedge: '-' for stdin or an evdev device such as /dev/input/event3")
+    camera_num: int = _opt(0, "picamera2: which camera", min=0)
+    width: int = _opt(1280, "frame width asked of the camera", min=32)
+    height: int = _opt(720, "frame height asked of the camera", min=32)
+    fps: float = _opt(0.0, "frames per second asked of the camera (files: replay pace); 0 = the source's own", min=0)
+    loops: int = _opt(1, "files: how many times to replay the images; 0 = forever", min=0)
+
+
+@dataclass(frozen=True)
+class DecoderSection:
+    kind: Literal["pipeline", "zxing", "zbar", "opencv"] = _opt(
+        "pipeline", "QR decoder: pipeline (zxing-cpp with a fallback, the fastest and most robust), zxing, zbar, opencv")
+
+
+@dataclass(frozen=True)
+class FeedbackSection:
+    kind: Literal["gpio", "console"] = _opt("gpio", "gpio (LEDs, buzzer, relay through gpiozero) or console")
+    green: int = _opt(17, "BCM pin of the green LED", min=0)
+    red: int = _opt(27, "BCM pin of the red LED", min=0)
+    amber: int | None = _opt(22, "BCM pin of the amber (offline/fault) LED; leave out for none", min=0)
+    buzzer: int = _opt(23, "BCM pin of the buzzer", min=0)
+    relay: int | None = _opt(None, "BCM pin of the turnstile/door-strike relay (pulsed on ADMIT); leave out for none",
+                             min=0)
+    relay_active_high: bool = _opt(True, "false for relay boards that switch on a low input")
+
+
+@dataclass(frozen=True)
+class ScannerSection:
+    holdoff: float = _opt(5.0, "seconds before a code still in view is decided (and signalled) again", min=0)
+    leave_frames: int = _opt(5, "frames in a row without a code before it counts as having left the view", min=1)
+    queue: int = _opt(4, "codes waiting for a decision before new ones are dropped (and re-read later)", min=1)
+    health_every: float = _opt(60.0, "seconds between health log lines (frames/s, decode ms, decisions)", min=1)
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path = Path(".")
     source: str = "defaults"
     gate: GateSection = field(default_factory=GateSection)
     store: StoreSection = field(default_factory=StoreSection)
     keys: KeysSection = field(default_factory=KeysSection)
+    camera: CameraSection = field(default_factory=CameraSection)
+    decoder: DecoderSection = field(default_factory=DecoderSection)
+    feedback: FeedbackSection = field(default_factory=FeedbackSection)
+    scanner: ScannerSection = field(default_factory=ScannerSection)
 
     @property
     def gate_id(self) -> str:

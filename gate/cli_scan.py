@@ -1,0 +1,130 @@
+"""`gate run` (the scan daemon) and `gate decode` (why won't this gate scan?)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from gate.app import build_decider
+from gate.config import Config
+
+if TYPE_CHECKING:  # hardware pulls in OpenCV: only the commands that scan pay for it
+    from gate.scanloop import ScanLoop
+    from hardware import Camera, Decoder, Feedback
+
+log = logging.getLogger(__name__)
+
+
+def add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    from gate.cli import _command
+
+    p = _command(sub, common, "run", cmd_run,
+                 "the gate daemon: camera, decode, decide, LED/buzzer/relay, until SIGTERM",
+                 "gate run --home /var/lib/qrgate   (camera and pins from gate.toml)")
+    p.add_argument("--camera", choices=("picamera2", "opencv", "files", "wedge"), help="override camera.kind")
+    p.add_argument("--source", help="override camera.source (webcam index, file, URL, folder, '-' or device)")
+    p.add_argument("--feedback", choices=("gpio", "console"), help="override feedback.kind")
+    p = _command(sub, common, "decode", cmd_decode,
+                 "print what the decoder reads in each image (path, then the text or '-')",
+                 "gate decode images/*.png")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--decoder", choices=("pipeline", "zxing", "zbar", "opencv"), help="override decoder.kind")
+
+
+def camera_factory(config: Config, kind: str | None = None, source: str | None = None) -> Any:
+    """A no-argument callable opening the configured camera (the loop reopens it after a fault)."""
+    cam = config.camera
+    kind = kind or cam.kind
+    source = source if source is not None else cam.source
+    options: dict[str, Any]
+    if kind == "picamera2":
+        options = {"camera_num": cam.camera_num, "size": (cam.width, cam.height), "fps": cam.fps or None}
+    elif kind == "opencv":
+        options = {"source": source, "width": cam.width, "height": cam.height, "fps": cam.fps or None}
+    elif kind == "files":
+        options = {"path": source, "fps": cam.fps or None, "loops": cam.loops or None}
+    else:
+        options = {"stream": sys.stdin} if source in ("-", "0", "") else {"device": source}
+
+    def open_it() -> Camera:
+        from hardware import open_camera
+        return open_camera(kind, **options)
+    return open_it
+
+
+def build_feedback(config: Config, kind: str | None = None) -> Feedback:
+    from hardware import Pins, open_feedback
+
+    fb = config.feedback
+    kind = kind or fb.kind
+    if kind == "gpio":
+        pins = Pins(green=fb.green, red=fb.red, amber=fb.amber, buzzer=fb.buzzer, relay=fb.relay,
+                    relay_active_high=fb.relay_active_high)
+        return open_feedback("gpio", pins=pins)
+    return open_feedback(kind)
+
+
+def build_decoder(config: Config, kind: str | None = None) -> Decoder:
+    from hardware import open_decoder
+
+    return open_decoder(kind or config.decoder.kind)
+
+
+def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedback, **hooks: Any) -> ScanLoop:
+    from gate.scanloop import Debouncer, ScanLoop
+
+    sc = config.scanner
+    decider = build_decider(config)
+    return ScanLoop(open_cam, decoder, decider.decide, feedback,
+                    debouncer=Debouncer(sc.holdoff, sc.leave_frames), queue_size=sc.queue,
+                    health_every=sc.health_every, **hooks)
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from hardware import HardwareError
+
+    try:
+        return _run(args, config)
+    except HardwareError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    feedback = build_feedback(config, args.feedback)
+    with feedback:
+        loop = build_loop(config, camera_factory(config, args.camera, args.source), build_decoder(config), feedback)
+
+        def on_term(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping after the current frame", signum)
+            loop.stop()
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        log.info("gate %s scanning (camera %s, decoder %s, feedback %s)", config.gate_id,
+                 args.camera or config.camera.kind, config.decoder.kind, args.feedback or config.feedback.kind)
+        stats = loop.run()
+    print(stats.health())
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace, config: Config) -> int:
+    import cv2
+
+    decoder = build_decoder(config, args.decoder)
+    unread = 0
+    for path in args.images:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            print(f"{path}\t- (cannot read the image)")
+            unread += 1
+            continue
+        texts = decoder.decode(image)
+        unread += not texts
+        print(f"{path}\t{' | '.join(texts) if texts else '-'}")
+    return 1 if unread else 0

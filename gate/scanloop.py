@@ -1,0 +1,228 @@
+"""The scan loop: camera -> decoder -> debounce -> decide -> feedback.
+
+What a caller may rely on:
+
+* The loop never dies on a bad frame, a decoder error or a failing camera:
+  each is counted, a camera failure shows the fault pattern and the camera is
+  reopened with backoff.
+* The same code held in view is one decision: it is decided again only after
+  it has left the view (absent from `leave_frames` frames in a row) or after
+  `holdoff` seconds of frame time.
+* Decisions run on one worker thread behind a bounded queue, so a slow store
+  never makes the camera fall behind; a code that finds the queue full is
+  dropped (counted) and decided when a later frame shows it again.
+* `stop()` (SIGTERM in `gate run`) ends the loop after the current frame; the
+  worker finishes the decisions already queued (people are waiting for them).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gate.decide import Decision
+from hardware import BackendUnavailable, Camera, CameraError, Decoder, Feedback, HardwareError, UnknownBackend
+from hardware.cameras import Frame
+
+log = logging.getLogger(__name__)
+
+Decide = Callable[[str], Decision]
+
+
+@dataclass
+class ScanStats:
+    """Counters a health line and the gate status are made from."""
+
+    frames: int = 0
+    bad_frames: int = 0
+    decode_errors: int = 0
+    camera_faults: int = 0
+    dropped: int = 0
+    decode_ms_total: float = 0.0
+    decisions: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def health(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        ms = self.decode_ms_total / self.frames if self.frames else 0.0
+        by = " ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "none"
+        return (f"health: {self.frames / elapsed:.1f} frames/s, decode {ms:.2f} ms/frame, decisions {by}, "
+                f"bad frames {self.bad_frames}, camera faults {self.camera_faults}, dropped {self.dropped}")
+
+
+class Debouncer:
+    """Turns texts seen per frame into 'decide this now' events (one per presentation)."""
+
+    def __init__(self, holdoff: float = 5.0, leave_frames: int = 5) -> None:
+        self.holdoff = holdoff
+        self.leave_frames = leave_frames
+        self._in_view: dict[str, tuple[float, int]] = {}  # text -> (time decided, frames missed)
+
+    def fresh(self, texts: list[str], ts: float) -> list[str]:
+        """The texts of this frame that deserve a decision now (call `accepted` for each handed on)."""
+        for text in list(self._in_view):
+            if text not in texts:
+                decided, missed = self._in_view[text]
+                if missed + 1 >= self.leave_frames:
+                    del self._in_view[text]  # it has left the view
+                else:
+                    self._in_view[text] = (decided, missed + 1)
+        out = []
+        for text in texts:
+            seen = self._in_view.get(text)
+            if seen is None or ts - seen[0] >= self.holdoff:
+                out.append(text)
+            else:
+                self._in_view[text] = (seen[0], 0)
+        return out
+
+    def accepted(self, text: str, ts: float) -> None:
+        self._in_view[text] = (ts, 0)
+
+
+class ScanLoop:
+    """Runs one gate's camera until the source ends or `stop()` is called."""
+
+    def __init__(
+        self,
+        open_camera: Callable[[], Camera],
+        decoder: Decoder,
+        decide: Decide,
+        feedback: Feedback,
+        *,
+        debouncer: Debouncer | None = None,
+        queue_size: int = 4,
+        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0),
+        max_camera_faults: int | None = None,
+        health_every: float = 60.0,
+        on_decision: Callable[[Decision], None] | None = None,
+        on_frame: Callable[[], None] | None = None,
+    ) -> None:
+        self.open_camera = open_camera
+        self.decoder = decoder
+        self.decide = decide
+        self.feedback = feedback
+        self.debouncer = debouncer or Debouncer()
+        self.retry_delays = retry_delays
+        self.max_camera_faults = max_camera_faults
+        self.health_every = health_every
+        self.on_decision = on_decision
+        self.on_frame = on_frame
+        self.stats = ScanStats()
+        self.stop_grace = 2.0
+        self.fatal: HardwareError | None = None
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._last_health = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> ScanStats:
+        """Scan until the camera's frames end or stop(); return the counters.
+
+        Raises BackendUnavailable / UnknownBackend (after a clean stop) when the
+        camera's library is missing or its kind unknown: retrying cannot help.
+        """
+        worker = threading.Thread(target=self._work, name="decide", daemon=True)
+        capture = threading.Thread(target=self._capture_safely, name="capture", daemon=True)
+        worker.start()
+        capture.start()
+        try:
+            while capture.is_alive() and not self._stop.is_set():
+                capture.join(0.2)
+            # A source blocked in a read (a wedge scanner with nobody scanning) cannot see stop():
+            # give it a moment, then leave it behind (the thread is a daemon).
+            capture.join(self.stop_grace)
+        finally:
+            self._queue.put(None)  # after the queued texts: the worker drains them first
+            worker.join()
+            log.info(self.stats.health())
+        if self.fatal is not None:
+            raise self.fatal
+        return self.stats
+
+    def _capture_safely(self) -> None:
+        try:
+            self._capture()
+        except (BackendUnavailable, UnknownBackend) as exc:
+            self.fatal = exc  # software or config missing: retrying cannot help, run() raises it
+        except Exception as exc:  # a bug in a camera backend: report it, stop cleanly, never hang the daemon
+            self.stats.camera_faults += 1
+            log.exception("capture stopped: %s", exc)
+            self.feedback.fault()
+        finally:
+            self._stop.set()
+
+    # capture side ------------------------------------------------------------------
+    def _capture(self) -> None:
+        faults_in_a_row = 0
+        while not self._stop.is_set():
+            try:
+                with self.open_camera() as camera:
+                    for frame in camera.frames():
+                        faults_in_a_row = 0
+                        self._frame(frame)
+                        if self._stop.is_set():
+                            return
+                return  # the source ended (a file replayed): done
+            except CameraError as exc:
+                self.stats.camera_faults += 1
+                faults_in_a_row += 1
+                log.error("camera fault %d: %s", self.stats.camera_faults, exc)
+                self.feedback.fault()
+                if self.max_camera_faults is not None and self.stats.camera_faults >= self.max_camera_faults:
+                    return
+                delay = self.retry_delays[min(faults_in_a_row, len(self.retry_delays)) - 1]
+                self._stop.wait(delay)
+
+    def _frame(self, frame: Frame) -> None:
+        self.stats.frames += 1
+        if self.on_frame is not None:
+            self.on_frame()
+        texts = list(frame.texts) if frame.texts is not None else self._decode(frame)
+        for text in self.debouncer.fresh(texts, frame.ts):
+            try:
+                self._queue.put_nowait(text)
+            except queue.Full:
+                self.stats.dropped += 1  # not marked as decided: a later frame hands it on again
+                continue
+            self.debouncer.accepted(text, frame.ts)
+        if time.monotonic() - self._last_health >= self.health_every:
+            self._last_health = time.monotonic()
+            log.info(self.stats.health())
+
+    def _decode(self, frame: Frame) -> list[str]:
+        if frame.image is None:
+            self.stats.bad_frames += 1
+            return []
+        t0 = time.perf_counter()
+        try:
+            texts = self.decoder.decode(frame.image)
+        except Exception as exc:  # a decoder library bug must not stop the gate: counted and logged
+            self.stats.decode_errors += 1
+            log.warning("decoder error on frame %d: %s", self.stats.frames, exc)
+            return []
+        finally:
+            self.stats.decode_ms_total += (time.perf_counter() - t0) * 1000
+        return texts
+
+    # decision side -------------------------------------------------------------------
+    def _work(self) -> None:
+        while (text := self._queue.get()) is not None:
+            try:
+                decision = self.decide(text)
+            except Exception as exc:  # decide() promises not to raise; if it does, deny loudly, keep going
+                self.stats.decisions["ERROR"] += 1
+                log.error("decision failed, denied: %s", exc)
+                self.feedback.fault()
+                continue
+            self.stats.decisions[decision.outcome.value] += 1
+            self.feedback.show(decision.outcome, decision.reason)
+            if self.on_decision is not None:
+                self.on_decision(decision)

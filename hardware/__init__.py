@@ -1,0 +1,54 @@
+"""Gate hardware: frame sources, QR decoders, LED/buzzer/relay feedback.
+
+One small interface per kind, chosen by name and built by `open_camera`,
+`open_decoder` and `open_feedback`; each backend's library is imported only
+when that backend is opened.  The fakes are here too, for tests and the demo,
+and are only ever used when asked for by name.
+"""
+
+from hardware.cameras import CAMERA_KINDS, Camera, FakeCamera, Frame, open_camera
+from hardware.decoders import DECODER_KINDS, Decoder, FakeDecoder, open_decoder
+from hardware.exc import (
+    BackendUnavailable,
+    CameraError,
+    DecoderError,
+    FeedbackError,
+    HardwareError,
+    UnknownBackend,
+)
+from hardware.feedback import (
+    FEEDBACK_KINDS,
+    PATTERNS,
+    Feedback,
+    Pattern,
+    RecordingFeedback,
+    open_feedback,
+    pattern_table,
+)
+from hardware.feedback.gpio import Pins
+
+__all__ = [
+    "CAMERA_KINDS",
+    "DECODER_KINDS",
+    "FEEDBACK_KINDS",
+    "PATTERNS",
+    "BackendUnavailable",
+    "Camera",
+    "CameraError",
+    "Decoder",
+    "DecoderError",
+    "FakeCamera",
+    "FakeDecoder",
+    "Feedback",
+    "FeedbackError",
+    "Frame",
+    "HardwareError",
+    "Pattern",
+    "Pins",
+    "RecordingFeedback",
+    "UnknownBackend",
+    "open_camera",
+    "open_decoder",
+    "open_feedback",
+    "pattern_table",
+]

@@ -1,0 +1,79 @@
+"""`gate run`, `gate demo` and `gate decode` as real processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import ROOT, gate_env, mint
+
+from gate.keys import IssuerKey, KeyStore
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+IMAGES = ROOT / "images"
+
+
+def test_demo_tells_the_worked_example_story(gate_cli: Cli) -> None:
+    result = gate_cli("demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    story = [line for line in result.stdout.splitlines() if " -> " in line]
+    assert [line.split(" -> ")[1].split()[0] for line in story] == ["ADMIT", "ALREADY_USED", "INVALID", "REVOKED"]
+    assert "first_used_at=gate-north-1" in story[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_run_scans_a_folder_until_sigterm_then_exits_cleanly(home: Path, tmp_path: Path) -> None:
+    from gate.demo import write_frames
+
+    key = IssuerKey.new("show7", "hmac")
+    KeyStore(home / "keys").add_issuer_key(key)
+    write_frames(tmp_path / "frames", [mint(key)])
+    (home / "gate.toml").write_text(
+        f'[gate]\nid = "gate-run-test"\n[camera]\nkind = "files"\nsource = "{tmp_path / "frames"}"\n'
+        'fps = 50\nloops = 0\n[feedback]\nkind = "console"\n[scanner]\nholdoff = 3600\n')
+    proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=gate_env(home), cwd=ROOT)
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "ALREADY_USED" not in " ".join(seen):
+        seen.append(proc.stdout.readline())  # the replay loops: the 2nd showing is ALREADY_USED
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert [s.split()[1] for s in seen if s.strip()][:2] == ["ADMIT", "ALREADY_USED"]
+    assert "health:" in out and "Traceback" not in err
+    history = subprocess.run([sys.executable, "-m", "gate.cli", "history", "9f2", "--json"], capture_output=True,
+                             text=True, env=gate_env(home), cwd=ROOT)
+    assert json.loads(history.stdout.splitlines()[0])["gate_id"] == "gate-run-test"
+
+
+def test_run_without_picamera2_says_what_to_install(home: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--feedback", "console"],
+                            capture_output=True, text=True, env=gate_env(home), cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert "python3-picamera2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_decode_prints_path_and_text_for_each_committed_image(gate_cli: Cli) -> None:
+    manifest = json.loads((IMAGES / "manifest.json").read_text())
+    paths = sorted(IMAGES.glob("*.png"))
+    assert len(paths) >= 4
+    result = gate_cli("decode", *map(str, paths))
+    lines = dict(line.split("\t", 1) for line in result.stdout.splitlines())
+    for path in paths:
+        texts = manifest[path.name]
+        assert lines[str(path)] == (" | ".join(texts) if texts else "-"), path.name
+    assert result.returncode == 1  # the empty frame reads nothing: a script can tell
+
+
+def test_decode_of_a_file_that_is_not_an_image(gate_cli: Cli, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not a png")
+    result = gate_cli("decode", str(junk))
+    assert result.returncode == 1 and "cannot read" in result.stdout

@@ -1,0 +1,75 @@
+"""The synthetic scene renderer and the decode bench that relies on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardware import open_decoder
+from hardware.scene import DIFFICULTIES, HARD_AXES, Conditions, hard_set, render_empty, render_frame, render_scene
+
+
+def test_frames_are_grayscale_of_the_requested_size() -> None:
+    for size in [(640, 480), (1280, 720), (320, 240)]:
+        frame = render_frame("SIZE-TEST", size=size, seed=1)
+        assert frame.shape == (size[1], size[0]) and frame.dtype == np.uint8
+        assert render_empty(size, seed=1).shape == (size[1], size[0])
+
+
+def test_a_seed_renders_the_same_frame_every_time() -> None:
+    assert np.array_equal(render_frame("SEEDED", seed=5), render_frame("SEEDED", seed=5))
+    assert not np.array_equal(render_frame("SEEDED", seed=5), render_frame("SEEDED", seed=6))
+
+
+def test_default_difficulty_always_decodes_with_the_pipeline() -> None:
+    pipeline = open_decoder("pipeline")
+    ticket = "QG1:" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 $%*+-./:" * 3
+    for seed in range(40):
+        assert pipeline.decode(render_frame(ticket, seed=seed)) == [ticket], seed
+
+
+def test_difficulties_are_validated() -> None:
+    with pytest.raises(ValueError, match="default"):
+        render_frame("X", seed=1, difficulty="brutal")
+    assert set(DIFFICULTIES) >= {"easy", "default", "hard", "sample"}
+    exact = Conditions(module_px=5, rotation=45, tilt=20)
+    assert render_scene(["X"], seed=1, difficulty=exact).shape == (480, 640)
+
+
+def test_hard_set_spans_every_axis() -> None:
+    samples = list(hard_set(n=2 * len(HARD_AXES), seed=3))
+    assert [s.axis for s in samples] == list(HARD_AXES) * 2
+    by_axis = {s.axis: s.conditions for s in samples}
+    assert by_axis["rotation"].rotation != 0
+    assert by_axis["small"].module_px < 2.5
+    assert by_axis["low_contrast"].contrast < 0.4
+    assert by_axis["glare"].glare > 0.5
+    assert all(len(s.texts) == 1 and s.image.shape == (480, 640) for s in samples)
+
+
+def test_hard_set_uses_the_given_texts() -> None:
+    assert {s.texts[0] for s in hard_set(["ONLY-THIS"], n=4, seed=1)} == {"ONLY-THIS"}
+
+
+def test_bench_runs_and_prints_its_table_and_goals(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(__file__).resolve().parents[1] / "bench" / "decode.py"
+    spec = importlib.util.spec_from_file_location("bench_decode", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_decode", bench)  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        bench.main(["--frames", "2", "--repeat", "1", "--hard", "16"])
+    text = out.getvalue()
+    for name in ("zxing", "zbar", "opencv", "pipeline", "1280x720 code", "goals:"):
+        assert name in text
+    # Timings are the bench's business, not a unit test's: only the read
+    # goal, which does not depend on machine load, is checked here.
+    assert "PASS  pipeline reads" in text

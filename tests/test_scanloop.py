@@ -1,0 +1,195 @@
+"""The scan daemon's loop on real decoders and a real store: frames in, decisions and signals out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import mint
+
+from gate.decide import Decider, Decision
+from gate.keys import IssuerKey
+from gate.outcomes import Outcome
+from gate.scanloop import Debouncer, ScanLoop
+from hardware import FakeCamera, Frame, RecordingFeedback, open_decoder
+from hardware.exc import CameraError
+from hardware.scene import render_empty, render_frame, render_scene
+
+
+@pytest.fixture
+def key() -> IssuerKey:
+    return IssuerKey.new("show7", "hmac")
+
+
+@pytest.fixture
+def decider(make_decider: Callable[..., Decider], key: IssuerKey) -> Decider:
+    return make_decider(key)
+
+
+def frames_of(text: str | None, n: int, seed: int = 0) -> list[np.ndarray]:
+    views = [render_frame(text, seed=seed + s) if text else render_empty(seed=seed + s) for s in range(3)]
+    return [views[i % 3] for i in range(n)]
+
+
+def run(decider: Decider, items: list, **kw: object) -> tuple[ScanLoop, list[Decision], RecordingFeedback]:
+    decisions: list[Decision] = []
+    feedback = RecordingFeedback()
+    cameras = kw.pop("cameras", None)
+    factory = (lambda: cameras.pop(0)) if cameras else (lambda: FakeCamera(items))  # type: ignore[union-attr]
+    loop = ScanLoop(factory, open_decoder("pipeline"), decider.decide, feedback, on_decision=decisions.append,
+                    retry_delays=(0.0,), **kw)  # type: ignore[arg-type]
+    loop.run()
+    return loop, decisions, feedback
+
+
+def test_a_code_held_for_60_frames_is_one_decision_and_again_after_leaving_is_already_used(
+        decider: Decider, key: IssuerKey) -> None:
+    ticket = mint(key)
+    items = frames_of(ticket, 60) + frames_of(None, 6) + frames_of(ticket, 30, seed=10)
+    loop, decisions, feedback = run(decider, items, debouncer=Debouncer(holdoff=3600, leave_frames=5))
+    assert [d.outcome for d in decisions] == [Outcome.ADMIT, Outcome.ALREADY_USED]
+    assert [e[1] for e in feedback.events if e[0] == "show"] == [Outcome.ADMIT, Outcome.ALREADY_USED]
+    assert loop.stats.frames == 96
+    assert loop.stats.decisions == {"ADMIT": 1, "ALREADY_USED": 1}
+
+
+def test_a_missed_frame_or_two_is_not_leaving_the_view(decider: Decider, key: IssuerKey) -> None:
+    ticket = mint(key)
+    items = frames_of(ticket, 10) + frames_of(None, 2) + frames_of(ticket, 10)
+    _, decisions, _ = run(decider, items, debouncer=Debouncer(holdoff=3600, leave_frames=5))
+    assert [d.outcome for d in decisions] == [Outcome.ADMIT]
+
+
+def test_holdoff_decides_again_while_still_in_view() -> None:
+    debounce = Debouncer(holdoff=2.0, leave_frames=5)
+    fired = []
+    for i in range(50):
+        ts = i * 0.1  # 10 frames/s for 5 s
+        for text in debounce.fresh(["T"], ts):
+            debounce.accepted(text, ts)
+            fired.append(ts)
+    assert fired == pytest.approx([0.0, 2.0, 4.0])
+
+
+def test_bad_frames_two_codes_and_a_non_ticket_are_counted_not_fatal(decider: Decider, key: IssuerKey) -> None:
+    a, b = mint(key, "a1"), mint(key, "b1")
+    items: list = [
+        np.zeros((0, 0), np.uint8), np.ones((480, 640), np.float32), Frame(None, 1.0),
+        np.random.default_rng(1).integers(0, 255, (480, 640), dtype=np.uint8),
+        render_scene([a, b], size=(1280, 720), seed=3),
+        render_frame("HELLO WORLD", seed=4),
+        "",
+    ]
+    loop, decisions, _ = run(decider, items, debouncer=Debouncer(holdoff=3600, leave_frames=1))
+    got = sorted((d.outcome.value, d.ticket_id or "", d.reason.value) for d in decisions)
+    assert got == [("ADMIT", "a1", ""), ("ADMIT", "b1", ""), ("INVALID", "", "malformed"), ("INVALID", "", "malformed")]
+    assert loop.stats.bad_frames == 1  # the frame with no image; the others decoded to nothing
+    assert loop.stats.frames == len(items)
+
+
+def test_a_camera_that_raises_mid_run_shows_fault_and_is_reopened(decider: Decider, key: IssuerKey) -> None:
+    ticket = mint(key)
+    first = FakeCamera(frames_of(None, 5), raise_after=3)
+    second = FakeCamera(frames_of(ticket, 5))
+    loop, decisions, feedback = run(decider, [], cameras=[first, second])
+    assert loop.stats.camera_faults == 1
+    assert ("show", Outcome.FAULT) in [e[:2] for e in feedback.events]
+    assert [d.outcome for d in decisions] == [Outcome.ADMIT]  # scanning went on after the reopen
+
+
+def test_a_camera_that_keeps_failing_stops_after_the_limit(decider: Decider) -> None:
+    def broken() -> FakeCamera:
+        raise CameraError("no camera on /dev/video0")
+    feedback = RecordingFeedback()
+    loop = ScanLoop(broken, open_decoder("pipeline"), decider.decide, feedback, retry_delays=(0.0,),
+                    max_camera_faults=3)
+    stats = loop.run()
+    assert stats.camera_faults == 3
+    assert [e[1] for e in feedback.events if e[0] == "show"] == [Outcome.FAULT] * 3
+
+
+def test_a_slow_store_never_holds_up_the_camera(decider: Decider, key: IssuerKey) -> None:
+    import threading
+
+    gate = threading.Event()
+    real = decider.decide
+
+    def slow(text: str) -> Decision:
+        gate.wait(10)  # the store is stuck until the camera has gone through every frame
+        return real(text)
+
+    tickets = [mint(key, f"q{i}") for i in range(8)]
+    items = [Frame(None, float(i), (t,)) for i, t in enumerate(tickets)]
+    feedback = RecordingFeedback()
+    loop = ScanLoop(lambda: FakeCamera(items), open_decoder("pipeline"), slow, feedback, queue_size=2,
+                    on_frame=lambda: None)
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    deadline = 200
+    while loop.stats.frames < len(items) and deadline:
+        threading.Event().wait(0.01)
+        deadline -= 1
+    assert loop.stats.frames == len(items), "the camera loop was held up by the store"
+    gate.set()
+    runner.join(10)
+    assert loop.stats.dropped >= len(items) - 3  # bounded hand-off: the rest were dropped, to be re-read
+    assert sum(loop.stats.decisions.values()) == len(items) - loop.stats.dropped
+
+
+def test_wedge_text_skips_the_decoder(decider: Decider, key: IssuerKey) -> None:
+    ticket = mint(key)
+    loop, decisions, _ = run(decider, [ticket, ticket], debouncer=Debouncer(holdoff=0, leave_frames=1))
+    assert [d.outcome for d in decisions] == [Outcome.ADMIT, Outcome.ALREADY_USED]
+    assert loop.stats.decode_ms_total == 0
+
+
+def test_health_line_reports_rates_and_counts(decider: Decider, key: IssuerKey) -> None:
+    loop, _, _ = run(decider, frames_of(mint(key), 5))
+    line = loop.stats.health()
+    assert "frames/s" in line and "decode" in line and "ADMIT=1" in line
+
+
+def test_demo_frames_decode(tmp_path: Path) -> None:
+    from gate.demo import write_frames
+    count = write_frames(tmp_path, ["HELLO"])
+    assert count == len(list(tmp_path.glob("*.png")))
+
+
+def test_frames_to_decisions_to_pin_states_end_to_end(decider: Decider, key: IssuerKey) -> None:
+    """Camera frames of four showings -> the real pipeline decoder -> decisions -> LEDs, buzzer, relay."""
+    from gpiozero.pins.mock import MockFactory
+
+    from gate.demo import forge
+    from hardware import Pins
+    from hardware.feedback.gpio import GpioFeedback
+
+    ticket, refunded = mint(key), mint(key, "a11", "14C")
+    decider.store.revoke("show7", "a11", at=0.0, by="test")
+    items = []
+    for n, text in enumerate([ticket, ticket, forge(ticket), refunded]):
+        items += frames_of(text, 8, seed=20 * n) + frames_of(None, 6, seed=500 + n)
+    factory = MockFactory()
+    pins = Pins(green=17, red=27, amber=22, buzzer=23, relay=24)
+    with GpioFeedback(pins, pin_factory=factory, time_scale=0.001) as feedback:
+        def settle(_d: Decision) -> None:
+            assert feedback.wait_idle(timeout=5)  # let each pattern finish before the next person
+        decisions: list[Decision] = []
+        loop = ScanLoop(lambda: FakeCamera(items), open_decoder("pipeline"), decider.decide, feedback,
+                        debouncer=Debouncer(holdoff=3600, leave_frames=5),
+                        on_decision=lambda d: (decisions.append(d), settle(d)))
+        loop.run()
+        assert feedback.wait_idle(timeout=5)
+
+    def pulses(pin: int) -> int:
+        states = [s.state for s in factory.pin(pin).states]
+        assert all(a != b for a, b in zip(states, states[1:], strict=False)), states  # every change is a switch
+        return states.count(True)
+
+    assert [d.outcome for d in decisions] == [Outcome.ADMIT, Outcome.ALREADY_USED, Outcome.INVALID, Outcome.REVOKED]
+    assert pulses(17) == 1  # green: the one ADMIT
+    assert pulses(24) == 1  # relay: the one ADMIT, never a rejection
+    assert pulses(27) == 1 + 1 + 5  # red: ALREADY_USED, INVALID, REVOKED blinking five times
+    assert pulses(23) == 1 + 2 + 1 + 3  # buzzer: 1 short, 2 short, 1 long, 3 short
+    assert pulses(22) == 0  # amber: no fault, not offline
