@@ -32,7 +32,7 @@ from hardware.scene import HARD_AXES, hard_set, render_empty, render_frame
 
 DECODERS = ("zxing", "zbar", "opencv", "pipeline")
 SIZES = ((640, 480), (1280, 720))
-#: A realistic ticket: ~130 Base45 characters, QR version 6 at level M.
+#: A realistic ticket: 121 Base45 characters, QR version 5 at level M.
 TICKET = "QG1:" + "7X9M2K4PQ1$RWC8%N3B5*LZ0-H6.VJ:TDF/GY+S" * 3
 
 #: The goals the pipeline is tuned against (see docs/hardware.md).

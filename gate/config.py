@@ -88,6 +88,31 @@ class ScannerSection:
 
 
 @dataclass(frozen=True)
+class SyncSection:
+    """Multi-gate single use over MQTT (sync/, docs/mqtt.md)."""
+
+    broker: str = _opt("", "MQTT v5 broker, mqtt://host:port or mqtts://host:port; empty: decide from the local "
+                       "store alone")
+    prefix: str = _opt("qrgate", "first level of every qrgate topic")
+    claim_budget: float = _opt(0.3, "seconds a scan waits for the arbiter's answer before the offline policy decides",
+                               min=0.01, max=10)
+    offline_policy: Literal["admit-if-unseen", "deny"] = _opt(
+        "admit-if-unseen", "without an answer in time: admit-if-unseen (admit what the local set has not seen, "
+        "provisionally, and reconcile later) or deny")
+    connect_wait: float = _opt(3.0, "seconds `gate check` waits at start for the broker and the arbiter", min=0)
+    drain_wait: float = _opt(10.0, "seconds `gate check` waits at exit for its outbox to reach the arbiter", min=0)
+    reconnect_min: int = _opt(1, "seconds before the first reconnect attempt (doubling up to reconnect_max)", min=1)
+    reconnect_max: int = _opt(16, "longest wait between reconnect attempts, seconds", min=1)
+    keepalive: int = _opt(10, "MQTT keepalive, seconds: a silent broker is noticed within 1.5x this", min=2)
+    status_every: float = _opt(10.0, "seconds between retained status updates", min=0.2)
+    batch: int = _opt(200, "claims or releases per outbox-drain message", min=1, max=1000)
+    username: str = _opt("", "MQTT user name (empty: anonymous)")
+    password_file: str = _opt("", "file holding the MQTT password (relative to home)")
+    ca_file: str = _opt("", "mqtts: CA bundle that signed the broker's certificate (empty: the system's)")
+    arbiter_db: str = _opt("arbiter.db", "`gate arbiter`: its SQLite file (relative to home)")
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path = Path(".")
     source: str = "defaults"
@@ -98,6 +123,7 @@ class Config:
     decoder: DecoderSection = field(default_factory=DecoderSection)
     feedback: FeedbackSection = field(default_factory=FeedbackSection)
     scanner: ScannerSection = field(default_factory=ScannerSection)
+    sync: SyncSection = field(default_factory=SyncSection)
 
     @property
     def gate_id(self) -> str:

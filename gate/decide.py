@@ -12,10 +12,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 from gate.exc import StoreError
 from gate.outcomes import Outcome, Reason
-from gate.store import FirstUse, Scan, Store
+from gate.store import FirstUse, Redemption, Scan, Store
 from gate.verify import Verdict, Verifier
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,18 @@ def new_scan_id() -> str:
     return uuid.uuid4().hex
 
 
+class Claimer(Protocol):
+    """The claim step: spend a verified scan's ticket once across gates.
+
+    `redeem` keeps the contract of `Store.redeem`: an ADMIT is durable in the
+    local store before it returns, storage faults raise StoreError, and it may
+    also answer FAULT with a reason.  `sync.GateClaimer` claims at the arbiter
+    over MQTT; a Decider without a claimer decides from its local store alone.
+    """
+
+    def redeem(self, scan: Scan) -> Redemption: ...
+
+
 class Decider:
     """Verify offline, then spend the ticket once in the local store."""
 
@@ -63,11 +76,13 @@ class Decider:
         gate_id: str,
         *,
         clock: Callable[[], float] = time.time,
+        claimer: Claimer | None = None,
     ) -> None:
         self.verifier = verifier
         self.store = store
         self.gate_id = gate_id
         self.clock = clock
+        self.claimer = claimer
 
     def decide(self, text: str, *, scan_id: str | None = None, now: float | None = None) -> Decision:
         """Decide one scan.  Never raises for any input text; never ADMIT without a durable record."""
@@ -81,10 +96,11 @@ class Decider:
         if not verdict.ok:
             return self._reject(scan, verdict)
         try:
-            redemption = self.store.redeem(scan)
+            redemption = (self.claimer or self.store).redeem(scan)
         except StoreError as exc:
             return self._fault(scan, verdict, exc)
-        return self._decision(scan, verdict, redemption.outcome, redemption.first)
+        return self._decision(scan, verdict, redemption.outcome, redemption.first, redemption.reason,
+                              redemption.detail, provisional=redemption.provisional)
 
     def _reject(self, scan: Scan, verdict: Verdict) -> Decision:
         decision = self._decision(scan, verdict, Outcome.INVALID, None, verdict.reason, verdict.detail)
@@ -107,6 +123,8 @@ class Decider:
         first: FirstUse | None,
         reason: Reason | None = None,
         detail: str = "",
+        *,
+        provisional: bool = False,
     ) -> Decision:
         if reason is None:
             reason = {Outcome.ALREADY_USED: Reason.ALREADY_USED, Outcome.REVOKED: Reason.REVOKED}.get(
@@ -117,6 +135,6 @@ class Decider:
             event=scan.event, ticket_id=scan.ticket_id, seat=ticket.seat if ticket else None,
             generation=scan.generation,
             first_gate=first.gate_id if first else None, first_at=first.at if first else None,
-            provisional=bool(first and first.provisional and outcome is Outcome.ADMIT),
+            provisional=outcome is Outcome.ADMIT and (provisional or bool(first and first.provisional)),
             detail=detail,
         )

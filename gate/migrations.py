@@ -38,4 +38,41 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (event, ticket_id)
         ) WITHOUT ROWID""",
     )),
+    # Multi-gate sync (sync/ledger.py owns the rules; docs/mqtt.md "Crash safety" explains them).
+    # redeemed.source: 'local' = admitted here, 'arbiter' = applied from the arbiter's stream.
+    # redeemed.arbiter: '' = not yet confirmed, 'won', 'conflict' (a late admission that lost), 'revoked'.
+    (2, "sync: outbox, arbiter fields, conflicts, stream position", (
+        "ALTER TABLE redeemed ADD COLUMN source TEXT NOT NULL DEFAULT 'local'",
+        "ALTER TABLE redeemed ADD COLUMN arbiter TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE redeemed ADD COLUMN arbiter_seq INTEGER",
+        "CREATE INDEX redeemed_scan ON redeemed (scan_id)",
+        """CREATE TABLE outbox (
+            scan_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('claim', 'late', 'release', 'done')),
+            event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 0,
+            gate_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            answer TEXT NOT NULL DEFAULT ''
+        ) WITHOUT ROWID""",
+        "CREATE INDEX outbox_pending ON outbox (state, created) WHERE state != 'done'",
+        """CREATE TABLE conflicts (
+            late_scan_id TEXT PRIMARY KEY,
+            event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            first_gate TEXT NOT NULL,
+            first_at REAL NOT NULL,
+            first_scan_id TEXT NOT NULL,
+            late_gate TEXT NOT NULL,
+            late_at REAL NOT NULL,
+            seq INTEGER,
+            state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'void')),
+            recorded_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    )),
 ]

@@ -40,4 +40,6 @@ class Reason(enum.StrEnum):
     REVOKED = "revoked"
     ALREADY_USED = "already_used"
     STORE_FAULT = "store_fault"
+    #: (with FAULT) no usable answer from the arbiter and the offline policy denies
+    OFFLINE = "offline"
 

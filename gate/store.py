@@ -56,11 +56,18 @@ class FirstUse:
 
 @dataclass(frozen=True)
 class Redemption:
-    """The answer of the add-if-absent: ADMIT, ALREADY_USED or REVOKED."""
+    """The answer of the add-if-absent: ADMIT, ALREADY_USED or REVOKED.
+
+    A claimer (sync/) may also answer FAULT; `reason` None lets the Decider
+    derive it from the outcome; `provisional` marks an ADMIT decided offline.
+    """
 
     outcome: Outcome
     first: FirstUse | None = None
     replay: bool = False
+    reason: Reason | None = None
+    provisional: bool = False
+    detail: str = ""
 
 
 def diagnose(path: Path) -> str:
@@ -233,6 +240,16 @@ class Store:
             return {(e, t) for e, t in self.conn.execute("SELECT event, ticket_id FROM redeemed")}
 
     # helpers -------------------------------------------------------------------
+    # Public for code that extends a redemption transaction (sync/ledger.py): call
+    # them inside `transaction()` with the connection it yields.
+    @staticmethod
+    def revoked_in(db: sqlite3.Connection, event: str, ticket_id: str) -> bool:
+        return Store._is_revoked(db, event, ticket_id)
+
+    @staticmethod
+    def audit_in(db: sqlite3.Connection, scan: Scan, outcome: Outcome, reason: Reason, detail: str = "") -> None:
+        Store._audit(db, scan, outcome, reason, detail)
+
     @staticmethod
     def _is_revoked(db: sqlite3.Connection, event: str, ticket_id: str) -> bool:
         return db.execute("SELECT 1 FROM revoked WHERE ticket_id = ? AND event IN (?, ?)",

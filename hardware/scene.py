@@ -162,8 +162,8 @@ def hard_set(
 ) -> Iterator[HardSample]:
     """Yield `n` frames cycling through `HARD_AXES`, each pushed hard on one axis.
 
-    Default texts are ticket-sized Base45 strings (about 120 characters, a
-    QR version 6-7 at level M), the size a signed ticket really has.
+    Default texts are ticket-sized Base45 strings (104-144 characters, a
+    QR version 5-6 at level M), the size a signed ticket really has.
     """
     rng = np.random.default_rng(seed)
     pool = list(texts) if texts else [_random_ticket_text(rng) for _ in range(16)]

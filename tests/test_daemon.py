@@ -77,3 +77,31 @@ def test_decode_of_a_file_that_is_not_an_image(gate_cli: Cli, tmp_path: Path) ->
     junk.write_bytes(b"not a png")
     result = gate_cli("decode", str(junk))
     assert result.returncode == 1 and "cannot read" in result.stdout
+
+
+def test_readme_shows_ops_staff_the_real_patterns() -> None:
+    from hardware import pattern_table
+
+    readme = (ROOT / "README.md").read_text()
+    for row in pattern_table().splitlines()[2:]:
+        assert row in readme, f"README.md's pattern table is out of step: {row}"
+
+
+def test_run_decides_the_committed_images_with_the_documented_test_keys(home: Path) -> None:
+    from test_ticket_format import doc_vectors
+
+    from gate.keys import IssuerKey
+
+    store = KeyStore(home / "keys")
+    for k in doc_vectors()["keys"]:
+        secret = str(k.get("master_secret") or k["private_key"])
+        store.add_issuer_key(IssuerKey(str(k["kid"]), str(k["scheme"]), str(k["event"]), bytes.fromhex(secret), 0.0))
+    (home / "gate.toml").write_text(f'[camera]\nkind = "files"\nsource = "{IMAGES}"\n'
+                                    '[feedback]\nkind = "console"\n[scanner]\nleave_frames = 1\n')
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run"], capture_output=True, text=True,
+                            env=gate_env(home), cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = [line.split()[1] for line in result.stdout.splitlines() if line[:1] in "✔✖⊘⚠"]
+    # sorted files: empty, not_a_ticket, ticket (HMAC), ticket_ed25519 (the same show7/9f2 under the
+    # other key: still single use), two_codes (the HMAC one is back in view)
+    assert shown == ["INVALID", "ADMIT", "ALREADY_USED", "ALREADY_USED"]

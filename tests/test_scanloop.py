@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def test_frames_to_decisions_to_pin_states_end_to_end(decider: Decider, key: Iss
 
     def pulses(pin: int) -> int:
         states = [s.state for s in factory.pin(pin).states]
-        assert all(a != b for a, b in zip(states, states[1:], strict=False)), states  # every change is a switch
+        assert all(a != b for a, b in itertools.pairwise(states)), states  # every change is a switch
         return states.count(True)
 
     assert [d.outcome for d in decisions] == [Outcome.ADMIT, Outcome.ALREADY_USED, Outcome.INVALID, Outcome.REVOKED]

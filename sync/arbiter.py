@@ -1,0 +1,215 @@
+"""`gate arbiter`: the central compare-and-set, answering over MQTT v5 request/response.
+
+What a caller may rely on:
+
+* Requests are decoded on the network thread and queued; one committer
+  thread takes everything queued (up to `max_batch` ops), decides it in one
+  durable transaction (ArbiterStore.apply) and only then publishes the
+  answers, then the new stream items (group commit: nothing is answered or
+  published before its commit).
+* A request that cannot be decoded is answered with an error (if it has a
+  ResponseTopic) and counted; it changes nothing.  A claim or release whose
+  `gate` is not the topic's sender is refused the same way.
+* If the store cannot commit, nothing of that batch is answered (the gates
+  time out and fall back to their offline policy); the status says "fault".
+* The retained status on `{prefix}/arbiter/status` is "online" while
+  running, "offline" after a clean stop or (last will) a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sync import wire
+from sync.arbiter_store import ArbiterStore, Op
+from sync.counters import Counters
+from sync.exc import ArbiterStoreError, BadMessage
+from sync.link import Broker, Credentials, Inbound, Link
+from sync.topics import REQUESTS, Topics
+
+log = logging.getLogger(__name__)
+
+STREAM_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Work:
+    """One decoded request waiting for the committer."""
+
+    kind: str
+    sender: str
+    response_topic: str | None
+    correlation: bytes | None
+    ops: list[Op] = field(default_factory=list)
+    after: int = 0
+    limit: int = 0
+
+
+class Arbiter:
+    """Run with `run(stop)` until `stop` is set; one arbiter per store file."""
+
+    def __init__(self, store: ArbiterStore, broker: Broker, topics: Topics, *, keepalive: int = 10,
+                 reconnect: tuple[int, int] = (1, 16), credentials: Credentials | None = None,
+                 status_every: float = 10.0, max_batch: int = 2000) -> None:
+        self.store = store
+        self.topics = topics
+        self.counters = Counters()
+        self.status_every = status_every
+        self.max_batch = max_batch
+        self._queue: queue.Queue[Work] = queue.Queue()
+        self._fault = ""
+        self._next_status = 0.0
+        self._announce: Callable[[], None] | None = None
+        self.link = Link(broker, f"{topics.prefix}-arbiter-{os.getpid()}",
+                         subscriptions=[topics.requests(kind) for kind in REQUESTS],
+                         on_message=self._received, on_ready=self._ready_changed,
+                         will=(topics.arbiter_status, self._status("offline", reason="lost")),
+                         keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until `stop` is set, then answer what is queued and publish "offline"."""
+        self._announce = on_ready
+        self.link.start()
+        try:
+            while not stop.is_set():
+                self.step(timeout=0.2)
+            while not self._queue.empty():
+                self.step(timeout=0)
+        finally:
+            self.link.stop(final=(self.topics.arbiter_status, self._status("offline", reason="stopped")))
+
+    def step(self, timeout: float) -> int:
+        """Serve one batch of queued requests (waiting up to `timeout` for the first); the ops served."""
+        try:
+            batch = [self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()]
+        except queue.Empty:
+            self._maybe_status()
+            return 0
+        ops = len(batch[0].ops)
+        while ops < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+            ops += len(batch[-1].ops)
+        self._serve(batch)
+        self._maybe_status()
+        return ops
+
+    def _serve(self, batch: list[Work]) -> None:
+        writes = [w for w in batch if w.kind in ("claim", "release", "revoke")]
+        if writes:
+            try:
+                answers, stream = self.store.apply([op for w in writes for op in w.ops])
+            except ArbiterStoreError as exc:
+                self._set_fault(str(exc))
+            else:
+                self._set_fault("")
+                self._answer(writes, answers)
+                self._publish_stream(stream)
+        for work in batch:
+            if work.kind == "catchup":
+                self._catch_up(work)
+
+    def _answer(self, writes: list[Work], answers: list[wire.Answer]) -> None:
+        now = time.time()
+        start = 0
+        for work in writes:
+            mine = answers[start:start + len(work.ops)]
+            start += len(work.ops)
+            self.counters.add(f"{work.kind}s", len(mine))
+            for a in mine:
+                self.counters.add(f"answer_{a.answer}")
+            self._reply(work, wire.answers_reply(work.kind, mine, now))
+
+    def _publish_stream(self, stream: list[wire.Json]) -> None:
+        for start in range(0, len(stream), STREAM_CHUNK):
+            self.link.publish(self.topics.stream, wire.stream_batch(self.store.epoch, stream[start:start + STREAM_CHUNK]))
+        for item in stream:
+            if item["kind"] == "conflict":
+                self.link.publish(self.topics.conflict(str(item["event"])), {"v": wire.VERSION, **item})
+
+    def _catch_up(self, work: Work) -> None:
+        try:
+            entries, head = self.store.read_stream(work.after, work.limit)
+        except ArbiterStoreError as exc:
+            self._set_fault(str(exc))
+            return
+        more = bool(entries) and entries[-1]["seq"] < head
+        self.counters.add("catchups")
+        self._reply(work, wire.catchup_reply(self.store.epoch, head, entries, more, time.time()))
+
+    def _reply(self, work: Work, payload: wire.Json) -> None:
+        if work.response_topic is None:
+            self.counters.add("no_response_topic")
+            return
+        self.link.publish(work.response_topic, payload, correlation=work.correlation)
+
+    # -- the network thread -------------------------------------------------------------------
+    def _received(self, msg: Inbound) -> None:
+        parsed = self.topics.parse_request(msg.topic)
+        if parsed is None:
+            return
+        kind, sender = parsed
+        try:
+            work = self._parse(kind, sender, msg)
+        except BadMessage as exc:
+            self.counters.add("bad_requests")
+            log.warning("bad %s request from %s: %s", kind, sender, exc)
+            if msg.response_topic:
+                self.link.publish(msg.response_topic, wire.error_reply(str(exc)), correlation=msg.correlation)
+            return
+        self._queue.put(work)
+
+    @staticmethod
+    def _parse(kind: str, sender: str, msg: Inbound) -> Work:
+        d = msg.payload
+        if kind == "catchup":
+            after, limit = wire.parse_catchup(d)
+            return Work(kind, sender, msg.response_topic, msg.correlation, after=after, limit=limit)
+        ops: list[Op]
+        if kind == "claim":
+            ops = list(wire.parse_claims(d))
+        elif kind == "release":
+            ops = list(wire.parse_releases(d))
+        else:
+            ops = [wire.Revocation(v.event, v.ticket, sender, v.reason, v.at) for v in wire.parse_revocations(d)]
+        if any(not isinstance(op, wire.Revocation) and op.gate != sender for op in ops):
+            raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
+        return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops)
+
+    def _ready_changed(self, ready: bool) -> None:
+        if ready:
+            self._next_status = 0.0  # publish "online" at once (from the committer thread)
+            self._queue.put(Work("wake", "", None, None))  # the committer publishes it
+
+    # -- status -----------------------------------------------------------------------------------
+    def _status(self, state: str, **extra: object) -> wire.Json:
+        return {"v": wire.VERSION, "role": "arbiter", "state": state, "at": time.time(), **extra}
+
+    def _maybe_status(self) -> None:
+        now = time.monotonic()
+        if now < self._next_status or not self.link.ready:
+            return
+        self._next_status = now + self.status_every
+        state = "fault" if self._fault else "online"
+        payload = self._status(state, epoch=self.store.epoch, head=self.store.head(), store=self.store.counts(),
+                               counters=self.counters.snapshot(), detail=self._fault)
+        if self.link.publish(self.topics.arbiter_status, payload, retain=True) and self._announce is not None:
+            self._announce()
+            self._announce = None
+
+    def _set_fault(self, fault: str) -> None:
+        if fault:
+            self.counters.add("store_errors")
+            log.error("arbiter store fault, batch not answered: %s", fault)
+        if fault != self._fault:
+            self._fault = fault
+            self._next_status = 0.0

@@ -1,0 +1,292 @@
+"""The arbiter's durable compare-and-set: one SQLite file (WAL, synchronous=FULL).
+
+What a caller may rely on:
+
+* `apply` runs a whole batch of claims, releases and revocations in one
+  BEGIN IMMEDIATE transaction and returns only after COMMIT: an answer or a
+  stream item it returns is durable (group commit: answer nothing before).
+* Claims are an insert-if-absent on (event, ticket id).  Every decided scan
+  id is remembered with its answer, so a replayed scan id gets the same
+  answer and changes nothing (idempotency by key).
+* A late claim (``admitted``: the gate already let someone in offline) that
+  finds the ticket held by another scan is a conflict: recorded once per
+  late scan id and put on the stream.
+* A release drops the ticket if that scan holds it and tombstones the scan
+  id, so a stale copy of its claim can never win later.  A scan that was
+  admitted is never released.  If late admissions were recorded as
+  conflicts against the released scan, the oldest takes the ticket over
+  (its conflict becomes void): only real double entries stay conflicts.
+* Every change other gates must apply gets the next stream sequence number;
+  sequence numbers are never reused.  `epoch` names this store so gates
+  notice a replaced arbiter database and catch up from zero.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from sync.exc import ArbiterStoreError
+from sync.wire import Answer, Claim, First, Json, Release, Revocation
+
+SCHEMA: tuple[str, ...] = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE claims (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL, scan_id TEXT NOT NULL, gate_id TEXT NOT NULL,
+        at REAL NOT NULL, generation INTEGER NOT NULL, arbiter_at REAL NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (event, ticket_id)) WITHOUT ROWID""",
+    """CREATE TABLE scans (
+        scan_id TEXT PRIMARY KEY, event TEXT NOT NULL, ticket_id TEXT NOT NULL, gate_id TEXT NOT NULL,
+        at REAL NOT NULL, generation INTEGER NOT NULL, admitted INTEGER NOT NULL,
+        answer TEXT NOT NULL CHECK (answer IN ('won', 'lost', 'revoked', 'released')),
+        seq INTEGER, first_gate TEXT, first_at REAL, first_scan_id TEXT, first_arbiter_at REAL,
+        arbiter_at REAL NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE conflicts (
+        late_scan_id TEXT PRIMARY KEY, event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        first_scan_id TEXT NOT NULL, first_gate TEXT NOT NULL, first_at REAL NOT NULL,
+        late_gate TEXT NOT NULL, late_at REAL NOT NULL, arbiter_at REAL NOT NULL, seq INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'void'))) WITHOUT ROWID""",
+    "CREATE INDEX conflicts_first ON conflicts (first_scan_id)",
+    """CREATE TABLE revoked (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL,
+        reason TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (event, ticket_id)) WITHOUT ROWID""",
+    """CREATE TABLE stream (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL, arbiter_at REAL NOT NULL)""",
+)
+SCHEMA_VERSION = 1
+ANY_EVENT = "*"
+
+Op = Claim | Release | Revocation
+
+
+class ArbiterStore:
+    """Open with `ArbiterStore.open(path)`; one arbiter process per file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Callable[[], float]) -> None:
+        self.conn = conn
+        self.path = path
+        self.clock = clock
+        self.epoch = ""
+
+    @classmethod
+    def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> ArbiterStore:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            store = cls(conn, path, clock)
+            if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                raise ArbiterStoreError(f"{path}: integrity check failed")
+            store._create()
+        except (sqlite3.Error, OSError) as exc:
+            raise ArbiterStoreError(f"{path}: cannot open the arbiter store: {exc}") from None
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _create(self) -> None:
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+                for statement in SCHEMA:
+                    db.execute(statement)
+                db.executemany("INSERT INTO meta VALUES (?, ?)",
+                               [("schema", str(SCHEMA_VERSION)), ("epoch", uuid.uuid4().hex)])
+            self.epoch = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            raise ArbiterStoreError(f"{self.path}: {exc}") from exc
+
+    # -- the batch -------------------------------------------------------------------------
+    def apply(self, ops: Sequence[Op]) -> tuple[list[Answer], list[Json]]:
+        """Decide every op in one durable transaction: (one answer per op, the new stream items)."""
+        now = self.clock()
+        answers: list[Answer] = []
+        stream: list[Json] = []
+        with self._transaction() as db:
+            for op in ops:
+                if isinstance(op, Claim):
+                    answers.append(self._claim(db, op, now, stream))
+                elif isinstance(op, Release):
+                    answers.append(self._release(db, op, now, stream))
+                else:
+                    answers.append(self._revoke(db, op, now, stream))
+        return answers, stream
+
+    def _claim(self, db: sqlite3.Connection, c: Claim, now: float, stream: list[Json]) -> Answer:
+        prior = db.execute("SELECT event, ticket_id, answer, admitted FROM scans WHERE scan_id = ?",
+                           (c.scan,)).fetchone()
+        if prior is not None:
+            if (prior[0], prior[1]) != (c.event, c.ticket):
+                return Answer(c.scan, "invalid", detail="scan id already used for another ticket")
+            if c.admitted and not prior[3]:  # asked online, timed out, admitted offline after all
+                db.execute("UPDATE scans SET admitted = 1 WHERE scan_id = ?", (c.scan,))
+                if prior[2] == "lost":
+                    self._conflict(db, c, now, stream)
+            return self._answer_of(db, c.scan)
+        if db.execute("SELECT 1 FROM revoked WHERE ticket_id = ? AND event IN (?, ?)",
+                      (c.ticket, c.event, ANY_EVENT)).fetchone():
+            self._remember(db, c, "revoked", now)
+            return Answer(c.scan, "revoked")
+        holder = self._holder(db, c.event, c.ticket)
+        if holder is None:
+            seq = self._emit(db, stream, now, kind="redemption", event=c.event, ticket=c.ticket, gen=c.gen,
+                             scan=c.scan, gate=c.gate, at=c.at, arbiter_at=now)
+            db.execute("INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (c.event, c.ticket, c.scan, c.gate, c.at, c.gen, now, seq))
+            self._remember(db, c, "won", now, seq=seq)
+            return Answer(c.scan, "won", seq)
+        self._remember(db, c, "lost", now, first=holder)
+        if c.admitted:
+            self._conflict(db, c, now, stream)
+        return self._answer_of(db, c.scan)
+
+    def _release(self, db: sqlite3.Connection, r: Release, now: float, stream: list[Json]) -> Answer:
+        prior = db.execute("SELECT answer, admitted FROM scans WHERE scan_id = ?", (r.scan,)).fetchone()
+        if prior is not None and prior[1]:
+            return Answer(r.scan, "refused", detail="an admitted scan is never released")
+        holder = self._holder(db, r.event, r.ticket)
+        if holder is not None and holder.scan == r.scan:
+            db.execute("DELETE FROM claims WHERE event = ? AND ticket_id = ?", (r.event, r.ticket))
+            self._emit(db, stream, now, kind="release", event=r.event, ticket=r.ticket, scan=r.scan, gate=r.gate,
+                       arbiter_at=now)
+            self._promote(db, r, now, stream)
+        if prior is None:
+            self._remember(db, Claim(r.scan, r.event, r.ticket, r.gate, 0.0), "released", now)
+        else:
+            db.execute("UPDATE scans SET answer = 'released', arbiter_at = ? WHERE scan_id = ?", (now, r.scan))
+        return Answer(r.scan, "released")
+
+    def _promote(self, db: sqlite3.Connection, r: Release, now: float, stream: list[Json]) -> None:
+        """The released scan had lost-late conflicts against it: the oldest late admission takes the ticket."""
+        row = db.execute("SELECT c.late_scan_id, c.late_gate, c.late_at, s.generation FROM conflicts c"
+                         " JOIN scans s ON s.scan_id = c.late_scan_id WHERE c.first_scan_id = ? AND"
+                         " c.state = 'open' ORDER BY c.seq LIMIT 1", (r.scan,)).fetchone()
+        if row is None:
+            return
+        late_scan, gate, at, gen = row
+        seq = self._emit(db, stream, now, kind="redemption", event=r.event, ticket=r.ticket, gen=gen,
+                         scan=late_scan, gate=gate, at=at, arbiter_at=now)
+        db.execute("INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (r.event, r.ticket, late_scan, gate, at, gen, now, seq))
+        db.execute("UPDATE scans SET answer = 'won', seq = ?, first_gate = NULL, first_at = NULL,"
+                   " first_scan_id = NULL, first_arbiter_at = NULL WHERE scan_id = ?", (seq, late_scan))
+        db.execute("UPDATE conflicts SET state = 'void' WHERE late_scan_id = ?", (late_scan,))
+        self._emit_conflict(db, late_scan, now, stream)
+        others = [r[0] for r in db.execute("SELECT late_scan_id FROM conflicts WHERE first_scan_id = ? AND"
+                                           " state = 'open'", (r.scan,))]
+        db.execute("UPDATE conflicts SET first_scan_id = ?, first_gate = ?, first_at = ? WHERE first_scan_id = ?"
+                   " AND state = 'open'", (late_scan, gate, at, r.scan))
+        db.execute("UPDATE scans SET first_scan_id = ?, first_gate = ?, first_at = ?, first_arbiter_at = ?"
+                   " WHERE first_scan_id = ? AND answer = 'lost'", (late_scan, gate, at, now, r.scan))
+        for other in others:
+            self._emit_conflict(db, other, now, stream)
+
+    def _revoke(self, db: sqlite3.Connection, v: Revocation, now: float, stream: list[Json]) -> Answer:
+        if db.execute("SELECT 1 FROM revoked WHERE event = ? AND ticket_id = ?", (v.event, v.ticket)).fetchone():
+            return Answer(v.ticket, "revoked", detail="already revoked")
+        seq = self._emit(db, stream, now, kind="revocation", event=v.event, ticket=v.ticket, by=v.by,
+                         reason=v.reason, at=v.at or now)
+        db.execute("INSERT INTO revoked VALUES (?, ?, ?, ?, ?, ?)", (v.event, v.ticket, v.at or now, v.by,
+                                                                     v.reason, seq))
+        return Answer(v.ticket, "revoked", seq)
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _holder(db: sqlite3.Connection, event: str, ticket: str) -> First | None:
+        row = db.execute("SELECT gate_id, at, scan_id, arbiter_at FROM claims WHERE event = ? AND ticket_id = ?",
+                         (event, ticket)).fetchone()
+        return First(*row) if row else None
+
+    @staticmethod
+    def _remember(db: sqlite3.Connection, c: Claim, answer: str, now: float, *, seq: int | None = None,
+                  first: First | None = None) -> None:
+        f = first or First("", 0.0, "", 0.0)
+        db.execute("INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (c.scan, c.event, c.ticket, c.gate, c.at, c.gen, int(c.admitted), answer, seq,
+                    f.gate or None, f.at if first else None, f.scan or None, f.arbiter_at if first else None, now))
+
+    @staticmethod
+    def _answer_of(db: sqlite3.Connection, scan: str) -> Answer:
+        answer, seq, gate, at, first_scan, first_arbiter_at = db.execute(
+            "SELECT answer, seq, first_gate, first_at, first_scan_id, first_arbiter_at FROM scans"
+            " WHERE scan_id = ?", (scan,)).fetchone()
+        conflict = db.execute("SELECT 1 FROM conflicts WHERE late_scan_id = ? AND state = 'open'",
+                              (scan,)).fetchone() is not None
+        first = First(gate, at, first_scan, first_arbiter_at or 0.0) if answer == "lost" else None
+        return Answer(scan, answer, seq if answer == "won" else None, first, conflict)
+
+    def _conflict(self, db: sqlite3.Connection, c: Claim, now: float, stream: list[Json]) -> None:
+        holder = self._holder(db, c.event, c.ticket)
+        if holder is None:  # cannot happen for a lost scan: the holder is only ever replaced, not dropped
+            return
+        inserted = db.execute("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'open')"
+                              " ON CONFLICT DO NOTHING",
+                              (c.scan, c.event, c.ticket, holder.scan, holder.gate, holder.at, c.gate, c.at,
+                               now)).rowcount
+        if inserted:
+            self._emit_conflict(db, c.scan, now, stream)
+
+    def _emit_conflict(self, db: sqlite3.Connection, late_scan: str, now: float, stream: list[Json]) -> None:
+        row = db.execute("SELECT event, ticket_id, state, first_gate, first_at, first_scan_id, late_gate, late_at"
+                         " FROM conflicts WHERE late_scan_id = ?", (late_scan,)).fetchone()
+        event, ticket, state, first_gate, first_at, first_scan, late_gate, late_at = row
+        seq = self._emit(db, stream, now, kind="conflict", state=state, event=event, ticket=ticket,
+                         first={"gate": first_gate, "at": first_at, "scan": first_scan},
+                         late={"gate": late_gate, "at": late_at, "scan": late_scan}, arbiter_at=now)
+        db.execute("UPDATE conflicts SET seq = ? WHERE late_scan_id = ?", (seq, late_scan))
+
+    @staticmethod
+    def _emit(db: sqlite3.Connection, stream: list[Json], now: float, **item: object) -> int:
+        seq = db.execute("INSERT INTO stream (kind, body, arbiter_at) VALUES (?, ?, ?)",
+                         (item["kind"], json.dumps(item, separators=(",", ":")), now)).lastrowid
+        assert seq is not None
+        stream.append({"seq": seq, **item})
+        return seq
+
+    # -- reading -----------------------------------------------------------------------------
+    def read_stream(self, after: int, limit: int) -> tuple[list[Json], int]:
+        """(items with seq > after, at most `limit`, in order; the head sequence number)."""
+        try:
+            rows = self.conn.execute("SELECT seq, body FROM stream WHERE seq > ? ORDER BY seq LIMIT ?",
+                                     (after, limit)).fetchall()
+            return [{"seq": seq, **json.loads(body)} for seq, body in rows], self.head()
+        except sqlite3.Error as exc:
+            raise ArbiterStoreError(f"{self.path}: {exc}") from exc
+
+    def head(self) -> int:
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'stream'").fetchone()
+        return int(row[0]) if row else 0
+
+    def rows(self, sql: str, args: Sequence[object] = ()) -> list[dict[str, object]]:
+        """Read-only query for reports and tests (`gate conflicts --arbiter`)."""
+        cur = self.conn.execute(sql, tuple(args))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        """Claims held, scans by answer, open conflicts, revocations, stream head: the arbiter's status."""
+        out = {f"scans_{a}": n for a, n in self.conn.execute("SELECT answer, count(*) FROM scans GROUP BY answer")}
+        out["held"] = self.conn.execute("SELECT count(*) FROM claims").fetchone()[0]
+        out["conflicts"] = self.conn.execute("SELECT count(*) FROM conflicts WHERE state = 'open'").fetchone()[0]
+        out["revoked"] = self.conn.execute("SELECT count(*) FROM revoked").fetchone()[0]
+        out["head"] = self.head()
+        return out

@@ -1,0 +1,284 @@
+"""The JSON payloads on the wire, version 1 (docs/mqtt.md shows each with an example).
+
+Every payload is one JSON object (UTF-8) holding ``"v": 1``.  Times are Unix
+seconds as numbers: ``at`` is the gate's clock at the scan, ``arbiter_at``
+the arbiter's clock (gates have no real-time clock; the arbiter's messages
+carry its time).  Decoding validates every field it uses and raises
+BadMessage otherwise; a caller may rely on a decoded object holding the
+types its annotations say.
+
+Requests (gate -> arbiter) carry an MQTT v5 ResponseTopic and
+CorrelationData; the arbiter answers on that topic with the same
+CorrelationData.  Claims, releases and revocations are lists so that an
+outbox drains in a few messages; an interactive claim is a list of one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sync.exc import BadMessage
+
+VERSION = 1
+#: what the arbiter answers for one claim or release (docs/mqtt.md, "Answers")
+ANSWERS = ("won", "lost", "revoked", "released", "refused", "invalid")
+STREAM_KINDS = ("redemption", "release", "revocation", "conflict")
+MAX_ITEMS = 1000
+MAX_TEXT = 256
+
+Json = dict[str, Any]
+
+
+def encode(obj: Json) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def decode(payload: bytes) -> Json:
+    """The JSON object of a version-1 payload; BadMessage for anything else."""
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadMessage(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadMessage("not a JSON object")
+    if obj.get("v") != VERSION:
+        raise BadMessage(f"unsupported version {obj.get('v')!r} (this gate speaks v{VERSION})")
+    return obj
+
+
+# -- field checks ---------------------------------------------------------------------
+
+def text(d: Json, key: str, default: str | None = None) -> str:
+    value = d.get(key, default)
+    if not isinstance(value, str) or len(value) > MAX_TEXT or (default is None and not value):
+        raise BadMessage(f"{key!r} must be a non-empty string of at most {MAX_TEXT} characters, not {value!r}")
+    return value
+
+
+def number(d: Json, key: str, default: float | None = None) -> float:
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadMessage(f"{key!r} must be a number, not {value!r}")
+    return float(value)
+
+
+def integer(d: Json, key: str, default: int | None = None, minimum: int = 0) -> int:
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadMessage(f"{key!r} must be an integer of at least {minimum}, not {value!r}")
+    return value
+
+
+def flag(d: Json, key: str) -> bool:
+    value = d.get(key, False)
+    if not isinstance(value, bool):
+        raise BadMessage(f"{key!r} must be true or false, not {value!r}")
+    return value
+
+
+def items(d: Json, key: str) -> list[Json]:
+    value = d.get(key)
+    if not isinstance(value, list) or len(value) > MAX_ITEMS or not all(isinstance(v, dict) for v in value):
+        raise BadMessage(f"{key!r} must be a list of at most {MAX_ITEMS} objects")
+    return value
+
+
+def obj(d: Json, key: str) -> Json:
+    value = d.get(key)
+    if not isinstance(value, dict):
+        raise BadMessage(f"{key!r} must be an object, not {value!r}")
+    return value
+
+
+# -- requests ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """Spend (event, ticket) for scan `scan` at `gate`; `admitted`: the gate already admitted it offline."""
+
+    scan: str
+    event: str
+    ticket: str
+    gate: str
+    at: float
+    gen: int = 0
+    admitted: bool = False
+
+    def to_json(self) -> Json:
+        return {"scan": self.scan, "event": self.event, "ticket": self.ticket, "gen": self.gen,
+                "gate": self.gate, "at": self.at, "admitted": self.admitted}
+
+    @classmethod
+    def from_json(cls, d: Json) -> Claim:
+        return cls(text(d, "scan"), text(d, "event"), text(d, "ticket"), text(d, "gate"), number(d, "at"),
+                   integer(d, "gen", 0), flag(d, "admitted"))
+
+
+@dataclass(frozen=True)
+class Release:
+    """Scan `scan` admitted nobody: drop whatever the arbiter granted it, and never grant it again."""
+
+    scan: str
+    event: str
+    ticket: str
+    gate: str
+
+    def to_json(self) -> Json:
+        return {"scan": self.scan, "event": self.event, "ticket": self.ticket, "gate": self.gate}
+
+    @classmethod
+    def from_json(cls, d: Json) -> Release:
+        return cls(text(d, "scan"), text(d, "event"), text(d, "ticket"), text(d, "gate"))
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """Refuse (event, ticket) from now on; event "*" is every event."""
+
+    event: str
+    ticket: str
+    by: str
+    reason: str = ""
+    at: float = 0.0
+
+    def to_json(self) -> Json:
+        return {"event": self.event, "ticket": self.ticket, "by": self.by, "reason": self.reason, "at": self.at}
+
+    @classmethod
+    def from_json(cls, d: Json) -> Revocation:
+        return cls(text(d, "event"), text(d, "ticket"), text(d, "by"), text(d, "reason", ""), number(d, "at", 0.0))
+
+
+def request(key: str, entries: list[Claim] | list[Release] | list[Revocation]) -> Json:
+    """A request payload: {"v": 1, key: [...]} with key claims, releases or revocations."""
+    return {"v": VERSION, key: [e.to_json() for e in entries]}
+
+
+def parse_claims(d: Json) -> list[Claim]:
+    return [Claim.from_json(c) for c in items(d, "claims")]
+
+
+def parse_releases(d: Json) -> list[Release]:
+    return [Release.from_json(r) for r in items(d, "releases")]
+
+
+def parse_revocations(d: Json) -> list[Revocation]:
+    return [Revocation.from_json(r) for r in items(d, "revocations")]
+
+
+def catchup_request(after: int, limit: int) -> Json:
+    return {"v": VERSION, "after": after, "limit": limit}
+
+
+def parse_catchup(d: Json) -> tuple[int, int]:
+    return integer(d, "after"), min(integer(d, "limit", 500, minimum=1), MAX_ITEMS)
+
+
+# -- answers ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class First:
+    """Who holds a ticket at the arbiter: the gate, its scan time and scan id, the arbiter's time."""
+
+    gate: str
+    at: float
+    scan: str
+    arbiter_at: float = 0.0
+
+    def to_json(self) -> Json:
+        return {"gate": self.gate, "at": self.at, "scan": self.scan, "arbiter_at": self.arbiter_at}
+
+    @classmethod
+    def from_json(cls, d: Json) -> First:
+        return cls(text(d, "gate"), number(d, "at"), text(d, "scan"), number(d, "arbiter_at", 0.0))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The arbiter's answer for one scan id; the same scan id always gets the same answer."""
+
+    scan: str
+    answer: str
+    seq: int | None = None
+    first: First | None = None
+    conflict: bool = False
+    detail: str = ""
+
+    def to_json(self) -> Json:
+        d: Json = {"scan": self.scan, "answer": self.answer}
+        if self.seq is not None:
+            d["seq"] = self.seq
+        if self.first is not None:
+            d["first"] = self.first.to_json()
+        if self.conflict:
+            d["conflict"] = True
+        if self.detail:
+            d["detail"] = self.detail
+        return d
+
+    @classmethod
+    def from_json(cls, d: Json) -> Answer:
+        answer = text(d, "answer")
+        if answer not in ANSWERS:
+            raise BadMessage(f"unknown answer {answer!r}")
+        seq = integer(d, "seq", minimum=1) if "seq" in d else None
+        first = First.from_json(obj(d, "first")) if "first" in d else None
+        if answer == "lost" and first is None:
+            raise BadMessage("a lost answer must say who holds the ticket ('first')")
+        return cls(text(d, "scan"), answer, seq, first, flag(d, "conflict"), text(d, "detail", ""))
+
+
+def answers_reply(kind: str, answers: list[Answer], at: float) -> Json:
+    return {"v": VERSION, "kind": kind, "at": at, "results": [a.to_json() for a in answers]}
+
+
+def parse_answers(d: Json) -> list[Answer]:
+    if "error" in d:
+        raise BadMessage(f"the arbiter refused the request: {text(d, 'error')}")
+    return [Answer.from_json(a) for a in items(d, "results")]
+
+
+def error_reply(message: str) -> Json:
+    return {"v": VERSION, "error": message[:MAX_TEXT]}
+
+
+# -- the stream ------------------------------------------------------------------------
+
+def stream_batch(epoch: str, entries: list[Json]) -> Json:
+    return {"v": VERSION, "epoch": epoch, "items": entries}
+
+
+def catchup_reply(epoch: str, head: int, entries: list[Json], more: bool, at: float) -> Json:
+    return {"v": VERSION, "kind": "catchup", "epoch": epoch, "head": head, "at": at, "items": entries,
+            "more": more}
+
+
+def parse_stream(d: Json) -> tuple[str, list[Json]]:
+    """(epoch, items in ascending seq order) of a stream batch or catch-up reply."""
+    entries = [check_item(i) for i in items(d, "items")]
+    return text(d, "epoch"), sorted(entries, key=lambda i: i["seq"])
+
+
+def check_item(d: Json) -> Json:
+    """Validate one stream item (the fields its kind needs) and return it."""
+    integer(d, "seq", minimum=1)
+    kind = text(d, "kind")
+    if kind not in STREAM_KINDS:
+        raise BadMessage(f"unknown stream item kind {kind!r}")
+    text(d, "event")
+    text(d, "ticket")
+    if kind in ("redemption", "release"):
+        text(d, "scan")
+        text(d, "gate")
+    if kind == "redemption":
+        number(d, "at")
+        integer(d, "gen", 0)
+    if kind == "conflict":
+        if d.get("state") not in ("open", "void"):
+            raise BadMessage(f"conflict state must be 'open' or 'void', not {d.get('state')!r}")
+        First.from_json(obj(d, "first"))
+        First.from_json(obj(d, "late"))
+    return d
