@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from gate.config import Config
-from gate.decide import Decider
+from gate.decide import Claimer, Decider
 from gate.keys import KeyStore
 from gate.store import Store
 from gate.verify import Verifier
+
+if TYPE_CHECKING:  # sync pulls in paho: only runs with a broker pay for it
+    from sync import Broker, Credentials, GateSync, Topics
+
+log = logging.getLogger(__name__)
 
 
 def open_store(config: Config) -> Store:
@@ -21,8 +31,63 @@ def build_verifier(config: Config) -> Verifier:
     return Verifier(keyring, config.gate.events, skew=config.gate.clock_skew)
 
 
-def build_decider(config: Config, store: Store | None = None) -> Decider:
-    return Decider(build_verifier(config), store or open_store(config), config.gate_id, clock=time.time)
+def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None) -> Decider:
+    return Decider(build_verifier(config), store or open_store(config), config.gate_id, clock=time.time,
+                   claimer=claimer)
+
+
+def sync_parts(config: Config) -> tuple[Broker, Topics, Credentials]:
+    """The broker, topic scheme and credentials of `config.sync` (SyncError if unusable)."""
+    from sync import Broker, Credentials, Topics
+
+    s = config.sync
+    password = config.path(s.password_file) if s.password_file else None
+    return Broker.parse(s.broker), Topics(s.prefix), Credentials.load(s.username, password, s.ca_file)
+
+
+def start_gate_sync(config: Config, store: Store) -> GateSync:
+    """This gate's link to the arbiter, started (it connects in the background)."""
+    from sync import GateSync, Ledger
+
+    broker, topics, credentials = sync_parts(config)
+    s = config.sync
+    gate_sync = GateSync(Ledger(store), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
+                         status_every=s.status_every, keepalive=s.keepalive,
+                         reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
+                         client_suffix=f"-{os.getpid()}")
+    gate_sync.start()
+    return gate_sync
+
+
+@contextmanager
+def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decider]:
+    """The decision core for one run of `gate check` or the scan daemon.
+
+    Without `sync.broker` it decides from the local store alone, exactly as
+    `build_decider`.  With one, each scan is claimed at the arbiter (sync/,
+    docs/mqtt.md): it waits up to `sync.connect_wait` at start for the
+    arbiter (then decides offline until it answers) and up to
+    `sync.drain_wait` at exit for the outbox to drain.
+    """
+    store = open_store(config)
+    try:
+        if not config.sync.broker:
+            yield build_decider(config, store)
+            return
+        from sync import GateClaimer
+
+        gate_sync = start_gate_sync(config, store)
+        try:
+            if not gate_sync.wait_ready(config.sync.connect_wait):
+                log.warning("no answer from the arbiter via %s within %.1f s: deciding offline (%s) until it answers",
+                            gate_sync.link.broker, config.sync.connect_wait, config.sync.offline_policy)
+            claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
+            yield build_decider(config, store, claimer)
+        finally:
+            if not gate_sync.close(config.sync.drain_wait):
+                log.warning("scans not yet confirmed by the arbiter stay in the outbox: `gate sync` delivers them")
+    finally:
+        store.close()
 
 
 def iso(ts: float | None) -> str:

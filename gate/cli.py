@@ -13,17 +13,18 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from gate import __version__
-from gate.app import build_decider, iso, open_store, parse_time
-from gate.config import Config, load_config
+from gate.app import gate_session, iso, open_store, parse_time
+from gate.config import Config, describe, load_config
 from gate.decide import Decision
-from gate.exc import GateError
+from gate.exc import ConfigError, GateError
 from gate.keys import IssuerKey, KeyStore
 from gate.ticket import Ticket
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
 
 Handler = Callable[[argparse.Namespace, Config], int]
-GLOBAL_DEFAULTS: dict[str, object] = {"home": None, "config": None, "gate_id": None, "verbose": False}
+GLOBAL_DEFAULTS: dict[str, object] = {"home": None, "config": None, "gate_id": None, "verbose": False,
+                                      "broker": None, "settings": []}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    return {"gate.id": args.gate_id}
+    overrides: dict[str, object] = {}
+    keys = {key for key, *_ in describe()}
+    for setting in args.settings:
+        key, sep, value = setting.partition("=")
+        if not sep or key.strip() not in keys:
+            raise ConfigError(f"option --set {setting!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(keys))}")
+        overrides[key.strip()] = value
+    overrides.update({k: v for k, v in (("gate.id", args.gate_id), ("sync.broker", args.broker)) if v is not None})
+    return overrides
 
 
 # -- parser -----------------------------------------------------------------------
@@ -61,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
                         help="config file (default: HOME/gate.toml)")
     common.add_argument("--gate-id", default=argparse.SUPPRESS, metavar="ID", help="this gate's id (gate.id)")
+    common.add_argument("--broker", default=argparse.SUPPRESS, metavar="URL",
+                        help="MQTT broker, mqtt://host:port (sync.broker; env QRGATE_SYNC_BROKER)")
+    common.add_argument("--set", dest="settings", action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                        help="any config key, e.g. --set sync.claim_budget=0.5 (repeatable)")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     parser = argparse.ArgumentParser(
         prog="gate", parents=[common], description="qrgate: offline-first QR ticket gate.",
@@ -125,7 +138,8 @@ def add_mint(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = _command(sub, common, "check", cmd_check,
-                 "decide tickets (arguments, or one a line on stdin) against the local store",
+                 "decide tickets (arguments, or one a line on stdin) against the local store; with --broker,\n"
+                 "each is claimed at the arbiter first (the scan daemon's path)",
                  "gate mint --event show7 --seat 12B --id 9f2 | gate check --json")
     p.add_argument("tickets", nargs="*", metavar="TICKET")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
@@ -152,7 +166,12 @@ def add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     add(sub, common)
 
 
-COMMANDS = [add_keys, add_mint, add_check, add_demo, add_scan]
+def add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    from gate.cli_sync import add_sync as add
+    add(sub, common)
+
+
+COMMANDS = [add_keys, add_mint, add_check, add_demo, add_scan, add_sync]
 
 
 # -- handlers ------------------------------------------------------------------------
@@ -230,15 +249,15 @@ def write_qr(text: str, stem: Path) -> None:
 
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
-    decider = build_decider(config)
     rejected = False
     lines: Iterable[str] = args.tickets or (line.rstrip("\r\n") for line in sys.stdin)
-    for text in lines:
-        if not args.tickets and not text.strip():
-            continue
-        decision = decider.decide(text)
-        rejected |= not decision.admitted
-        print(json.dumps(decision.to_dict()) if args.json else format_decision(decision), flush=True)
+    with gate_session(config) as decider:  # with sync.broker set: claims at the arbiter (docs/mqtt.md)
+        for text in lines:
+            if not args.tickets and not text.strip():
+                continue
+            decision = decider.decide(text)
+            rejected |= not decision.admitted
+            print(json.dumps(decision.to_dict()) if args.json else format_decision(decision), flush=True)
     return EXIT_REJECTED if rejected else EXIT_OK
 
 
@@ -261,6 +280,9 @@ def cmd_revoke(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         added = store.revoke(args.event, args.ticket_id, at=time.time(), by=config.gate_id, reason=args.reason)
     print(f"{args.event or '*'}/{args.ticket_id} {'revoked' if added else 'was already revoked'}")
+    if config.sync.broker:  # every gate gets it through the arbiter's stream
+        from gate.cli_sync import distribute_revocation
+        return distribute_revocation(config, args.event, args.ticket_id, args.reason)
     return EXIT_OK
 
 

@@ -72,7 +72,10 @@ def build_feedback(config: Config, kind: str | None = None) -> Feedback:
 def build_decoder(config: Config, kind: str | None = None) -> Decoder:
     from hardware import open_decoder
 
-    return open_decoder(kind or config.decoder.kind)
+    kind = kind or config.decoder.kind
+    if kind == "pipeline":
+        return open_decoder(kind, second=config.decoder.second)
+    return open_decoder(kind)
 
 
 def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedback, **hooks: Any) -> ScanLoop:
@@ -116,7 +119,13 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 def cmd_decode(args: argparse.Namespace, config: Config) -> int:
     import cv2
 
-    decoder = build_decoder(config, args.decoder)
+    from hardware import HardwareError
+
+    try:
+        decoder = build_decoder(config, args.decoder)
+    except HardwareError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return 2
     unread = 0
     for path in args.images:
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

@@ -65,6 +65,9 @@ class CameraSection:
 class DecoderSection:
     kind: Literal["pipeline", "zxing", "zbar", "opencv"] = _opt(
         "pipeline", "QR decoder: pipeline (zxing-cpp with a fallback, the fastest and most robust), zxing, zbar, opencv")
+    second: Literal["zbar", "opencv", "none"] = _opt(
+        "zbar", "pipeline only: the rescue decoder for codes zxing-cpp located but could not read "
+        "(zbar needs the apt package libzbar0)")
 
 
 @dataclass(frozen=True)

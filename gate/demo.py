@@ -92,9 +92,17 @@ def scan(config: Config, story: list[tuple[str, str, Outcome]], started: float) 
 
     with open_store(config) as store:
         store.revoke("show7", "a11", at=time.time(), by="box-office", reason="refunded")
+    from hardware import BackendUnavailable
+
+    try:
+        decoder = build_decoder(config)
+    except BackendUnavailable as exc:  # said out loud, not a silent fallback: the demo frames need no rescue
+        print(f"note: {exc}\nnote: the demo goes on with the pipeline's rescue step off (decoder.second = none)\n")
+        config = dataclasses.replace(config, decoder=dataclasses.replace(config.decoder, second="none"))
+        decoder = build_decoder(config)
     decisions: list[Decision] = []
     with build_feedback(config) as feedback:
-        loop = build_loop(config, camera_factory(config), build_decoder(config), feedback,
+        loop = build_loop(config, camera_factory(config), decoder, feedback,
                           on_decision=decisions.append)
         stats = loop.run()
     print()

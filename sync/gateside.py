@@ -70,7 +70,7 @@ class GateSync:
         self.link = Link(broker, f"{gate_id}{client_suffix}",
                          subscriptions=[topics.stream, topics.arbiter_status], reply_topic=topics.reply(gate_id),
                          on_message=self._received, on_ready=lambda up: self._inbox.put(("link", up)),
-                         will=(topics.status(gate_id), self._status_payload("offline", reason="lost")),
+                         will=(topics.status(gate_id), self._status_payload("offline", reason="lost", at=None)),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -85,6 +85,7 @@ class GateSync:
     def close(self, drain_wait: float = 0.0) -> bool:
         """Drain and catch up for at most `drain_wait` s, publish "offline", disconnect; True if drained."""
         deadline = time.monotonic() + drain_wait
+        self._need_catchup = self._need_catchup or self.link.ready  # leave with the arbiter's latest state
         drained = self._settled()
         while not drained and time.monotonic() < deadline:
             self._idle.clear()
@@ -269,7 +270,7 @@ class GateSync:
             return
         try:
             outbox = self.ledger.outbox_counts()
-            epoch, seq = self.ledger.position()
+            _epoch, seq = self.ledger.position()
             outcomes = self.ledger.store.counts()
         except StoreError as exc:
             self.note_fault(str(exc))

@@ -138,6 +138,8 @@ class Link:
         self._on_ready = on_ready
         self._keepalive = keepalive
         self._ready = False
+        self._stopping = False
+        self._ready_event = threading.Event()
         self._sub_mid: int | None = None
         self._lock = threading.Lock()
         self._waiters: dict[bytes, _Waiter] = {}
@@ -177,6 +179,7 @@ class Link:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as exc:
                 log.warning("final status not sent: %s", exc)
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self._ready = False
@@ -186,6 +189,9 @@ class Link:
     def ready(self) -> bool:
         """Connected and subscribed: a request now can get an answer."""
         return self._ready
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready_event.wait(timeout)
 
     # -- publishing ----------------------------------------------------------------------
     def publish(self, topic: str, payload: wire.Json, *, retain: bool = False,
@@ -254,7 +260,7 @@ class Link:
         self._set_ready(True)
 
     def _disconnected(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        if self._ready:
+        if self._ready and not self._stopping:
             self.counters.add("disconnects")
             log.warning("lost the broker %s (%s); reconnecting", self.broker, reason)
         self._set_ready(False)
@@ -283,6 +289,10 @@ class Link:
     def _set_ready(self, ready: bool) -> None:
         changed = ready != self._ready
         self._ready = ready
+        if ready:
+            self._ready_event.set()
+        else:
+            self._ready_event.clear()
         if changed and self._on_ready is not None:
             self._on_ready(ready)
 

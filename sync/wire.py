@@ -36,7 +36,7 @@ def encode(obj: Json) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def decode(payload: bytes) -> Json:
+def decode(payload: bytes | bytearray) -> Json:
     """The JSON object of a version-1 payload; BadMessage for anything else."""
     try:
         obj = json.loads(payload)

@@ -105,3 +105,19 @@ def test_run_decides_the_committed_images_with_the_documented_test_keys(home: Pa
     # sorted files: empty, not_a_ticket, ticket (HMAC), ticket_ed25519 (the same show7/9f2 under the
     # other key: still single use), two_codes (the HMAC one is back in view)
     assert shown == ["INVALID", "ADMIT", "ALREADY_USED", "ALREADY_USED"]
+
+
+def test_demo_and_run_on_a_machine_without_libzbar(home: Path, tmp_path: Path) -> None:
+    """pyzbar cannot load libzbar0: the demo says so and goes on; `gate run` refuses to start and names it."""
+    shadow = tmp_path / "shadow" / "pyzbar"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('Unable to find zbar shared library')\n")
+    env = gate_env(home)
+    env["PYTHONPATH"] = f"{tmp_path / 'shadow'}:{env['PYTHONPATH']}"
+    demo = subprocess.run([sys.executable, "-m", "gate.cli", "demo"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "libzbar0" in demo.stdout and "demo ok" in demo.stdout
+    run = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "files", "--source", str(IMAGES),
+                          "--feedback", "console"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert run.returncode == 2 and "libzbar0" in run.stderr and "Traceback" not in run.stderr
