@@ -28,7 +28,7 @@ def open_store(config: Config) -> Store:
 
 def build_verifier(config: Config) -> Verifier:
     keyring = KeyStore(config.keys_dir).keyring()
-    return Verifier(keyring, config.gate.events, skew=config.gate.clock_skew)
+    return Verifier(keyring, config.gate.events, skew=config.gate.clock_skew, code_skew=config.ownership.code_skew)
 
 
 def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None) -> Decider:
@@ -41,8 +41,13 @@ def sync_parts(config: Config) -> tuple[Broker, Topics, Credentials]:
     from sync import Broker, Credentials, Topics
 
     s = config.sync
+
+    def home_path(name: str) -> str:
+        return str(config.path(name)) if name else ""
     password = config.path(s.password_file) if s.password_file else None
-    return Broker.parse(s.broker), Topics(s.prefix), Credentials.load(s.username, password, s.ca_file)
+    credentials = Credentials.load(s.username, password, home_path(s.ca_file), home_path(s.cert_file),
+                                   home_path(s.key_file))
+    return Broker.parse(s.broker), Topics(s.prefix), credentials
 
 
 def start_gate_sync(config: Config, store: Store) -> GateSync:

@@ -171,7 +171,25 @@ def add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     add(sub, common)
 
 
-COMMANDS = [add_keys, add_mint, add_check, add_demo, add_scan, add_sync]
+def add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    from gate.cli_deploy import add_deploy as add
+    add(sub, common)
+
+
+def add_ownership(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """`gate boxoffice`, `gate wallet`, `gate fake-agent`, `gate supersede` (gate/chain/, docs/ownership.md)."""
+    from gate.chain.cli_boxoffice import add_boxoffice, add_fake_agent, add_supersede
+    from gate.chain.cli_wallet import add_wallet
+    for add in (add_boxoffice, add_wallet, add_fake_agent, add_supersede):
+        add(sub, common)
+
+
+def add_dashboard(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    from gate.cli_dashboard import add_dashboard as add
+    add(sub, common)
+
+
+COMMANDS = [add_keys, add_mint, add_check, add_demo, add_scan, add_sync, add_deploy, add_ownership, add_dashboard]
 
 
 # -- handlers ------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import argparse
 import logging
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from gate.config import Config
 
 if TYPE_CHECKING:  # hardware pulls in OpenCV: only the commands that scan pay for it
     from gate.scanloop import ScanLoop
+    from gate.sdnotify import Watchdog
     from hardware import Camera, Decoder, Feedback
 
 log = logging.getLogger(__name__)
@@ -99,21 +102,48 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    from gate.sdnotify import Notifier, Watchdog
+
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    notifier = Notifier.from_env()  # systemd (Type=notify): READY, WATCHDOG, STATUS; a no-op elsewhere
+    watchdog = Watchdog(notifier)
     feedback = build_feedback(config, args.feedback)
     with feedback:
-        loop = build_loop(config, camera_factory(config, args.camera, args.source), build_decoder(config), feedback)
+        # build_loop opens the store, which runs PRAGMA quick_check: READY=1 only once that passed
+        loop = build_loop(config, camera_factory(config, args.camera, args.source), build_decoder(config), feedback,
+                          on_alive=watchdog.feed)
+        watchdog.status = loop.stats.health
 
         def on_term(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: stopping after the current frame", signum)
             loop.stop()
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
+        kind = args.camera or config.camera.kind
         log.info("gate %s scanning (camera %s, decoder %s, feedback %s)", config.gate_id,
-                 args.camera or config.camera.kind, config.decoder.kind, args.feedback or config.feedback.kind)
-        stats = loop.run()
+                 kind, config.decoder.kind, args.feedback or config.feedback.kind)
+        notifier.ready(f"gate {config.gate_id} scanning; store {config.store_path} checked")
+        running = threading.Event()
+        running.set()
+        if kind == "wedge" and watchdog.every is not None:
+            # A wedge scanner blocks in a read while nobody scans: no frames, yet nothing is hung.  Its
+            # watchdog says only that the process runs (a dead capture thread ends the loop, and the
+            # service is restarted then).
+            threading.Thread(target=_keep_fed, args=(watchdog, running), name="watchdog", daemon=True).start()
+        try:
+            stats = loop.run()
+        finally:
+            running.clear()
+        notifier.stopping(stats.health())
     print(stats.health())
     return 0
+
+
+def _keep_fed(watchdog: Watchdog, running: threading.Event) -> None:
+    pause = (watchdog.every or 1.0) / 2
+    while running.is_set():
+        watchdog.feed()
+        time.sleep(pause)
 
 
 def cmd_decode(args: argparse.Namespace, config: Config) -> int:

@@ -63,13 +63,21 @@ def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
     stop = _stop_on_signals()
 
     def ready() -> None:
-        print(f"arbiter ready on {broker} (db {store.path}, epoch {store.epoch}, head {store.head()})", flush=True)
+        say(f"arbiter ready on {broker} (db {store.path}, epoch {store.epoch}, head {store.head()})")
     try:
         arbiter.run(stop, on_ready=ready)
     finally:
         store.close()
-    print(f"arbiter stopped: {json.dumps(arbiter.counters.snapshot())}", flush=True)
+    say(f"arbiter stopped: {json.dumps(arbiter.counters.snapshot())}")
     return 0
+
+
+def say(line: str) -> None:
+    """Print a line for whoever started us; if they stopped reading (a closed pipe), say nothing more."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
 
 
 def cmd_sync(args: argparse.Namespace, config: Config) -> int:

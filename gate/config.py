@@ -111,8 +111,43 @@ class SyncSection:
     batch: int = _opt(200, "claims or releases per outbox-drain message", min=1, max=1000)
     username: str = _opt("", "MQTT user name (empty: anonymous)")
     password_file: str = _opt("", "file holding the MQTT password (relative to home)")
-    ca_file: str = _opt("", "mqtts: CA bundle that signed the broker's certificate (empty: the system's)")
+    ca_file: str = _opt("", "mqtts: CA bundle that signed the broker's certificate (relative to home; empty: "
+                        "the system's)")
+    cert_file: str = _opt("", "mqtts: this client's certificate, PEM (relative to home; `gate provision` writes "
+                          "tls/client.crt); empty: none")
+    key_file: str = _opt("", "mqtts: the private key of cert_file, PEM, 0600 (relative to home)")
     arbiter_db: str = _opt("arbiter.db", "`gate arbiter`: its SQLite file (relative to home)")
+    ha_discovery: bool = _opt(False, "gates: announce this gate to Home Assistant by MQTT discovery (its status and "
+                              "counters as sensors; docs/mqtt.md)")
+    ha_prefix: str = _opt("homeassistant", "Home Assistant's MQTT discovery prefix")
+
+
+@dataclass(frozen=True)
+class OwnershipSection:
+    """Box office, wallet and holder codes (gate/chain/, docs/ownership.md)."""
+
+    reservation: float = _opt(600.0, "`gate boxoffice`: seconds an unpaid reservation or a resale hold lasts "
+                              "before `gate boxoffice expire` frees it", min=1)
+    slot: int = _opt(15, "`gate boxoffice add`: seconds per slot of a holder's rotating code", min=1, max=3600)
+    boxoffice_db: str = _opt("boxoffice.db", "`gate boxoffice`: its SQLite file (relative to home)")
+    wallet_db: str = _opt("wallet.db", "`gate wallet`: its SQLite file, holding the wallet's seeds (relative to home)")
+    page_port: int = _opt(8765, "`gate wallet serve`: port of the wallet page on 127.0.0.1", min=0, max=65535)
+    code_skew: int = _opt(1, "gates: slots of clock error tolerated for a holder's rotating code "
+                          "(a screenshot stays valid at most this many slots after its own)", min=0, max=8)
+
+
+@dataclass(frozen=True)
+class DashboardSection:
+    """`gate dashboard`: the admins' live page over MQTT (sync/dashboard/, docs/dashboard.md)."""
+
+    host: str = _opt("127.0.0.1", "address the page listens on (0.0.0.0: every interface)")
+    port: int = _opt(8080, "port of the page", min=0, max=65535)
+    capacity: int = _opt(0, "tickets issued, shown against the tickets admitted; 0: not set", min=0)
+    admin_password_file: str = _opt("", "file holding the admin password that revoking and overriding from the page "
+                                    "need (relative to home); empty: admin actions are off")
+    history_db: str = _opt("", "its SQLite file of scans, stream items and admin actions (relative to home); "
+                           "empty: dashboard.db beside store.path")
+    silent_after: float = _opt(30.0, "seconds without a message after which an online gate shows as silent", min=1)
 
 
 @dataclass(frozen=True)
@@ -127,6 +162,8 @@ class Config:
     feedback: FeedbackSection = field(default_factory=FeedbackSection)
     scanner: ScannerSection = field(default_factory=ScannerSection)
     sync: SyncSection = field(default_factory=SyncSection)
+    ownership: OwnershipSection = field(default_factory=OwnershipSection)
+    dashboard: DashboardSection = field(default_factory=DashboardSection)
 
     @property
     def gate_id(self) -> str:

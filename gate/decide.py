@@ -66,6 +66,10 @@ class Claimer(Protocol):
     def redeem(self, scan: Scan) -> Redemption: ...
 
 
+#: told of every decision once it is final (sync.dashboard.GateFeed publishes it); must not raise or block
+DecisionListener = Callable[[Decision], None]
+
+
 class Decider:
     """Verify offline, then spend the ticket once in the local store."""
 
@@ -77,15 +81,23 @@ class Decider:
         *,
         clock: Callable[[], float] = time.time,
         claimer: Claimer | None = None,
+        on_decision: DecisionListener | None = None,
     ) -> None:
         self.verifier = verifier
         self.store = store
         self.gate_id = gate_id
         self.clock = clock
         self.claimer = claimer
+        self.on_decision = on_decision
 
     def decide(self, text: str, *, scan_id: str | None = None, now: float | None = None) -> Decision:
         """Decide one scan.  Never raises for any input text; never ADMIT without a durable record."""
+        decision = self._decide(text, scan_id, now)
+        if self.on_decision is not None:
+            self.on_decision(decision)
+        return decision
+
+    def _decide(self, text: str, scan_id: str | None, now: float | None) -> Decision:
         scan_id = scan_id or new_scan_id()
         at = self.clock() if now is None else now
         verdict = self.verifier.verify(text, at)

@@ -75,4 +75,16 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         ) WITHOUT ROWID""",
         "CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     )),
+    # Ownership (gate/chain/, docs/ownership.md): the newest generation of each resold ticket;
+    # Store.redeem rejects an older one (REVOKED superseded).
+    (3, "ownership: current generation of each ticket", (
+        """CREATE TABLE generations (
+            event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            generation INTEGER NOT NULL,
+            at REAL NOT NULL,
+            by TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (event, ticket_id)
+        ) WITHOUT ROWID""",
+    )),
 ]

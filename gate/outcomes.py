@@ -42,4 +42,10 @@ class Reason(enum.StrEnum):
     STORE_FAULT = "store_fault"
     #: (with FAULT) no usable answer from the arbiter and the offline policy denies
     OFFLINE = "offline"
+    #: (with INVALID) a genuine holder code of another time slot: a screenshot (docs/ownership.md)
+    STALE_CODE = "stale_code"
+    #: (with INVALID) a holder code whose value does not hash to the signed anchor, or no code at all
+    BAD_BACKSTEP = "bad_backstep"
+    #: (with REVOKED) an older ownership generation: the ticket was resold or given away
+    SUPERSEDED = "superseded"
 

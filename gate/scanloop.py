@@ -13,6 +13,10 @@ What a caller may rely on:
   dropped (counted) and decided when a later frame shows it again.
 * `stop()` (SIGTERM in `gate run`) ends the loop after the current frame; the
   worker finishes the decisions already queued (people are waiting for them).
+* `on_alive` is called from the capture thread after each frame has been
+  handled and before each camera retry: proof that the capture loop is not
+  hung (`gate run` feeds the systemd watchdog with it).  A camera or decoder
+  stuck in a call stops it.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ class ScanLoop:
         health_every: float = 60.0,
         on_decision: Callable[[Decision], None] | None = None,
         on_frame: Callable[[], None] | None = None,
+        on_alive: Callable[[], None] | None = None,
     ) -> None:
         self.open_camera = open_camera
         self.decoder = decoder
@@ -113,6 +118,7 @@ class ScanLoop:
         self.health_every = health_every
         self.on_decision = on_decision
         self.on_frame = on_frame
+        self.on_alive = on_alive
         self.stats = ScanStats()
         self.stop_grace = 2.0
         self.fatal: HardwareError | None = None
@@ -168,6 +174,8 @@ class ScanLoop:
                     for frame in camera.frames():
                         faults_in_a_row = 0
                         self._frame(frame)
+                        if self.on_alive is not None:
+                            self.on_alive()
                         if self._stop.is_set():
                             return
                 return  # the source ended (a file replayed): done
@@ -179,6 +187,8 @@ class ScanLoop:
                 if self.max_camera_faults is not None and self.stats.camera_faults >= self.max_camera_faults:
                     return
                 delay = self.retry_delays[min(faults_in_a_row, len(self.retry_delays)) - 1]
+                if self.on_alive is not None:
+                    self.on_alive()  # failing, but not hung: retrying is the loop's work now
                 self._stop.wait(delay)
 
     def _frame(self, frame: Frame) -> None:

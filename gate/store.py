@@ -179,6 +179,10 @@ class Store:
             if self._is_revoked(db, *key):
                 self._audit(db, scan, Outcome.REVOKED, Reason.REVOKED, "")
                 return Redemption(Outcome.REVOKED)
+            superseded = self.superseded_in(db, scan)
+            if superseded is not None:
+                self._audit(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, superseded.detail)
+                return superseded
             inserted = db.execute(
                 "INSERT INTO redeemed (event, ticket_id, generation, scan_id, gate_id, at, provisional)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -217,6 +221,37 @@ class Store:
     def is_revoked(self, event: str, ticket_id: str) -> bool:
         with self._lock:
             return self._is_revoked(self.conn, event, ticket_id)
+
+    # ownership generations (gate/chain/, docs/ownership.md) ----------------------------
+    def supersede(self, event: str, ticket_id: str, generation: int, *, at: float, by: str = "") -> bool:
+        """Record that `generation` now holds the ticket: every older generation is REVOKED superseded.
+
+        Keeps the highest generation ever recorded; False if it was known already
+        (or a higher one was), so applying it twice changes nothing.
+        """
+        with self.transaction() as db:
+            return bool(db.execute(
+                "INSERT INTO generations (event, ticket_id, generation, at, by) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (event, ticket_id) DO UPDATE SET generation = excluded.generation,"
+                " at = excluded.at, by = excluded.by WHERE excluded.generation > generations.generation",
+                (event, ticket_id, generation, at, by)).rowcount)
+
+    def generation(self, event: str, ticket_id: str) -> int:
+        """The newest generation recorded for the ticket (0: none)."""
+        with self._lock:
+            row = self.conn.execute("SELECT generation FROM generations WHERE event = ? AND ticket_id = ?",
+                                    (event, ticket_id)).fetchone()
+            return int(row[0]) if row else 0
+
+    @staticmethod
+    def superseded_in(db: sqlite3.Connection, scan: Scan) -> Redemption | None:
+        """Inside `transaction()`: REVOKED superseded when a newer generation holds the ticket, else None."""
+        row = db.execute("SELECT generation FROM generations WHERE event = ? AND ticket_id = ?",
+                         (scan.event, scan.ticket_id)).fetchone()
+        if row is None or scan.generation >= row[0]:
+            return None
+        return Redemption(Outcome.REVOKED, reason=Reason.SUPERSEDED,
+                          detail=f"generation {scan.generation} superseded by {row[0]}")
 
     # reading ------------------------------------------------------------------
     def history(self, ticket_id: str, event: str | None = None) -> list[dict[str, object]]:

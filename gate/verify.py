@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from gate.chain import rotating
 from gate.exc import TicketFormatError
 from gate.keys import Keyring
 from gate.outcomes import Reason
@@ -29,6 +30,8 @@ class Verifier:
 
     `events` empty means any event for which the keyring holds a key.
     `skew` (seconds) widens the validity window: gates have no real-time clock.
+    `code_skew` (slots) is the clock error tolerated for a holder's rotating
+    code (gate/chain/rotating.py): a code of an older slot is a screenshot.
     """
 
     def __init__(
@@ -38,16 +41,19 @@ class Verifier:
         *,
         skew: float = 120.0,
         clock: Callable[[], float] | None = None,
+        code_skew: int = rotating.DEFAULT_SKEW,
     ) -> None:
         import time
 
         self.keyring = keyring
         self.events = frozenset(events)
         self.skew = skew
+        self.code_skew = code_skew
         self.clock = clock or time.time
 
     def verify(self, text: str, now: float | None = None) -> Verdict:
         try:
+            text, code = rotating.split(text)  # "QH:" holder codes: the signed text and the rotating part
             signed = parse(text)
         except TicketFormatError as exc:
             return Verdict(Reason.MALFORMED, detail=str(exc))
@@ -68,4 +74,5 @@ class Verifier:
             return Verdict(Reason.NOT_YET_VALID, ticket)
         if ticket.valid_until and now - self.skew > ticket.valid_until:
             return Verdict(Reason.EXPIRED, ticket)
-        return Verdict(Reason.NONE, ticket)
+        reason, detail = rotating.check(ticket, code, now, self.code_skew)
+        return Verdict(reason, ticket, detail)

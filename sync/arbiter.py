@@ -2,11 +2,15 @@
 
 What a caller may rely on:
 
-* Requests are decoded on the network thread and queued; one committer
-  thread takes everything queued (up to `max_batch` ops), decides it in one
-  durable transaction (ArbiterStore.apply) and only then publishes the
-  answers, then the new stream items (group commit: nothing is answered or
-  published before its commit).
+* Requests are decoded on the network thread and queued.  A batch (all that
+  is queued, up to `max_batch` ops) is decided in one durable transaction
+  (ArbiterStore.apply) and only then are its answers published, then its
+  new stream items (group commit: nothing is answered or published before
+  its commit).  Batches are served one at a time, in arrival order.
+* Who serves: the network thread itself, as soon as the socket holds no
+  more bytes (no thread hop for a lone claim; under load the batch grows
+  while bytes keep coming); a committer thread serves whatever waited
+  longer than DEFER_GRACE, and publishes the status.
 * A request that cannot be decoded is answered with an error (if it has a
   ResponseTopic) and counted; it changes nothing.  A claim or release whose
   `gate` is not the topic's sender is refused the same way.
@@ -20,9 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,12 +34,14 @@ from sync import wire
 from sync.arbiter_store import ArbiterStore, Op
 from sync.counters import Counters
 from sync.exc import ArbiterStoreError, BadMessage
-from sync.link import Broker, Credentials, Inbound, Link
+from sync.link import REQUEST_QOS, Broker, Credentials, Inbound, Link
 from sync.topics import REQUESTS, Topics
 
 log = logging.getLogger(__name__)
 
 STREAM_CHUNK = 500
+#: seconds a request may wait for the network thread to serve it before the committer thread does
+DEFER_GRACE = 0.001
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,16 @@ class Arbiter:
         self.counters = Counters()
         self.status_every = status_every
         self.max_batch = max_batch
-        self._queue: queue.Queue[Work] = queue.Queue()
+        self._cond = threading.Condition()
+        self._pending: deque[Work] = deque()
+        self._since = 0.0  # when the oldest pending work arrived
+        self._busy = False
         self._fault = ""
         self._next_status = 0.0
         self._announce: Callable[[], None] | None = None
         self.link = Link(broker, f"{topics.prefix}-arbiter-{os.getpid()}",
                          subscriptions=[topics.requests(kind) for kind in REQUESTS],
-                         on_message=self._received, on_ready=self._ready_changed,
+                         on_message=self._received, on_ready=self._ready_changed, after_packet=self._drained,
                          will=(topics.arbiter_status, self._status("offline", reason="lost")),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
 
@@ -76,32 +85,77 @@ class Arbiter:
     def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
         """Serve until `stop` is set, then answer what is queued and publish "offline"."""
         self._announce = on_ready
+        self.store.start_checkpointer()
         self.link.start()
         try:
             while not stop.is_set():
                 self.step(timeout=0.2)
-            while not self._queue.empty():
-                self.step(timeout=0)
+            while self.step(timeout=0):
+                pass
         finally:
             self.link.stop(final=(self.topics.arbiter_status, self._status("offline", reason="stopped")))
 
     def step(self, timeout: float) -> int:
-        """Serve one batch of queued requests (waiting up to `timeout` for the first); the ops served."""
+        """The committer's turn: serve work the network thread left waiting for DEFER_GRACE s (with
+        timeout 0: everything pending), then publish the status if it is due; the ops served."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while timeout and not self._overdue() and time.monotonic() < end:
+                self._cond.wait(DEFER_GRACE if self._pending else end - time.monotonic())
+        served = self._serve_pending()
+        self._status_turn()
+        return served
+
+    def _overdue(self) -> bool:
+        return bool(self._pending) and not self._busy and time.monotonic() - self._since >= DEFER_GRACE
+
+    def _enqueue(self, work: Work) -> None:
+        with self._cond:
+            if not self._pending:
+                self._since = time.monotonic()
+            self._pending.append(work)
+
+    def _drained(self) -> None:
+        """After each packet (network thread): serve right here, with no thread hop, unless more bytes are
+        already waiting, in which case they join the batch (group commit) and the last packet serves it."""
+        if self.link.more_to_read():
+            with self._cond:
+                self._cond.notify()  # the committer takes it if nobody else does within DEFER_GRACE
+            return
+        self._serve_pending()
+
+    def _serve_pending(self) -> int:
+        """Serve what is pending (up to `max_batch` ops) unless a batch is being served: one at a time, in order."""
+        with self._cond:
+            if self._busy or not self._pending:
+                return 0
+            self._busy = True
+            batch, ops = [], 0
+            while self._pending and ops < self.max_batch:
+                batch.append(self._pending.popleft())
+                ops += len(batch[-1].ops)
+            self._since = time.monotonic()
         try:
-            batch = [self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()]
-        except queue.Empty:
+            self._serve(batch)
+        finally:
+            with self._cond:
+                self._busy = False
+                if self._pending:  # wake the committer only if there is work for it (a wake-up costs the GIL)
+                    self._cond.notify()
+        return max(ops, len(batch))
+
+    def _status_turn(self) -> None:
+        with self._cond:
+            if self._busy or time.monotonic() < self._next_status:
+                return
+            self._busy = True  # the status reads the store: never while a batch is being served
+        try:
             self._maybe_status()
-            return 0
-        ops = len(batch[0].ops)
-        while ops < self.max_batch:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-            ops += len(batch[-1].ops)
-        self._serve(batch)
-        self._maybe_status()
-        return ops
+        finally:
+            with self._cond:
+                self._busy = False
+                if self._pending:
+                    self._cond.notify()
 
     def _serve(self, batch: list[Work]) -> None:
         writes = [w for w in batch if w.kind in ("claim", "release", "revoke")]
@@ -130,6 +184,7 @@ class Arbiter:
             self._reply(work, wire.answers_reply(work.kind, mine, now))
 
     def _publish_stream(self, stream: list[wire.Json]) -> None:
+        """Publish a batch's new items, after its answers (paho sends in the order queued)."""
         for start in range(0, len(stream), STREAM_CHUNK):
             self.link.publish(self.topics.stream, wire.stream_batch(self.store.epoch, stream[start:start + STREAM_CHUNK]))
         for item in stream:
@@ -150,7 +205,7 @@ class Arbiter:
         if work.response_topic is None:
             self.counters.add("no_response_topic")
             return
-        self.link.publish(work.response_topic, payload, correlation=work.correlation)
+        self.link.publish(work.response_topic, payload, qos=REQUEST_QOS, correlation=work.correlation)
 
     # -- the network thread -------------------------------------------------------------------
     def _received(self, msg: Inbound) -> None:
@@ -164,9 +219,10 @@ class Arbiter:
             self.counters.add("bad_requests")
             log.warning("bad %s request from %s: %s", kind, sender, exc)
             if msg.response_topic:
-                self.link.publish(msg.response_topic, wire.error_reply(str(exc)), correlation=msg.correlation)
+                self.link.publish(msg.response_topic, wire.error_reply(str(exc)), qos=REQUEST_QOS,
+                                  correlation=msg.correlation)
             return
-        self._queue.put(work)
+        self._enqueue(work)
 
     @staticmethod
     def _parse(kind: str, sender: str, msg: Inbound) -> Work:
@@ -179,16 +235,20 @@ class Arbiter:
             ops = list(wire.parse_claims(d))
         elif kind == "release":
             ops = list(wire.parse_releases(d))
+        elif "generations" in d:  # raised ownership generations ride on the revoke request (docs/ownership.md)
+            ops = [wire.Supersession(g.event, g.ticket, g.gen, sender, g.at) for g in wire.parse_supersessions(d)]
         else:
             ops = [wire.Revocation(v.event, v.ticket, sender, v.reason, v.at) for v in wire.parse_revocations(d)]
-        if any(not isinstance(op, wire.Revocation) and op.gate != sender for op in ops):
+        if any(isinstance(op, wire.Claim | wire.Release) and op.gate != sender for op in ops):
             raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
         return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops)
 
     def _ready_changed(self, ready: bool) -> None:
         if ready:
             self._next_status = 0.0  # publish "online" at once (from the committer thread)
-            self._queue.put(Work("wake", "", None, None))  # the committer publishes it
+            self._next_status = 0.0
+            with self._cond:
+                self._cond.notify()  # the committer publishes it
 
     # -- status -----------------------------------------------------------------------------------
     def _status(self, state: str, **extra: object) -> wire.Json:

@@ -7,7 +7,9 @@ What a caller may rely on:
   stream item it returns is durable (group commit: answer nothing before).
 * Claims are an insert-if-absent on (event, ticket id).  Every decided scan
   id is remembered with its answer, so a replayed scan id gets the same
-  answer and changes nothing (idempotency by key).
+  answer and changes nothing (idempotency by key).  Every admitted scan ends
+  up as the holder, an open conflict or a revoked answer: an admitted (late)
+  claim is recorded even against a release tombstone of its scan id.
 * A late claim (``admitted``: the gate already let someone in offline) that
   finds the ticket held by another scan is a conflict: recorded once per
   late scan id and put on the stream.
@@ -24,7 +26,9 @@ What a caller may rely on:
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sync.exc import ArbiterStoreError
-from sync.wire import Answer, Claim, First, Json, Release, Revocation
+from sync.wire import Answer, Claim, First, Json, Release, Revocation, Supersession
 
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -59,9 +63,10 @@ SCHEMA: tuple[str, ...] = (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL, arbiter_at REAL NOT NULL)""",
 )
 SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 ANY_EVENT = "*"
 
-Op = Claim | Release | Revocation
+Op = Claim | Release | Revocation | Supersession
 
 
 class ArbiterStore:
@@ -72,6 +77,9 @@ class ArbiterStore:
         self.path = path
         self.clock = clock
         self.epoch = ""
+        self.checkpoint_errors = 0
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> ArbiterStore:
@@ -90,7 +98,30 @@ class ArbiterStore:
         return store
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join(timeout=5)
         self.conn.close()
+
+    def start_checkpointer(self, every: float = 0.5) -> None:
+        """Move WAL checkpoints off the commit path: a thread with its own connection checkpoints
+        (PASSIVE: never blocking a commit) every `every` seconds, so no claim's answer waits for one."""
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = threading.Thread(target=self._checkpoints, args=(every,), name="checkpoints",
+                                              daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoints(self, every: float) -> None:
+        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        try:
+            while not self._stop_checkpoints.wait(every):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    self.checkpoint_errors += 1
+                    log.warning("%s: WAL checkpoint failed: %s", self.path, exc)
+        finally:
+            conn.close()
 
     def _create(self) -> None:
         with self._transaction() as db:
@@ -127,6 +158,8 @@ class ArbiterStore:
                     answers.append(self._claim(db, op, now, stream))
                 elif isinstance(op, Release):
                     answers.append(self._release(db, op, now, stream))
+                elif isinstance(op, Supersession):
+                    answers.append(self._supersede(db, op, now, stream))
                 else:
                     answers.append(self._revoke(db, op, now, stream))
         return answers, stream
@@ -134,6 +167,11 @@ class ArbiterStore:
     def _claim(self, db: sqlite3.Connection, c: Claim, now: float, stream: list[Json]) -> Answer:
         prior = db.execute("SELECT event, ticket_id, answer, admitted FROM scans WHERE scan_id = ?",
                            (c.scan,)).fetchone()
+        if prior is not None and prior[2] == "released" and c.admitted and (prior[0], prior[1]) == (c.event, c.ticket):
+            # someone was let in: that is a fact to record, whatever the tombstone said (a correct gate never
+            # releases a scan it admitted, so this takes a buggy or forged release)
+            db.execute("DELETE FROM scans WHERE scan_id = ?", (c.scan,))
+            prior = None
         if prior is not None:
             if (prior[0], prior[1]) != (c.event, c.ticket):
                 return Answer(c.scan, "invalid", detail="scan id already used for another ticket")
@@ -163,6 +201,8 @@ class ArbiterStore:
         prior = db.execute("SELECT answer, admitted FROM scans WHERE scan_id = ?", (r.scan,)).fetchone()
         if prior is not None and prior[1]:
             return Answer(r.scan, "refused", detail="an admitted scan is never released")
+        if prior is not None and prior[0] == "released":
+            return Answer(r.scan, "released")  # a replay: change nothing
         holder = self._holder(db, r.event, r.ticket)
         if holder is not None and holder.scan == r.scan:
             db.execute("DELETE FROM claims WHERE event = ? AND ticket_id = ?", (r.event, r.ticket))
@@ -208,6 +248,16 @@ class ArbiterStore:
         db.execute("INSERT INTO revoked VALUES (?, ?, ?, ?, ?, ?)", (v.event, v.ticket, v.at or now, v.by,
                                                                      v.reason, seq))
         return Answer(v.ticket, "revoked", seq)
+
+    def _supersede(self, db: sqlite3.Connection, g: Supersession, now: float, stream: list[Json]) -> Answer:
+        """Put a raised ownership generation on the stream (gates refuse older ones: docs/ownership.md).
+
+        Kept in the stream only (no table of its own): gates keep the highest generation they were
+        told, so a repeated item changes nothing.  Answered "revoked": the older generations are.
+        """
+        seq = self._emit(db, stream, now, kind="generation", event=g.event, ticket=g.ticket, gen=g.gen, by=g.by,
+                         at=g.at or now)
+        return Answer(g.ticket, "revoked", seq, detail=f"generations below {g.gen}")
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -289,4 +339,5 @@ class ArbiterStore:
         out["conflicts"] = self.conn.execute("SELECT count(*) FROM conflicts WHERE state = 'open'").fetchone()[0]
         out["revoked"] = self.conn.execute("SELECT count(*) FROM revoked").fetchone()[0]
         out["head"] = self.head()
+        out["checkpoint_errors"] = self.checkpoint_errors
         return out

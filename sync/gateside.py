@@ -99,10 +99,14 @@ class GateSync:
         return drained
 
     def _settled(self) -> bool:
+        """Nothing left to deliver, and caught up if the arbiter can be asked at all."""
         try:
-            return not self.ledger.outbox_counts() and not self._need_catchup
+            if self.ledger.outbox_counts():
+                return False
         except StoreError:
             return False
+        reachable = self.link.ready and self._arbiter != "offline"
+        return not (reachable and self._need_catchup)
 
     # -- the claim path (decide thread) ----------------------------------------------------------
     def can_claim(self) -> bool:

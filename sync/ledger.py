@@ -233,6 +233,11 @@ class Ledger:
             db.execute("INSERT INTO revoked (event, ticket_id, at, by, reason) VALUES (?, ?, ?, ?, ?)"
                        " ON CONFLICT DO NOTHING", (event, ticket, item.get("at", 0.0), item.get("by", "arbiter"),
                                                    item.get("reason", "")))
+        elif kind == "generation":  # the highest generation wins, as in Store.supersede (docs/ownership.md)
+            db.execute("INSERT INTO generations (event, ticket_id, generation, at, by) VALUES (?, ?, ?, ?, ?)"
+                       " ON CONFLICT (event, ticket_id) DO UPDATE SET generation = excluded.generation,"
+                       " at = excluded.at, by = excluded.by WHERE excluded.generation > generations.generation",
+                       (event, ticket, item["gen"], item.get("at", 0.0), item.get("by", "arbiter")))
         elif kind == "conflict":
             f, late = item["first"], item["late"]
             self._conflict(db, event, ticket, f["gate"], f["at"], f["scan"], late["gate"], late["at"], late["scan"],
@@ -253,6 +258,10 @@ class Ledger:
     def _known(self, db: sqlite3.Connection, scan: Scan) -> Redemption | None:
         if Store.revoked_in(db, scan.event or "", scan.ticket_id or ""):
             return self._revoked(db, scan)
+        superseded = Store.superseded_in(db, scan)  # an older ownership generation, as in Store.redeem
+        if superseded is not None:
+            Store.audit_in(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, superseded.detail)
+            return superseded
         held = self._held(db, scan)
         if held is None:
             return None

@@ -23,6 +23,7 @@ What a caller may rely on:
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import urllib.parse
@@ -44,6 +45,9 @@ from sync.exc import BadMessage, BrokerURLError, SyncError
 log = logging.getLogger(__name__)
 
 QOS = 1
+#: requests and their answers: a lost one is a timeout that the outbox repairs, so QoS 1's acknowledgements
+#: buy nothing, and paho would re-send a stale claim after a reconnect
+REQUEST_QOS = 0
 #: paho's own queue of unsent messages: bounded so a long outage cannot eat the memory
 MAX_QUEUED = 10_000
 
@@ -76,21 +80,25 @@ class Broker:
 
 @dataclass(frozen=True)
 class Credentials:
-    """User name and password (no user name: anonymous) and, for mqtts, the CA bundle (empty: the system's)."""
+    """User name and password (no user name: anonymous); for mqtts the CA bundle (empty: the system's)
+    and optionally this client's certificate and key (PEM files)."""
 
     username: str = ""
     password: str = ""
     ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
     @classmethod
-    def load(cls, username: str, password_file: Path | None, ca_file: str) -> Credentials:
+    def load(cls, username: str, password_file: Path | None, ca_file: str = "", cert_file: str = "",
+             key_file: str = "") -> Credentials:
         password = ""
         if password_file is not None:
             try:
                 password = password_file.read_text().strip()
             except OSError as exc:
                 raise SyncError(f"{password_file}: cannot read the MQTT password: {exc.strerror or exc}") from None
-        return cls(username, password, ca_file)
+        return cls(username, password, ca_file, cert_file, key_file)
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ class Link:
         subscriptions: Sequence[str],
         on_message: Callable[[Inbound], None],
         on_ready: Callable[[bool], None] | None = None,
+        after_packet: Callable[[], None] | None = None,
         reply_topic: str | None = None,
         will: tuple[str, wire.Json] | None = None,
         keepalive: int = 10,
@@ -136,6 +145,7 @@ class Link:
         self._subscriptions = list(subscriptions) + ([reply_topic] if reply_topic else [])
         self._on_message = on_message
         self._on_ready = on_ready
+        self._after_packet = after_packet
         self._keepalive = keepalive
         self._ready = False
         self._stopping = False
@@ -154,6 +164,7 @@ class Link:
         client.on_disconnect = self._disconnected
         client.on_subscribe = self._subscribed
         client.on_message = self._message
+        client.on_publish = self._published
         client.reconnect_delay_set(min_delay=reconnect[0], max_delay=max(reconnect))
         client.max_queued_messages_set(MAX_QUEUED)
         if will is not None:
@@ -161,7 +172,11 @@ class Link:
         if credentials.username:
             client.username_pw_set(credentials.username, credentials.password or None)
         if self.broker.tls:
-            client.tls_set(ca_certs=credentials.ca_file or None)
+            try:
+                client.tls_set(ca_certs=credentials.ca_file or None, certfile=credentials.cert_file or None,
+                               keyfile=credentials.key_file or None)
+            except (OSError, ValueError) as exc:
+                raise SyncError(f"cannot set up TLS for {self.broker}: {exc}") from None
         return client
 
     # -- lifecycle -------------------------------------------------------------------
@@ -194,9 +209,9 @@ class Link:
         return self._ready_event.wait(timeout)
 
     # -- publishing ----------------------------------------------------------------------
-    def publish(self, topic: str, payload: wire.Json, *, retain: bool = False,
+    def publish(self, topic: str, payload: wire.Json, *, retain: bool = False, qos: int = QOS,
                 correlation: bytes | None = None, response_topic: str | None = None) -> bool:
-        """Queue one QoS 1 message; False (and counted as `unsent`) when not connected or refused."""
+        """Send one message (QoS 1 unless told); False (and counted as `unsent`) when not connected or refused."""
         if not self._ready:
             self.counters.add("unsent")
             return False
@@ -207,7 +222,7 @@ class Link:
                 props.ResponseTopic = response_topic
             if correlation is not None:
                 props.CorrelationData = correlation
-        info = self._client.publish(topic, wire.encode(payload), qos=QOS, retain=retain, properties=props)
+        info = self._client.publish(topic, wire.encode(payload), qos=qos, retain=retain, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.counters.add("unsent")
             log.debug("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
@@ -223,7 +238,8 @@ class Link:
         with self._lock:
             self._waiters[correlation] = waiter
         try:
-            if not self.publish(topic, payload, correlation=correlation, response_topic=self.reply_topic):
+            if not self.publish(topic, payload, qos=REQUEST_QOS, correlation=correlation,
+                                response_topic=self.reply_topic):
                 return None
             waiter.event.wait(timeout)
             return waiter.reply
@@ -284,6 +300,12 @@ class Link:
         except (BadMessage, SyncError) as exc:
             self.counters.add("bad_messages")
             log.warning("dropped a message on %s: %s", msg.topic, exc)
+        if self._after_packet is not None:
+            self._after_packet()
+
+    def _published(self, _client: mqtt.Client, _userdata: Any, _mid: int, _reason: Any, _props: Any) -> None:
+        if self._after_packet is not None:  # a PUBACK was read: the socket may be drained now
+            self._after_packet()
 
     # -- helpers -------------------------------------------------------------------------
     def _set_ready(self, ready: bool) -> None:
@@ -314,3 +336,16 @@ class Link:
     def socket(self) -> Any:
         """The current socket (for tests and diagnostics), or None."""
         return self._client.socket()
+
+    def more_to_read(self) -> bool:
+        """Whether bytes are already waiting on the socket (call from the network thread)."""
+        sock = self._client.socket()
+        if sock is None:
+            return False
+        pending = getattr(sock, "pending", None)  # TLS keeps decrypted bytes of its own
+        if pending is not None and pending():
+            return True
+        try:
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False

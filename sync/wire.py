@@ -25,7 +25,7 @@ from sync.exc import BadMessage
 VERSION = 1
 #: what the arbiter answers for one claim or release (docs/mqtt.md, "Answers")
 ANSWERS = ("won", "lost", "revoked", "released", "refused", "invalid")
-STREAM_KINDS = ("redemption", "release", "revocation", "conflict")
+STREAM_KINDS = ("redemption", "release", "revocation", "conflict", "generation")
 MAX_ITEMS = 1000
 MAX_TEXT = 256
 
@@ -152,8 +152,30 @@ class Revocation:
         return cls(text(d, "event"), text(d, "ticket"), text(d, "by"), text(d, "reason", ""), number(d, "at", 0.0))
 
 
-def request(key: str, entries: list[Claim] | list[Release] | list[Revocation]) -> Json:
-    """A request payload: {"v": 1, key: [...]} with key claims, releases or revocations."""
+@dataclass(frozen=True)
+class Supersession:
+    """(event, ticket) now belongs to ownership generation `gen`: older generations are refused (docs/ownership.md).
+
+    Sent like a revocation (the revoke request, key "generations"); on the stream as kind "generation".
+    """
+
+    event: str
+    ticket: str
+    gen: int
+    by: str
+    at: float = 0.0
+
+    def to_json(self) -> Json:
+        return {"event": self.event, "ticket": self.ticket, "gen": self.gen, "by": self.by, "at": self.at}
+
+    @classmethod
+    def from_json(cls, d: Json) -> Supersession:
+        return cls(text(d, "event"), text(d, "ticket"), integer(d, "gen", minimum=1), text(d, "by"),
+                   number(d, "at", 0.0))
+
+
+def request(key: str, entries: list[Claim] | list[Release] | list[Revocation] | list[Supersession]) -> Json:
+    """A request payload: {"v": 1, key: [...]} with key claims, releases, revocations or generations."""
     return {"v": VERSION, key: [e.to_json() for e in entries]}
 
 
@@ -167,6 +189,10 @@ def parse_releases(d: Json) -> list[Release]:
 
 def parse_revocations(d: Json) -> list[Revocation]:
     return [Revocation.from_json(r) for r in items(d, "revocations")]
+
+
+def parse_supersessions(d: Json) -> list[Supersession]:
+    return [Supersession.from_json(g) for g in items(d, "generations")]
 
 
 def catchup_request(after: int, limit: int) -> Json:
@@ -276,6 +302,8 @@ def check_item(d: Json) -> Json:
     if kind == "redemption":
         number(d, "at")
         integer(d, "gen", 0)
+    if kind == "generation":
+        integer(d, "gen", minimum=1)
     if kind == "conflict":
         if d.get("state") not in ("open", "void"):
             raise BadMessage(f"conflict state must be 'open' or 'void', not {d.get('state')!r}")

@@ -7,6 +7,7 @@ SQLite files afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -85,11 +86,16 @@ class Mosquitto:
         self.proc = None
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "broker").start()
+def running_broker(folder: Path) -> Iterator[Mosquitto]:
+    """A started Mosquitto in `folder`, stopped afterwards (the body of a `broker` fixture)."""
+    b = Mosquitto(folder / "broker").start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    yield from running_broker(tmp_path)
 
 
 class Proc:
@@ -198,11 +204,19 @@ class Site:
             proc.kill()
 
 
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    s = Site(tmp_path, broker)
+def running_site(root: Path, broker: Mosquitto) -> Iterator[Site]:
+    """A Site on `broker`, its processes killed afterwards (the body of a `site` fixture)."""
+    s = Site(root, broker)
     yield s
     s.close()
+
+
+# Plugin fixtures are global to the whole run (another plugin may define the same names, e.g.
+# deploy_fixtures.site): the test_sync_* modules define their own `broker` and `site` from the two
+# functions above, which pytest prefers to any plugin's.
+@pytest.fixture
+def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
+    yield from running_site(tmp_path, broker)
 
 
 def rows(db: sqlite3.Connection, sql: str, *args: object) -> list[tuple[Any, ...]]:
@@ -305,10 +319,8 @@ class TcpProxy:
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):  # already closed by its peer
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def heal(self) -> None:
@@ -317,3 +329,23 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self.listener.close()
+
+
+def crash_after_answer(ticket: str) -> None:
+    """Decide one ticket the way `gate check` does, but SIGKILL this process between the arbiter's
+    answer and the local commit (run as `python tests/sync_fixtures.py TICKET` with the gate's env)."""
+    import signal
+
+    from gate.app import gate_session
+    from gate.config import load_config
+
+    def die(_scan: object, answer: object) -> None:
+        if answer is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+    with gate_session(load_config()) as decider:
+        decider.claimer.after_answer = die  # type: ignore[union-attr]
+        print(json.dumps(decider.decide(ticket).to_dict()), flush=True)
+
+
+if __name__ == "__main__":
+    crash_after_answer(sys.argv[1])

@@ -105,7 +105,7 @@ def test_a_corrupted_page_fails_the_integrity_check(tmp_path: Path) -> None:
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "qrgate-test", str(mnt)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "qrgate-test", str(mnt)], check=True)
     try:
         yield mnt
     finally:
@@ -113,13 +113,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(path: Path) -> None:
-    with open(path / "ballast", "wb") as f:
-        try:
+    try:
+        with open(path / "ballast", "wb") as f:
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
-        except OSError:
-            pass
+    except OSError:  # ENOSPC: full, which is the point (a full disk may refuse even the open)
+        pass
 
 
 def test_full_disk_denies_with_store_fault_and_loses_nothing(small_disk: Path) -> None:

@@ -1,0 +1,220 @@
+"""`gate boxoffice ...`, `gate fake-agent init` and `gate supersede` (docs/ownership.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from gate.chain import boxoffice_db as bdb
+from gate.chain.block import Message
+from gate.chain.boxoffice import BoxOffice
+from gate.chain.cli_io import EXIT_ERROR, EXIT_OK, add_in, add_out, amount, emit, kinds, read_message, step
+from gate.chain.db import ChainDB
+from gate.chain.exc import ChainError, MalformedBlock
+from gate.chain.party import Party
+from gate.chain.payment import FakePaymentAgent
+from gate.chain.protocol import Listing, format_amount
+from gate.config import Config
+from gate.keys import KeyStore
+from gate.ticket import Ticket
+
+Sub = argparse._SubParsersAction
+
+
+def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
+    from gate.cli import _command, _time_arg
+
+    group = sub.add_parser("boxoffice", help="the box office: inventory, sales, resales (docs/ownership.md)",
+                           description="The box office: sells tickets and knows who holds each one now.")
+    bs = group.add_subparsers(title="box office commands", metavar="ACTION")
+    p = _command(bs, common, "init", cmd_init, "create the box office's chain (its identity block)",
+                 "gate boxoffice init --name 'Town Hall box office'")
+    p.add_argument("--name", default="box office")
+    p = _command(bs, common, "trust-agent", cmd_trust_agent, "accept payment confirmations from this agent",
+                 "gate boxoffice trust-agent agent.id.json")
+    add_in(p, "the agent's identity message")
+    p = _command(bs, common, "add", cmd_add, "list tickets for sale (the holder code runs over the validity window)",
+                 "gate boxoffice add --event show7 --seat 12B --id 9f2 --price 25.00 "
+                 "--valid-from 2026-11-21T18:00Z --valid-until 2026-11-22T18:00Z")
+    p.add_argument("--event", required=True)
+    p.add_argument("--seat", default="")
+    p.add_argument("--id", dest="ticket_id", help="ticket id (with --count N: ID-1 .. ID-N); default random")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--price", type=amount, required=True, help="e.g. 25.00")
+    p.add_argument("--currency", default="EUR")
+    p.add_argument("--valid-from", type=_time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
+    p.add_argument("--valid-until", type=_time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
+    p.add_argument("--slot", type=int, help="seconds per code slot (default ownership.slot)")
+    p = _command(bs, common, "list", cmd_list, "every ticket: state, current holder and generation",
+                 "gate boxoffice list --json")
+    p.add_argument("--json", action="store_true")
+    p = _command(bs, common, "catalog", cmd_catalog, "write the catalog wallets trust: identity and listings",
+                 "gate boxoffice catalog --out catalog.json")
+    add_out(p)
+    for name, handler, what, example in (
+        ("handle", cmd_handle, "a purchase or resale request -> reservation and payment request, or holds",
+         "gate boxoffice handle request.json --out reply.json"),
+        ("confirm", cmd_confirm, "an agent's payment confirmation -> the ownership block for the buyer",
+         "gate boxoffice confirm paid.json --out owned.json"),
+        ("transfer", cmd_transfer, "the holder's release -> ownership for the buyer, generation raised",
+         "gate boxoffice transfer release.json --out owned.json"),
+    ):
+        p = _command(bs, common, name, handler, what, example)
+        add_in(p, "the message received")
+        add_out(p)
+    p = _command(bs, common, "expire", cmd_expire, "free unpaid reservations and holds past their time (timeout blocks)",
+                 "gate boxoffice expire --out timeouts.json")
+    add_out(p)
+
+
+def add_fake_agent(sub: Sub, common: argparse.ArgumentParser) -> None:
+    from gate.cli import _command
+
+    group = sub.add_parser("fake-agent", help="a payment agent that moves no money (demo and tests only)",
+                           description="A FAKE payment agent: confirms every payment, moves no money.")
+    fs = group.add_subparsers(title="fake agent commands", metavar="ACTION")
+    p = _command(fs, common, "init", cmd_agent_init,
+                 "create (once) the fake agent in HOME and write its identity message",
+                 "gate fake-agent init --home agent/ --out agent.id.json")
+    add_out(p)
+
+
+def add_supersede(sub: Sub, common: argparse.ArgumentParser) -> None:
+    from gate.cli import _command
+
+    p = _command(sub, common, "supersede", cmd_supersede,
+                 "record a ticket's new ownership generation: older ones are REVOKED superseded here\n"
+                 "(and, with --broker, at every gate through the arbiter's stream)",
+                 "gate supersede 9f2 --event show7 --generation 2")
+    p.add_argument("ticket_id")
+    p.add_argument("--event", required=True)
+    p.add_argument("--generation", type=int, required=True)
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+def open_boxoffice(config: Config) -> BoxOffice:
+    keys = KeyStore(config.keys_dir)
+
+    def sign(ticket: Ticket) -> str:
+        return keys.signing_key(ticket.event).sign(ticket)
+    db = ChainDB.open(config.path(config.ownership.boxoffice_db), bdb.MIGRATIONS)
+    return BoxOffice(db, sign, reservation=config.ownership.reservation)
+
+
+def cmd_init(args: argparse.Namespace, config: Config) -> int:
+    db = ChainDB.open(config.path(config.ownership.boxoffice_db), bdb.MIGRATIONS)
+    try:
+        party = Party.create(db, args.name, "boxoffice")
+    except ChainError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{party.chain} {args.name}")
+    return EXIT_OK
+
+
+@step
+def cmd_trust_agent(args: argparse.Namespace, config: Config) -> int:
+    blocks = read_message(args.message).identities()
+    if len(blocks) != 1:
+        raise MalformedBlock(f"expected one identity block, found {len(blocks)}")
+    print(f"{open_boxoffice(config).trust_agent(blocks[0])} trusted as a payment agent")
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace, config: Config) -> int:
+    from gate.cli import mint_ids
+
+    slot = args.slot or config.ownership.slot
+    slots = -(-(args.valid_until - args.valid_from) // slot)
+    if args.count < 1 or not 0 < args.valid_from < args.valid_until or not 1 <= slots <= 65535:
+        print("gate: error: need --count >= 1 and a validity window of 1..65535 slots", file=sys.stderr)
+        return EXIT_ERROR
+    office = open_boxoffice(config)
+    for ticket_id in mint_ids(args.ticket_id, args.count):
+        item = Listing(args.event, ticket_id, args.seat, args.price, args.currency, args.valid_from,
+                       args.valid_until, slot, slots)
+        added = office.add(item)
+        print(f"{args.event}/{ticket_id} seat={args.seat or '-'} {format_amount(args.price, args.currency)}"
+              f" {'listed' if added else 'was listed already'}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    for row in open_boxoffice(config).holders():
+        print(json.dumps(row) if args.json else
+              f"{row['event']}/{row['ticket_id']} seat={row['seat'] or '-'} {row['state']}"
+              f" holder={row['holder'] or '-'} generation={row['generation']}"
+              f"{' pending=' + str(row['pending']) if row['pending'] else ''}")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
+    text = open_boxoffice(config).catalog().dumps()
+    if args.out is None:
+        print(text)
+    else:
+        Path(args.out).write_text(text + "\n")
+        print(f"catalog -> {args.out}")
+    return EXIT_OK
+
+
+@step
+def cmd_handle(args: argparse.Namespace, config: Config) -> int:
+    reply = open_boxoffice(config).handle(read_message(args.message))
+    emit(args, reply, f"answered: {kinds(reply)}")
+    return EXIT_OK
+
+
+@step
+def cmd_confirm(args: argparse.Namespace, config: Config) -> int:
+    reply = open_boxoffice(config).confirm(read_message(args.message))
+    emit(args, reply, f"paid: {kinds(reply)}")
+    return EXIT_OK
+
+
+@step
+def cmd_transfer(args: argparse.Namespace, config: Config) -> int:
+    office = open_boxoffice(config)
+    reply = office.transfer(read_message(args.message))
+    emit(args, reply, f"transferred: {kinds(reply)}")
+    for row in office.supersessions()[-1:]:
+        if not config.sync.broker:
+            print(f"gates: gate supersede {row['ticket_id']} --event {row['event']} --generation {row['generation']}",
+                  file=sys.stderr)
+            continue
+        from gate.chain.distribute import distribute_generation
+        return distribute_generation(config, str(row["event"]), str(row["ticket_id"]), int(row["generation"]),  # type: ignore[call-overload]
+                                     at=float(row["at"]))  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+def cmd_expire(args: argparse.Namespace, config: Config) -> int:
+    reply = open_boxoffice(config).expire()
+    emit(args, reply, f"expired: {kinds(reply)}")
+    return EXIT_OK
+
+
+def cmd_agent_init(args: argparse.Namespace, config: Config) -> int:
+    agent = FakePaymentAgent.open(str(config.path("fake-agent.db")), create=True)
+    emit(args, Message((agent.identity_block,)), f"fake payment agent {agent.party.chain}")
+    return EXIT_OK
+
+
+def cmd_supersede(args: argparse.Namespace, config: Config) -> int:
+    from gate.app import open_store
+
+    if args.generation < 1:
+        print("gate: error: --generation must be at least 1", file=sys.stderr)
+        return EXIT_ERROR
+    with open_store(config) as store:
+        raised = store.supersede(args.event, args.ticket_id, args.generation, at=time.time(), by=config.gate_id)
+    print(f"{args.event}/{args.ticket_id} generation {args.generation}"
+          f" {'now holds it' if raised else 'or a newer one was known already'}")
+    if config.sync.broker:  # every gate gets it through the arbiter's stream, like a revocation
+        from gate.chain.distribute import distribute_generation
+        return distribute_generation(config, args.event, args.ticket_id, args.generation)
+    return EXIT_OK

@@ -1,0 +1,166 @@
+"""The holder's code at the gate: rotating back-step values, screenshots, forgeries, generations, the vector."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import segno
+from chain_fixtures import T0, World, standard_world
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gate.base45 import b45decode, b45encode
+from gate.chain.backstep import code_salt
+from gate.chain.rotating import CODE_PREFIX, SUFFIX_CHARS, Code, HolderTerms, present, split, with_terms
+from gate.keys import IssuerKey, Keyring
+from gate.outcomes import Outcome, Reason
+from gate.ticket import Ticket, parse
+from gate.verify import Verifier
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield from standard_world(tmp_path)
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "ownership.md"
+KEY = IssuerKey("0a1b2c3d", "hmac", "show7", bytes(range(32)), 0.0)
+
+
+def doc_vector() -> dict[str, object]:
+    block = re.search(r"```json\n(.*?)```", DOC.read_text(), re.S)
+    assert block, "docs/ownership.md has no ```json test vector"
+    return json.loads(block.group(1))  # type: ignore[no-any-return]
+
+
+def plain_chain(seed: bytes, salt: bytes, steps: int, start: int = 0) -> bytes:
+    """The back-step hash as the doc states it, with hashlib alone."""
+    x = seed
+    for p in range(start + 1, start + steps + 1):
+        x = hashlib.sha256(b"QGSTEP1\x00" + salt + struct.pack(">H", p) + x).digest()[:16]
+    return x
+
+
+def verifier(now: float, skew: int = 1) -> Verifier:
+    return Verifier(Keyring([KEY.verify_key()]), clock=lambda: now, code_skew=skew)
+
+
+def test_documented_vector_recomputed_independently() -> None:
+    v = doc_vector()
+    seed, slots, start = bytes.fromhex(str(v["code_seed"])), int(v["slots"]), int(v["start"])  # type: ignore[call-overload]
+    salt = hashlib.sha256(b"qrgate/code-salt/v1\x00" + b"show7\x00" + b"9f2").digest()[:16]
+    assert salt.hex() == v["code_salt"] == code_salt("show7", "9f2").hex()
+    anchor = plain_chain(seed, salt, slots)
+    assert anchor.hex() == v["anchor"]
+    ext = struct.pack(">BHHI", 0, 15, slots, start) + anchor
+    assert (bytes([0x82, len(ext)]) + ext).hex() == v["extension_hex"]
+    t = (int(v["now"]) - start) // 15 + 1  # type: ignore[call-overload]
+    value = plain_chain(seed, salt, slots - t)
+    assert (t, value.hex()) == (v["t"], v["v_t"])
+    ticket_text = str(v["ticket_text"])
+    assert v["qr_text"] == "QH:" + ticket_text[3:] + b45encode(struct.pack(">H", t) + value)
+    ticket = parse(ticket_text).ticket
+    assert dict(ticket.extensions)[0x82] == ext and ticket.generation == v["generation"]
+    assert verifier(float(v["now"])).verify(str(v["qr_text"])).reason is Reason.NONE  # type: ignore[arg-type]
+
+
+def test_the_code_fits_a_small_alphanumeric_qr() -> None:
+    qr_text = str(doc_vector()["qr_text"])
+    assert qr_text in (DOC.parent / "ticket-format.md").read_text()  # the extension table shows the same vector
+    assert len(qr_text.split(CODE_PREFIX)[1]) > SUFFIX_CHARS == 27
+    qr = segno.make_qr(qr_text, error="m", boost_error=False)
+    assert (qr.mode, qr.version) == ("alphanumeric", 6)
+
+
+def test_rotating_code_admitted_in_its_slot_and_skew(world: World) -> None:
+    alice = world.wallet("alice")
+    world.purchase(alice)
+    text, code, terms = alice.code("show7", "9f2")
+    assert code.t == 1 and terms.slots == 5760
+    for late in (0, 14.9, 15, 29.9):  # its own slot, then the next one (one slot of skew)
+        assert verifier(T0 + late).verify(text).reason is Reason.NONE, late
+    assert world.gate().decide(text).outcome is Outcome.ADMIT
+
+
+def test_a_screenshot_presented_after_its_slot_is_stale(world: World) -> None:
+    alice = world.wallet("alice")
+    world.purchase(alice)
+    screenshot = alice.code("show7", "9f2")[0]
+    world.clock.advance(31)  # two slots later
+    decision = world.gate().decide(screenshot)
+    assert (decision.outcome, decision.reason) == (Outcome.INVALID, Reason.STALE_CODE)
+    assert "earlier" in decision.detail
+    assert not world.store.is_redeemed("show7", "9f2")  # the holder's own live code still gets in
+    assert world.scan(alice).outcome is Outcome.ADMIT
+
+
+def test_a_code_from_the_future_is_stale_and_a_wider_skew_accepts_it(world: World) -> None:
+    alice = world.wallet("alice")
+    world.purchase(alice)
+    future = alice.code("show7", "9f2", now=T0 + 60)[0]  # slot 5 while the gate is in slot 1
+    assert verifier(T0).verify(future).reason is Reason.STALE_CODE
+    assert verifier(T0, skew=4).verify(future).reason is Reason.NONE
+
+
+def test_a_forged_or_replayed_value_is_a_bad_backstep(world: World) -> None:
+    alice = world.wallet("alice")
+    world.purchase(alice)
+    text, code, _terms = alice.code("show7", "9f2", now=T0 + 150)  # slot 11
+    ticket_text, _ = split(text)
+    check = verifier(T0 + 150)
+    assert check.verify(present(ticket_text, Code(code.t, bytes(16)))).reason is Reason.BAD_BACKSTEP
+    # an old value (slot 1) relabelled as the current slot does not hash to the anchor in 11 steps
+    old = alice.code("show7", "9f2", now=T0)[1]
+    assert check.verify(present(ticket_text, Code(code.t, old.value))).reason is Reason.BAD_BACKSTEP
+    assert check.verify(present(ticket_text, Code(old.t, old.value))).reason is Reason.STALE_CODE
+    assert check.verify(ticket_text).reason is Reason.BAD_BACKSTEP  # the signed text alone, no code
+    slot0 = CODE_PREFIX + ticket_text[3:] + b45encode(bytes(2) + bytes(16))
+    assert check.verify(slot0).reason is Reason.MALFORMED
+
+
+def test_a_paper_code_is_static_and_single_use(world: World) -> None:
+    alice = world.wallet("alice")
+    world.purchase(alice, mode="paper")
+    printed = alice.code("show7", "9f2")[0]
+    assert printed == alice.code("show7", "9f2", now=T0 + 40000)[0]
+    world.clock.advance(40000)  # hours later: still accepted, once
+    assert world.gate().decide(printed).outcome is Outcome.ADMIT
+    assert world.gate().decide(printed).outcome is Outcome.ALREADY_USED
+
+
+def test_an_old_generation_is_revoked_superseded_and_single_use_holds_across_generations(world: World) -> None:
+    alice, bob, carol = world.wallet("alice"), world.wallet("bob"), world.wallet("carol")
+    world.purchase(alice, "9f2")
+    world.purchase(alice, "a11")
+    assert world.scan(alice, "a11").outcome is Outcome.ADMIT  # Alice enters with a11 ...
+    world.resale(alice, bob, 4000, "a11")  # ... then sells it on
+    world.resale(alice, carol, 4000, "9f2")
+    world.publish_generations()
+    assert world.store.generation("show7", "9f2") == 2
+    assert world.scan(bob, "a11").outcome is Outcome.ALREADY_USED  # one entry per ticket, whoever holds it
+    assert world.scan(carol, "9f2").outcome is Outcome.ADMIT
+    history = world.store.history("9f2", "show7")
+    assert [h["outcome"] for h in history] == ["ADMIT"]
+    assert world.store.supersede("show7", "9f2", 1, at=T0) is False  # never lowered, applied twice harmlessly
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=18, max_size=18))
+def test_any_suffix_is_decided_never_raised_and_never_admitted(suffix: bytes) -> None:
+    terms = HolderTerms(bytes(16), int(T0), 15, 5760)
+    text = KEY.sign(with_terms(Ticket(event="show7", ticket_id="9f2"), terms))
+    verdict = verifier(T0).verify(CODE_PREFIX + text[3:] + b45encode(suffix))
+    assert verdict.reason in (Reason.BAD_BACKSTEP, Reason.MALFORMED)
+
+
+@pytest.mark.parametrize("tail", ["", "A", "AB", "%%%", "Z" * 26, ":::" * 9])
+def test_truncated_or_bad_suffixes_are_malformed(tail: str) -> None:
+    text = KEY.sign(with_terms(Ticket(event="show7", ticket_id="9f2"), HolderTerms(bytes(16), int(T0), 15, 9)))
+    body = text[3:] if tail else ""
+    assert b45decode(text[3:])  # the signed part itself is fine, the suffix is not
+    assert verifier(T0).verify(CODE_PREFIX + body + tail).reason is Reason.MALFORMED

@@ -1,0 +1,117 @@
+"""The dashboard's live model and its history file (real SQLite on tmp_path), with no broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.decide import Decision
+from gate.outcomes import Outcome, Reason
+from sync.dashboard.history import History
+from sync.dashboard.messages import parse_scan, scan_payload
+from sync.dashboard.model import Model
+from sync.dashboard.server import AdminPassword
+
+NOW = 1_800_000_000.0
+
+
+def scan(n: int, gate: str = "gate-1", outcome: Outcome = Outcome.ADMIT, reason: Reason = Reason.NONE,
+         ticket: str | None = None) -> tuple[Decision, float]:
+    decision = Decision(outcome, reason, f"s{n}", gate, NOW + n, "show7", ticket or f"t{n}", "A1")
+    return decision, NOW + n + 0.01
+
+
+def feed(model: Model, history: History, *scans: tuple[Decision, float]) -> None:
+    events = [(parse_scan(scan_payload(d, decided), d.gate_id), decided) for d, decided in scans]
+    for event, received in events:
+        model.scan(event, received)
+    history.add_scans(events)
+
+
+def item(seq: int, kind: str, ticket: str, **extra: object) -> dict[str, object]:
+    return {"seq": seq, "kind": kind, "event": "show7", "ticket": ticket, **extra}
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> History:
+    return History.open(tmp_path / "dashboard.db")
+
+
+def test_rates_reasons_and_totals_per_gate_and_for_the_venue(history: History) -> None:
+    model = Model(capacity=100)
+    feed(model, history, scan(1), scan(2), scan(3, outcome=Outcome.ALREADY_USED, reason=Reason.ALREADY_USED),
+         scan(4, "gate-2", Outcome.INVALID, Reason.BAD_SIGNATURE), scan(5, "gate-10"))
+    model.status("gate-1", {"state": "online", "decisions": {"ADMIT": 2, "ALREADY_USED": 1}, "outbox": {"late": 3},
+                            "clock_offset": 0.25}, NOW + 6, retained=False)
+    snap = model.snapshot(NOW + 10, feed=True)
+    gates = {g["gate"]: g for g in snap["gates"]}
+    assert [g["gate"] for g in snap["gates"]] == ["gate-1", "gate-2", "gate-10"]  # natural order
+    assert (gates["gate-1"]["admitted"], gates["gate-1"]["rejected"]) == (2, 1)  # from its status
+    assert (gates["gate-1"]["outbox"], gates["gate-1"]["clock_offset"]) == (3, 0.25)
+    assert gates["gate-1"]["per_minute"] == 2 and gates["gate-1"]["reasons"] == {"already_used": 1}
+    assert gates["gate-2"]["reasons"] == {"bad_signature": 1} and gates["gate-2"]["state"] == "unknown"
+    assert sum(snap["venue"]["admitted"]) == 3 and sum(snap["venue"]["rejected"]) == 2
+    assert snap["venue"]["reasons"] == {"already_used": 1, "bad_signature": 1}
+    assert [row["scan_id"] for row in snap["feed"]] == ["s5", "s4", "s3", "s2", "s1"]
+    feed(model, history, scan(6))  # after the status: counted on top of it until the next status
+    assert {g["gate"]: g for g in model.snapshot(NOW + 10)["gates"]}["gate-1"]["admitted"] == 3
+    assert {g["gate"]: g for g in model.snapshot(NOW + 100)["gates"]}["gate-1"]["state"] == "silent"
+
+
+def test_the_stream_drives_capacity_conflicts_and_overrides(history: History) -> None:
+    model = Model(capacity=10)
+    items = [item(1, "redemption", "a", scan="x1", gate="gate-1", at=NOW),
+             item(2, "redemption", "b", scan="x2", gate="gate-2", at=NOW),
+             item(3, "conflict", "b", state="open", first={"gate": "gate-2", "at": NOW, "scan": "x2"},
+                  late={"gate": "gate-3", "at": NOW + 1, "scan": "x3"}, arbiter_at=NOW + 5),
+             item(4, "release", "a", scan="x1", gate="gate-1", override="unredeem", by="admin", admin="alice"),
+             item(5, "redemption", "c", scan="x5", gate="admin:admin", at=NOW, admin="alice"),
+             item(6, "revocation", "d", by="admin", reason="refunded", at=NOW)]
+    kept, gap = history.apply_stream("e1", items[:2] + items[3:4])
+    assert [i["seq"] for i in kept] == [1, 2] and gap  # 4 after 2: a gap, stop there
+    kept, gap = history.apply_stream("e1", items)
+    assert [i["seq"] for i in kept] == [3, 4, 5, 6] and not gap
+    assert history.apply_stream("e1", items) == ([], False)  # replays change nothing
+    assert history.position() == ("e1", 6)
+    assert history.apply_stream("e2", items[:1]) == ([], True)  # another arbiter database: catch up first
+
+    for i in history.stream_items():  # what a restarted dashboard does
+        model.stream_item(i)
+    snap = model.snapshot(NOW)
+    assert snap["capacity"] == {"issued": 10, "admitted": 2, "double": 1}  # b and c held, a un-redeemed
+    assert [(c["ticket"], c["first"]["gate"], c["late"]["gate"]) for c in snap["conflicts"]] == [
+        ("b", "gate-2", "gate-3")]
+    assert [(o["action"], o["ticket"], o["admin"]) for o in snap["overrides"]] == [
+        ("admit", "c", "alice"), ("unredeem", "a", "alice")]
+    assert snap["revoked"] == 1 and snap["revocations"][0]["reason"] == "refunded"
+
+
+def test_a_tickets_history_across_gates_survives_a_restart(tmp_path: Path) -> None:
+    history = History.open(tmp_path / "d.db")
+    model = Model()
+    feed(model, history, scan(1, "gate-1", ticket="9f2"),
+         scan(2, "gate-2", Outcome.ALREADY_USED, Reason.ALREADY_USED, ticket="9f2"), scan(3, ticket="other"))
+    history.apply_stream("e1", [item(1, "redemption", "9f2", scan="s1", gate="gate-1", at=NOW + 1,
+                                     arbiter_at=NOW + 1.5)])
+    history.record_action(NOW + 9, "alice", "revoke", "show7", "9f2", "refunded", "127.0.0.1", "revoked", "")
+    history.close()
+
+    again = History.open(tmp_path / "d.db")
+    rows = again.ticket("9f2")
+    assert [(r["source"], r["kind"], r["gate"]) for r in rows] == [
+        ("gate", "scan", "gate-1"), ("arbiter", "redemption", "gate-1"), ("gate", "scan", "gate-2"),
+        ("dashboard", "revoke", "")]
+    assert "first used at" not in rows[0]["summary"] and rows[2]["summary"].startswith("ALREADY_USED")
+    assert again.ticket("9f2", "other-event") == []
+    restored = Model()
+    for event, received in again.recent_scans(NOW - 60):
+        restored.scan(event, received, live=False)
+    assert len(restored.snapshot(NOW + 10, feed=True)["feed"]) == 3
+
+
+def test_the_admin_password_is_checked_whatever_its_type_and_length() -> None:
+    password = AdminPassword("s3cret")
+    assert password.enabled and password.check("s3cret")
+    assert not any(password.check(x) for x in ("s3cre", "s3cret ", "", None, 123, "S3CRET"))
+    assert not AdminPassword(None).enabled and not AdminPassword(None).check("")

@@ -1,0 +1,123 @@
+"""Broker security with a real mosquitto started from the generated config: TLS with the venue's CA, no
+anonymous clients, a password per user, and an ACL that pins each gate to its own topics.
+
+A denied publish may still be acknowledged (mosquitto drops it silently), so every check is made at a
+subscriber: forbidden messages are published first and an allowed one last on the same connection;
+MQTT keeps one publisher's messages in order, so when the allowed one arrives the forbidden ones would
+already have.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.register_assert_rewrite("deploy_fixtures")
+pytest_plugins = ["deploy_fixtures"]
+
+from deploy_fixtures import GATES, Site, connect  # noqa: E402
+
+from gate.mqttauth import render_broker_conf  # noqa: E402
+from gate.provision import BROKER_DIR  # noqa: E402
+
+P = "qrgate"
+
+
+def test_the_generated_broker_config(site: Site) -> None:
+    conf = (site.venue.broker / "qrgate.conf").read_text()
+    assert conf == render_broker_conf(BROKER_DIR, str(site.broker.port))
+    lines = set(conf.splitlines())
+    assert {"allow_anonymous false", "set_tcp_nodelay true", "persistence true", "require_certificate true",
+            f"password_file {BROKER_DIR}/passwd", f"acl_file {BROKER_DIR}/acl"} <= lines
+    assert "Opening ipv4 listen socket" in site.broker.log()
+
+
+def test_every_provisioned_user_connects_over_tls(site: Site) -> None:
+    for user in ("arbiter", "dashboard", *GATES):
+        client = connect(site, user)
+        assert client.refused == "", f"{user}: {client.refused}"
+        client.close()
+
+
+def test_anonymous_clients_are_refused(site: Site) -> None:
+    client = connect(site, None, cert_of="gate-north-1")
+    assert client.refused and client.refused != "no CONNACK", client.refused
+    assert "not authorised" in site.broker.log()
+
+
+def test_a_wrong_password_is_refused(site: Site) -> None:
+    assert connect(site, "gate-north-1", "not-the-password").refused
+    assert connect(site, "gate-north-1", site.password("gate-south-1")).refused  # another gate's password
+    assert connect(site, "arbiter", "").refused
+
+
+def test_a_client_without_the_venues_certificate_is_refused(site: Site) -> None:
+    import ssl
+
+    import paho.mqtt.client as mqtt
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="no-cert", protocol=mqtt.MQTTv5)
+    c.tls_set(ca_certs=str(site.bundle("gate-north-1") / "tls" / "ca.crt"))
+    c.username_pw_set("gate-north-1", site.password("gate-north-1"))
+    refused = False
+    try:
+        c.connect("localhost", site.broker.port)
+        for _ in range(50):  # TLS 1.3: the broker's refusal arrives with the first read
+            if c.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
+                refused = True
+                break
+    except (ssl.SSLError, OSError):
+        refused = True
+    assert refused
+    assert "peer did not return a certificate" in site.broker.log()
+
+
+def test_a_gate_cannot_write_the_arbiters_topics_or_another_gates(site: Site) -> None:
+    watcher = connect(site, "dashboard")
+    watcher.subscribe(f"{P}/#")
+    watcher.subscribe("homeassistant/#")
+    north = connect(site, "gate-north-1")
+    forbidden = [f"{P}/stream", f"{P}/reply/gate-south-1", f"{P}/conflict/show7", f"{P}/arbiter/status",
+                 f"{P}/claim/gate-south-1", f"{P}/release/gate-south-1", f"{P}/status/gate-south-1",
+                 f"{P}/scan/gate-south-1", "homeassistant/sensor/qrgate_gate-south-1/state/config",
+                 f"{P}/revoke/gate-north-1", f"{P}/revoke/dashboard", f"{P}/override/gate-north-1"]
+    for topic in forbidden:
+        north.publish(topic, b'{"forged": true}')
+    own = [f"{P}/claim/gate-north-1", f"{P}/scan/gate-north-1",
+           "homeassistant/sensor/qrgate_gate-north-1/state/config", f"{P}/status/gate-north-1"]
+    for topic in own:
+        north.publish(topic)
+    assert watcher.received(until_topic=own[-1]) == own
+    north.close()
+    watcher.close()
+
+
+def test_a_gate_reads_its_own_replies_only(site: Site) -> None:
+    south = connect(site, "gate-south-1")
+    south.subscribe(f"{P}/reply/+")  # asks for every gate's replies
+    arbiter = connect(site, "arbiter")
+    arbiter.publish(f"{P}/reply/gate-north-1")
+    arbiter.publish(f"{P}/reply/gate-south-1")
+    assert south.received(until_topic=f"{P}/reply/gate-south-1") == [f"{P}/reply/gate-south-1"]
+    south.close()
+    arbiter.close()
+
+
+def test_only_the_arbiter_publishes_redemptions_and_only_the_dashboard_revokes_or_overrides(site: Site) -> None:
+    gate = connect(site, "gate-south-1")
+    gate.subscribe(f"{P}/stream")
+    dashboard = connect(site, "dashboard")
+    dashboard.publish(f"{P}/stream", b'{"forged": true}')
+    arbiter = connect(site, "arbiter")
+    arbiter.subscribe(f"{P}/revoke/+")
+    arbiter.publish(f"{P}/stream")
+    assert gate.received(until_topic=f"{P}/stream") == [f"{P}/stream"]
+    assert gate.messages.empty()  # the dashboard's copy never came, before or after
+    gate.publish(f"{P}/revoke/gate-south-1")
+    dashboard.publish(f"{P}/revoke/dashboard")
+    assert arbiter.received(until_topic=f"{P}/revoke/dashboard") == [f"{P}/revoke/dashboard"]
+    arbiter.subscribe(f"{P}/override/+")
+    gate.publish(f"{P}/override/gate-south-1")
+    dashboard.publish(f"{P}/override/dashboard")
+    assert arbiter.received(until_topic=f"{P}/override/dashboard") == [f"{P}/override/dashboard"]
+    for client in (gate, dashboard, arbiter):
+        client.close()

@@ -1,0 +1,176 @@
+"""The arbiter's compare-and-set on a real SQLite file: idempotent on scan ids, conflicts, releases, durability."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sync import ArbiterStore
+from sync.arbiter_store import Op
+from sync.wire import Answer, Claim, Release, Revocation
+
+
+@pytest.fixture
+def arbiter(tmp_path: Path) -> Iterator[ArbiterStore]:
+    store = ArbiterStore.open(tmp_path / "arbiter.db", clock=lambda: 1000.0)
+    yield store
+    store.close()
+
+
+def claim(scan: str, gate: str = "g1", ticket: str = "t1", at: float = 10.0, admitted: bool = False) -> Claim:
+    return Claim(scan, "show7", ticket, gate, at, 0, admitted)
+
+
+def one(store: ArbiterStore, op: Op) -> Answer:
+    answers, _ = store.apply([op])
+    return answers[0]
+
+
+def test_first_claim_wins_and_the_next_loses_with_where_and_when(arbiter: ArbiterStore) -> None:
+    answers, stream = arbiter.apply([claim("s1", "g1", at=10.0), claim("s2", "g2", at=11.0)])
+    assert (answers[0].answer, answers[0].seq) == ("won", 1)
+    assert answers[1].answer == "lost" and not answers[1].conflict
+    assert answers[1].first is not None and (answers[1].first.gate, answers[1].first.at) == ("g1", 10.0)
+    assert [(i["seq"], i["kind"], i["scan"]) for i in stream] == [(1, "redemption", "s1")]
+
+
+def test_a_replayed_scan_id_gets_the_same_answer_and_changes_nothing(arbiter: ArbiterStore) -> None:
+    first, _ = arbiter.apply([claim("s1"), claim("s2", "g2")])
+    again, stream = arbiter.apply([claim("s2", "g2"), claim("s1"), claim("s1")])
+    assert again == [first[1], first[0], first[0]] and stream == []
+    assert arbiter.counts()["head"] == 1
+
+
+def test_a_late_admission_that_loses_is_one_conflict_however_often_it_comes(arbiter: ArbiterStore) -> None:
+    one(arbiter, claim("s1", "g1", at=10.0))
+    answers, stream = arbiter.apply([claim("s2", "g2", at=9.0, admitted=True)] * 3)
+    assert all(a.answer == "lost" and a.conflict for a in answers)
+    [item] = stream
+    assert item["kind"] == "conflict" and item["state"] == "open"
+    assert (item["first"]["gate"], item["late"]["gate"], item["late"]["at"]) == ("g1", "g2", 9.0)
+    assert arbiter.counts()["conflicts"] == 1
+
+
+def test_a_late_admission_that_wins_is_no_conflict_and_can_never_be_released(arbiter: ArbiterStore) -> None:
+    assert one(arbiter, claim("s1", admitted=True)).answer == "won"
+    assert one(arbiter, Release("s1", "show7", "t1", "g1")).answer == "refused"
+    assert arbiter.counts() == {"scans_won": 1, "held": 1, "conflicts": 0, "revoked": 0, "head": 1,
+                                "checkpoint_errors": 0}
+
+
+def test_asked_online_then_admitted_offline_the_same_scan_becomes_a_conflict_if_it_lost(
+        arbiter: ArbiterStore) -> None:
+    one(arbiter, claim("s1"))
+    assert not one(arbiter, claim("s2", "g2")).conflict  # the answer was lost on the way: g2 timed out ...
+    assert one(arbiter, claim("s2", "g2", admitted=True)).conflict  # ... and admitted offline
+    assert one(arbiter, claim("s1", admitted=True)).answer == "won"  # same story for the winner: no conflict
+    assert one(arbiter, Release("s1", "show7", "t1", "g1")).answer == "refused"
+
+
+def test_a_release_frees_the_ticket_and_tombstones_the_scan(arbiter: ArbiterStore) -> None:
+    one(arbiter, claim("s1"))
+    answers, stream = arbiter.apply([Release("s1", "show7", "t1", "g1"), claim("s1")])
+    assert [a.answer for a in answers] == ["released", "released"]  # a stale copy of the claim cannot win
+    assert [i["kind"] for i in stream] == ["release"]
+    assert one(arbiter, claim("s2", "g2")).answer == "won"
+
+
+def test_releasing_an_unknown_scan_tombstones_it_in_advance(arbiter: ArbiterStore) -> None:
+    assert one(arbiter, Release("s9", "show7", "t1", "g1")).answer == "released"
+    assert one(arbiter, claim("s9")).answer == "released"  # the claim arrived after its release
+    assert arbiter.counts()["held"] == 0
+
+
+def test_a_late_admission_takes_over_when_its_rival_is_released(arbiter: ArbiterStore) -> None:
+    one(arbiter, claim("s1", "g1"))  # g1 won but admitted nobody (it timed out and denied)
+    one(arbiter, claim("s2", "g2", at=5.0, admitted=True))  # g2 admitted offline: a conflict, for now
+    one(arbiter, claim("s3", "g3", at=6.0, admitted=True))
+    _, stream = arbiter.apply([Release("s1", "show7", "t1", "g1")])
+    assert [(i["kind"], i.get("scan"), i.get("state")) for i in stream] == [
+        ("release", "s1", None), ("redemption", "s2", None), ("conflict", None, "void"), ("conflict", None, "open")]
+    assert stream[3]["first"]["gate"] == "g2" and stream[3]["late"]["gate"] == "g3"  # only the real double entry
+    assert one(arbiter, claim("s2", "g2", at=5.0, admitted=True)) == Answer("s2", "won", stream[1]["seq"])
+    assert arbiter.counts()["conflicts"] == 1
+
+
+def test_revocations(arbiter: ArbiterStore) -> None:
+    answers, stream = arbiter.apply([Revocation("show7", "t1", "admin", "refunded"), Revocation("*", "t2", "admin"),
+                                     Revocation("show7", "t1", "admin")])
+    assert [(a.answer, a.seq) for a in answers] == [("revoked", 1), ("revoked", 2), ("revoked", None)]
+    assert len(stream) == 2
+    assert one(arbiter, claim("s1", ticket="t1")).answer == "revoked"
+    assert one(arbiter, claim("s2", ticket="t2")).answer == "revoked"  # "*": every event
+
+
+def test_a_scan_id_reused_for_another_ticket_is_invalid(arbiter: ArbiterStore) -> None:
+    one(arbiter, claim("s1", ticket="t1"))
+    assert one(arbiter, claim("s1", ticket="t2")).answer == "invalid"
+
+
+def test_everything_survives_a_reopen_and_sequence_numbers_are_never_reused(tmp_path: Path) -> None:
+    store = ArbiterStore.open(tmp_path / "a.db")
+    first, _ = store.apply([claim("s1"), claim("s2", "g2", ticket="t2")])
+    store.apply([Release("s2", "show7", "t2", "g2")])
+    epoch, head = store.epoch, store.head()
+    store.close()
+    store = ArbiterStore.open(tmp_path / "a.db")
+    assert (store.epoch, store.head()) == (epoch, head)
+    assert one(store, claim("s1")) == first[0]
+    assert one(store, claim("s3", "g3", ticket="t2")).seq == head + 1
+    items, last = store.read_stream(0, 2)
+    assert [i["seq"] for i in items] == [1, 2] and last == head + 1
+    assert store.read_stream(2, 10)[0][0]["kind"] == "release"
+    store.close()
+
+
+def test_an_unusable_file_is_an_arbiter_store_error(tmp_path: Path) -> None:
+    from sync import ArbiterStoreError
+
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ArbiterStoreError, match=r"bad\.db"):
+        ArbiterStore.open(bad)
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["claim", "late", "release", "revoke"]), st.integers(0, 5),
+                         st.integers(0, 3), st.integers(0, 2)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(OPS)
+def test_any_interleaving_keeps_the_invariants_and_a_replay_changes_nothing(tmp_path_factory: pytest.TempPathFactory,
+                                                                            ops: list[tuple[str, int, int, int]]) -> None:
+    store = ArbiterStore.open(tmp_path_factory.mktemp("prop") / "a.db")
+    batch: list[Op] = []
+    for kind, scan, ticket, gate in ops:
+        # a scan id belongs to one gate and one ticket, as at a real gate
+        s, t, g = f"s{scan}-{ticket}-{gate}", f"t{ticket}", f"g{gate}"
+        if kind == "revoke":
+            batch.append(Revocation("show7", t, "admin"))
+        elif kind == "release":
+            batch.append(Release(s, "show7", t, g))
+        else:
+            batch.append(Claim(s, "show7", t, g, float(scan), 0, kind == "late"))
+    store.apply(batch)
+    db = sqlite3.connect(store.path)
+    tables = ("claims", "scans", "conflicts", "revoked", "stream")
+    before = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    again, stream = store.apply(batch)
+    assert {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables} == before
+    assert stream == [] and again == [store.apply([op])[0][0] for op in batch]
+    # every admitted scan is the holder or an open conflict, and never released
+    admitted = {r[0] for r in db.execute("SELECT scan_id FROM scans WHERE admitted = 1")}
+    holders = {r[0] for r in db.execute("SELECT scan_id FROM claims")}
+    late = {r[0] for r in db.execute("SELECT late_scan_id FROM conflicts WHERE state = 'open'")}
+    revoked_out = {r[0] for r in db.execute("SELECT scan_id FROM scans WHERE answer = 'revoked'")}
+    assert admitted <= holders | late | revoked_out
+    assert not admitted & {r[0] for r in db.execute("SELECT scan_id FROM scans WHERE answer = 'released'")}
+    seqs = [r[0] for r in db.execute("SELECT seq FROM stream ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    db.close()
+    store.close()

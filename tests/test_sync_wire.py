@@ -1,0 +1,167 @@
+"""The wire format and topic scheme: docs/mqtt.md's examples are test vectors; bad payloads never pass."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync import Broker, BrokerURLError, Topics, wire
+from sync.exc import BadMessage, BadTopicName
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
+
+
+def examples() -> dict[str, dict[str, Any]]:
+    found = re.findall(r"<!-- example: ([a-z-]+) -->\n```json\n(.*?)```", DOC.read_text(), re.S)
+    return {name: json.loads(body) for name, body in found}
+
+
+PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "claims": wire.parse_claims,
+    "answers": wire.parse_answers,
+    "releases": wire.parse_releases,
+    "revocations": wire.parse_revocations,
+    "catchup": wire.parse_catchup,
+    "catchup-reply": wire.parse_stream,
+    "stream": wire.parse_stream,
+    "status": lambda d: wire.text(d, "state"),
+}
+
+
+def test_every_payload_example_in_the_doc_decodes() -> None:
+    found = examples()
+    assert set(found) == set(PARSERS), "docs/mqtt.md and this test disagree on the examples"
+    for name, payload in found.items():
+        assert PARSERS[name](wire.decode(json.dumps(payload).encode())), name
+
+
+def test_the_doc_examples_say_what_the_doc_says() -> None:
+    found = examples()
+    [claim] = wire.parse_claims(found["claims"])
+    assert (claim.event, claim.ticket, claim.gate, claim.admitted) == ("show7", "9f2", "gate-north-1", False)
+    won, lost = wire.parse_answers(found["answers"])
+    assert (won.answer, won.seq) == ("won", 1)
+    assert (lost.answer, lost.conflict, lost.first and lost.first.gate) == ("lost", True, "gate-north-1")
+    epoch, items = wire.parse_stream(found["stream"])
+    assert [i["kind"] for i in items] == ["conflict", "revocation"] and len(epoch) == 32
+    assert wire.parse_catchup(found["catchup"]) == (0, 500)
+
+
+def test_every_topic_is_in_the_doc_table() -> None:
+    text = DOC.read_text()
+    t = Topics()
+    for topic in (*(t.request(k, "{gate}") for k in ("claim", "release", "catchup")), t.reply("{gate}"),
+                  t.status("{gate}"), t.stream, t.arbiter_status, t.conflict("{event}"), t.request("revoke", "{admin}")):
+        assert f"| `{topic}` |" in text, topic
+
+
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=20), st.floats(0, 4e9),
+       st.integers(0, 2**31), st.booleans())
+def test_claims_survive_encoding(scan: str, ticket: str, at: float, gen: int, admitted: bool) -> None:
+    claim = wire.Claim(scan, "show7", ticket, "gate-1", at, gen, admitted)
+    assert wire.parse_claims(wire.decode(wire.encode(wire.request("claims", [claim])))) == [claim]
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    (b"not json", "not JSON"),
+    (b"\xff\xfe", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"v": 2, "claims": []}', "unsupported version"),
+    (b'{"claims": []}', "unsupported version"),
+])
+def test_undecodable_payloads_are_bad_messages(payload: bytes, message: str) -> None:
+    with pytest.raises(BadMessage, match=message):
+        wire.decode(payload)
+
+
+GOOD_CLAIM = {"scan": "s1", "event": "show7", "ticket": "9f2", "gen": 0, "gate": "g1", "at": 1.5, "admitted": False}
+
+
+@pytest.mark.parametrize("change", [
+    {"scan": ""}, {"scan": 7}, {"ticket": None}, {"at": "now"}, {"at": True}, {"gen": -1}, {"gen": 1.5},
+    {"admitted": "yes"}, {"gate": "x" * 300},
+])
+def test_a_claim_with_a_bad_field_is_refused_whole(change: dict[str, object]) -> None:
+    with pytest.raises(BadMessage):
+        wire.parse_claims({"v": 1, "claims": [GOOD_CLAIM, {**GOOD_CLAIM, **change}]})
+
+
+def test_nan_and_oversized_batches_are_refused() -> None:
+    with pytest.raises(BadMessage):
+        wire.parse_claims(json.loads('{"v": 1, "claims": [{"scan": "s", "event": "e", "ticket": "t", "gate": "g",'
+                                     ' "at": NaN}]}'))
+    with pytest.raises(BadMessage, match="at most 1000"):
+        wire.parse_claims({"v": 1, "claims": [GOOD_CLAIM] * 1001})
+
+
+@pytest.mark.parametrize("result", [
+    {"scan": "s", "answer": "maybe"},
+    {"scan": "s", "answer": "lost"},  # lost must say who holds it
+    {"scan": "s", "answer": "won", "seq": 0},
+    {"scan": "s", "answer": "lost", "first": {"gate": "g", "at": "x", "scan": "s2"}},
+])
+def test_bad_answers_are_refused(result: dict[str, object]) -> None:
+    with pytest.raises(BadMessage):
+        wire.parse_answers({"v": 1, "results": [result]})
+
+
+def test_an_error_reply_is_a_bad_message_for_the_caller() -> None:
+    with pytest.raises(BadMessage, match="refused the request: nope"):
+        wire.parse_answers(wire.error_reply("nope"))
+
+
+@pytest.mark.parametrize("item", [
+    {"seq": 0, "kind": "redemption"},
+    {"seq": 1, "kind": "teleport", "event": "e", "ticket": "t"},
+    {"seq": 1, "kind": "redemption", "event": "e", "ticket": "t", "gate": "g", "at": 1.0},  # no scan
+    {"seq": 1, "kind": "conflict", "event": "e", "ticket": "t", "state": "open", "first": {}},
+    {"seq": 1, "kind": "conflict", "event": "e", "ticket": "t", "state": "maybe",
+     "first": {"gate": "g", "at": 1, "scan": "s"}, "late": {"gate": "g", "at": 1, "scan": "s"}},
+])
+def test_bad_stream_items_are_refused(item: dict[str, object]) -> None:
+    with pytest.raises(BadMessage):
+        wire.parse_stream({"v": 1, "epoch": "e1", "items": [item]})
+
+
+def test_stream_items_come_back_in_sequence_order() -> None:
+    items = [{"seq": n, "kind": "revocation", "event": "*", "ticket": f"t{n}"} for n in (3, 1, 2)]
+    assert [i["seq"] for i in wire.parse_stream(wire.stream_batch("e1", items))[1]] == [1, 2, 3]
+
+
+def test_topics() -> None:
+    t = Topics("venue/qrgate")
+    assert t.request("claim", "gate-1") == "venue/qrgate/claim/gate-1"
+    assert t.requests("claim") == "venue/qrgate/claim/+"
+    assert t.parse_request("venue/qrgate/release/gate-1") == ("release", "gate-1")
+    assert t.parse_request("venue/qrgate/stream") is None
+    assert t.parse_request("other/claim/gate-1") is None
+    assert t.parse_request("venue/qrgate/claim/a/b") is None
+    for bad in ("", "a/b", "a+", "#"):
+        with pytest.raises(BadTopicName):
+            t.status(bad)
+    with pytest.raises(BadTopicName):
+        Topics("qr+gate")
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("mqtt://127.0.0.1:1884", Broker("127.0.0.1", 1884)),
+    ("mqtt://broker.local", Broker("broker.local", 1883)),
+    ("mqtts://broker.local", Broker("broker.local", 8883, tls=True)),
+    ("10.0.0.2:1999", Broker("10.0.0.2", 1999)),
+    ("mqtt://[::1]:1883", Broker("::1", 1883)),
+])
+def test_broker_urls(url: str, expected: Broker) -> None:
+    assert Broker.parse(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://h:1", "mqtt://", "mqtt://h:99999", "mqtt://h:port", "mqtt://h:1/x"])
+def test_bad_broker_urls_say_what_is_expected(url: str) -> None:
+    with pytest.raises(BrokerURLError, match="mqtt://"):
+        Broker.parse(url)
