@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gate.config import Config
-from gate.decide import Claimer, Decider
+from gate.decide import Claimer, Decider, DecisionListener
 from gate.keys import KeyStore
 from gate.store import Store
 from gate.verify import Verifier
@@ -31,9 +31,10 @@ def build_verifier(config: Config) -> Verifier:
     return Verifier(keyring, config.gate.events, skew=config.gate.clock_skew, code_skew=config.ownership.code_skew)
 
 
-def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None) -> Decider:
+def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None,
+                  on_decision: DecisionListener | None = None) -> Decider:
     return Decider(build_verifier(config), store or open_store(config), config.gate_id, clock=time.time,
-                   claimer=claimer)
+                   claimer=claimer, on_decision=on_decision)
 
 
 def sync_parts(config: Config) -> tuple[Broker, Topics, Credentials]:
@@ -80,14 +81,21 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
             yield build_decider(config, store)
             return
         from sync import GateClaimer
+        from sync.dashboard import GateFeed
 
         gate_sync = start_gate_sync(config, store)
+        # each decision on {prefix}/scan/{gate} for dashboards; Home Assistant discovery on every connect
+        feed = GateFeed(gate_sync.link, gate_sync.topics, config.gate_id,
+                        ha_prefix=config.sync.ha_prefix if config.sync.ha_discovery else None)
+        gate_sync.on_connect.append(feed.connected)
+        if gate_sync.link.ready:
+            feed.connected()
         try:
             if not gate_sync.wait_ready(config.sync.connect_wait):
                 log.warning("no answer from the arbiter via %s within %.1f s: deciding offline (%s) until it answers",
                             gate_sync.link.broker, config.sync.connect_wait, config.sync.offline_policy)
             claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
-            yield build_decider(config, store, claimer)
+            yield build_decider(config, store, claimer, on_decision=feed.decided)
         finally:
             if not gate_sync.close(config.sync.drain_wait):
                 log.warning("scans not yet confirmed by the arbiter stay in the outbox: `gate sync` delivers them")

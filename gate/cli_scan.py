@@ -12,10 +12,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from gate.app import build_decider
+from gate.app import build_decider, gate_session
 from gate.config import Config
 
 if TYPE_CHECKING:  # hardware pulls in OpenCV: only the commands that scan pay for it
+    from gate.decide import Decider
     from gate.scanloop import ScanLoop
     from gate.sdnotify import Watchdog
     from hardware import Camera, Decoder, Feedback
@@ -81,11 +82,12 @@ def build_decoder(config: Config, kind: str | None = None) -> Decoder:
     return open_decoder(kind)
 
 
-def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedback, **hooks: Any) -> ScanLoop:
+def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedback, decider: Decider | None = None,
+               **hooks: Any) -> ScanLoop:
     from gate.scanloop import Debouncer, ScanLoop
 
     sc = config.scanner
-    decider = build_decider(config)
+    decider = decider or build_decider(config)
     return ScanLoop(open_cam, decoder, decider.decide, feedback,
                     debouncer=Debouncer(sc.holdoff, sc.leave_frames), queue_size=sc.queue,
                     health_every=sc.health_every, **hooks)
@@ -108,10 +110,12 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     notifier = Notifier.from_env()  # systemd (Type=notify): READY, WATCHDOG, STATUS; a no-op elsewhere
     watchdog = Watchdog(notifier)
     feedback = build_feedback(config, args.feedback)
-    with feedback:
-        # build_loop opens the store, which runs PRAGMA quick_check: READY=1 only once that passed
+    # gate_session opens the store, which runs PRAGMA quick_check: READY=1 only once that passed.  With
+    # sync.broker set, every scan is claimed at the arbiter (the same path as `gate check --broker`).
+    with feedback, gate_session(config) as decider:
         loop = build_loop(config, camera_factory(config, args.camera, args.source), build_decoder(config), feedback,
-                          on_alive=watchdog.feed)
+                          decider, on_alive=watchdog.feed)
+        _show_link_state(decider, feedback, loop)
         watchdog.status = loop.stats.health
 
         def on_term(signum: int, _frame: FrameType | None) -> None:
@@ -137,6 +141,20 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         notifier.stopping(stats.health())
     print(stats.health())
     return 0
+
+
+def _show_link_state(decider: Decider, feedback: Feedback, loop: ScanLoop) -> None:
+    """Keep the amber offline light in step with the arbiter link (only for a gate with a broker)."""
+    claimer = decider.claimer
+    sync = getattr(claimer, "sync", None)
+    if sync is None:
+        return
+
+    def watch() -> None:
+        while not loop.stopped:
+            feedback.offline(not sync.can_claim())
+            time.sleep(1.0)
+    threading.Thread(target=watch, name="link-state", daemon=True).start()
 
 
 def _keep_fed(watchdog: Watchdog, running: threading.Event) -> None:

@@ -129,6 +129,10 @@ class ScanLoop:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def run(self) -> ScanStats:
         """Scan until the camera's frames end or stop(); return the counters.
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from sync import wire
 from sync.arbiter_store import ArbiterStore, Op
 from sync.counters import Counters
+from sync.dashboard.messages import parse_overrides
 from sync.exc import ArbiterStoreError, BadMessage
 from sync.link import REQUEST_QOS, Broker, Credentials, Inbound, Link
 from sync.topics import REQUESTS, Topics
@@ -158,7 +159,7 @@ class Arbiter:
                     self._cond.notify()
 
     def _serve(self, batch: list[Work]) -> None:
-        writes = [w for w in batch if w.kind in ("claim", "release", "revoke")]
+        writes = [w for w in batch if w.kind in ("claim", "release", "revoke", "override")]
         if writes:
             try:
                 answers, stream = self.store.apply([op for w in writes for op in w.ops])
@@ -235,6 +236,8 @@ class Arbiter:
             ops = list(wire.parse_claims(d))
         elif kind == "release":
             ops = list(wire.parse_releases(d))
+        elif kind == "override":  # an admin's admit or un-redeem (sync/dashboard/override.py)
+            ops = list(parse_overrides(d, sender))
         elif "generations" in d:  # raised ownership generations ride on the revoke request (docs/ownership.md)
             ops = [wire.Supersession(g.event, g.ticket, g.gen, sender, g.at) for g in wire.parse_supersessions(d)]
         else:

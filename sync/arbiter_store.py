@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from sync.dashboard import override
+from sync.dashboard.messages import Override
 from sync.exc import ArbiterStoreError
 from sync.wire import Answer, Claim, First, Json, Release, Revocation, Supersession
 
@@ -66,7 +68,7 @@ SCHEMA_VERSION = 1
 log = logging.getLogger(__name__)
 ANY_EVENT = "*"
 
-Op = Claim | Release | Revocation | Supersession
+Op = Claim | Release | Revocation | Supersession | Override
 
 
 class ArbiterStore:
@@ -130,6 +132,7 @@ class ArbiterStore:
                     db.execute(statement)
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
                                [("schema", str(SCHEMA_VERSION)), ("epoch", uuid.uuid4().hex)])
+            override.create(db)  # the admins' audit (also added to stores made before it existed)
             self.epoch = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
 
     @contextmanager
@@ -158,6 +161,8 @@ class ArbiterStore:
                     answers.append(self._claim(db, op, now, stream))
                 elif isinstance(op, Release):
                     answers.append(self._release(db, op, now, stream))
+                elif isinstance(op, Override):
+                    answers.append(override.decide_override(db, op, now, lambda **i: self._emit(db, stream, now, **i)))
                 elif isinstance(op, Supersession):
                     answers.append(self._supersede(db, op, now, stream))
                 else:

@@ -24,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gate.exc import StoreError
@@ -66,6 +67,8 @@ class GateSync:
         self._need_catchup = True
         self._drain_after = 0.0
         self._next_status = 0.0
+        #: called on the worker thread after every (re)connect (sync.dashboard.GateFeed announces the gate)
+        self.on_connect: list[Callable[[], None]] = []
         self._worker = threading.Thread(target=self._run, name=f"sync-{gate_id}", daemon=True)
         self.link = Link(broker, f"{gate_id}{client_suffix}",
                          subscriptions=[topics.stream, topics.arbiter_status], reply_topic=topics.reply(gate_id),
@@ -178,6 +181,8 @@ class GateSync:
             self.counters.add("online" if data else "offline")
             self._need_catchup = self._need_catchup or bool(data)
             self._next_status = 0.0
+            for connected in self.on_connect if data else ():
+                connected()
         elif kind == "stream":
             epoch, entries = data
             _applied, gap = self.ledger.apply_stream(epoch, entries)

@@ -226,8 +226,9 @@ class Ledger:
                 db.execute("UPDATE redeemed SET arbiter = 'won', arbiter_seq = ? WHERE event = ? AND ticket_id = ?",
                            (item["seq"], event, ticket))
             # else: a local offline admission holds it; its late claim will settle it as a conflict
-        elif kind == "release":
-            db.execute("DELETE FROM redeemed WHERE event = ? AND ticket_id = ? AND scan_id = ? AND source = 'arbiter'",
+        elif kind == "release":  # an admin's un-redeem drops the row whoever made it (sync/dashboard/override.py)
+            source = "" if item.get("override") else " AND source = 'arbiter'"
+            db.execute("DELETE FROM redeemed WHERE event = ? AND ticket_id = ? AND scan_id = ?" + source,
                        (event, ticket, item["scan"]))
         elif kind == "revocation":
             db.execute("INSERT INTO revoked (event, ticket_id, at, by, reason) VALUES (?, ?, ?, ?, ?)"

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sync.exc import BadTopicName
 
-#: request kinds a gate (or an admin, for revoke) sends to the arbiter
-REQUESTS = ("claim", "release", "catchup", "revoke")
+#: request kinds a gate (or an admin, for revoke and override) sends to the arbiter
+REQUESTS = ("claim", "release", "catchup", "revoke", "override")
 
 
 def check_level(name: str, what: str = "gate id") -> str:
@@ -33,7 +33,7 @@ class Topics:
             check_level(level, "topic prefix level")
 
     def request(self, kind: str, sender: str) -> str:
-        """`{prefix}/{kind}/{sender}`: claim, release, catchup (gates) or revoke (admins)."""
+        """`{prefix}/{kind}/{sender}`: claim, release, catchup (gates and dashboards), revoke or override (admins)."""
         if kind not in REQUESTS:
             raise ValueError(f"unknown request kind {kind!r}")
         return f"{self.prefix}/{kind}/{check_level(sender)}"
@@ -49,6 +49,20 @@ class Topics:
     def status(self, gate: str) -> str:
         """A gate's retained status (online, offline, fault), also its last will."""
         return f"{self.prefix}/status/{check_level(gate)}"
+
+    @property
+    def statuses(self) -> str:
+        """The filter of every gate's status (dashboards)."""
+        return f"{self.prefix}/status/+"
+
+    def scan(self, gate: str) -> str:
+        """Every decision of `gate`, for dashboards (sync/dashboard/messages.py documents the payload)."""
+        return f"{self.prefix}/scan/{check_level(gate)}"
+
+    @property
+    def scans(self) -> str:
+        """The filter of every gate's decisions (dashboards)."""
+        return f"{self.prefix}/scan/+"
 
     @property
     def arbiter_status(self) -> str:

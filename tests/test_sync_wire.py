@@ -58,7 +58,8 @@ def test_every_topic_is_in_the_doc_table() -> None:
     text = DOC.read_text()
     t = Topics()
     for topic in (*(t.request(k, "{gate}") for k in ("claim", "release", "catchup")), t.reply("{gate}"),
-                  t.status("{gate}"), t.stream, t.arbiter_status, t.conflict("{event}"), t.request("revoke", "{admin}")):
+                  t.status("{gate}"), t.stream, t.arbiter_status, t.conflict("{event}"), t.request("revoke", "{admin}"),
+                  t.scan("{gate}")):
         assert f"| `{topic}` |" in text, topic
 
 

@@ -35,6 +35,8 @@ ANY_EVENT = "*"
 
 #: puts one item on the stream (the arbiter's `_emit` bound to this batch) and returns its seq
 Emit = Callable[..., int]
+#: the ticket's claims row: scan id, gate, gate time, arbiter time (None: not redeemed)
+Holder = tuple[str, str, float, float] | None
 
 
 def create(db: sqlite3.Connection) -> None:
@@ -50,9 +52,6 @@ def decide_override(db: sqlite3.Connection, o: Override, now: float, emit: Emit)
                (o.action, o.event, o.ticket, o.by, o.admin, o.reason, now, answer.answer, answer.seq,
                 scan))
     return answer
-
-
-Holder = tuple[str, str, float, float] | None  # the claims row: scan id, gate, gate time, arbiter time
 
 
 def _admit(db: sqlite3.Connection, o: Override, now: float, emit: Emit, holder: Holder) -> tuple[Answer, str | None]:

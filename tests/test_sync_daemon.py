@@ -1,0 +1,76 @@
+"""`gate run` with a broker: the scan daemon claims at the arbiter like `gate check --broker`."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("sync_fixtures")
+
+from conftest import ROOT  # noqa: E402
+from sync_fixtures import Mosquitto, Site, running_broker, running_site, wait_until  # noqa: E402
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    yield from running_broker(tmp_path / "broker")
+
+
+@pytest.fixture
+def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
+    yield from running_site(tmp_path / "site", broker)
+
+
+def start_run(site: Site, gate_id: str, frames: Path) -> subprocess.Popen[str]:
+    home = site.home(gate_id)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "gate.toml").write_text(f'[camera]\nkind = "files"\nsource = "{frames}"\n'
+                                    '[feedback]\nkind = "console"\n[scanner]\nholdoff = 3600\n')
+    return subprocess.Popen([sys.executable, "-m", "gate.cli", "run", "--gate-id", gate_id], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=site.env(home), cwd=ROOT)
+
+
+def test_two_daemons_same_code_one_admit_via_the_arbiter(site: Site, tmp_path: Path) -> None:
+    from gate.demo import write_frames
+
+    site.start_arbiter()
+    ticket = site.mint(1)[0]
+    write_frames(tmp_path / "frames", [ticket])  # the code is shown once per replay
+    first = start_run(site, "gate-a", tmp_path / "frames")
+    out_a, err_a = first.communicate(timeout=60)  # loops = 1: the daemon ends with its source
+    assert first.returncode == 0, err_a
+    assert "✔ ADMIT" in out_a
+    second = start_run(site, "gate-b", tmp_path / "frames")
+    out_b, err_b = second.communicate(timeout=60)
+    assert second.returncode == 0, err_b
+    assert "ALREADY_USED" in out_b and "ADMIT" not in out_b.replace("ALREADY_USED", "")
+    with site.arbiter_db() as db:
+        holders = wait_until(lambda: db.execute("SELECT gate_id FROM claims").fetchall(), what="the arbiter's claim")
+    assert [h[0] for h in holders] == ["gate-a"]
+
+
+def test_daemon_with_broker_stops_cleanly_on_sigterm(site: Site, tmp_path: Path) -> None:
+    from gate.demo import write_frames
+
+    site.start_arbiter()
+    write_frames(tmp_path / "frames", site.mint(1))
+    home = site.home("gate-c")
+    home.mkdir(parents=True)
+    (home / "gate.toml").write_text(f'[camera]\nkind = "files"\nsource = "{tmp_path / "frames"}"\nfps = 30\n'
+                                    'loops = 0\n[feedback]\nkind = "console"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "run", "--gate-id", "gate-c"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=site.env(home), cwd=ROOT)
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline()]
+    while "ADMIT" not in lines[-1] and len(lines) < 5:
+        lines.append(proc.stdout.readline())
+    assert lines[-1] == "✔ ADMIT\n"
+    assert "● online\n" in lines  # the amber light follows the arbiter link
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err
