@@ -102,13 +102,13 @@ class Client:
     messages: queue.Queue[tuple[str, bytes]] = field(default_factory=queue.Queue)
 
     def publish(self, topic: str, payload: bytes = b"x") -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+        self.client.publish(topic, payload, qos=1).wait_for_publish(15)
 
     def subscribe(self, topic: str) -> None:
         done = threading.Event()
         self.client.on_subscribe = lambda *_a: done.set()
         self.client.subscribe(topic, qos=1)
-        assert done.wait(5), f"no SUBACK for {topic}"
+        assert done.wait(15), f"no SUBACK for {topic}"
 
     def received(self, until_topic: str, timeout: float = 10.0) -> list[str]:
         """Topics received up to and including the first message on `until_topic`."""
@@ -146,6 +146,6 @@ def connect(site: Site, user: str | None, password: str | None = None, *, cert_o
         out.refused = f"TLS: {exc}"
         return out
     c.loop_start()
-    if not answered.wait(5):
+    if not answered.wait(15):
         out.refused = out.refused or "no CONNACK"
     return out

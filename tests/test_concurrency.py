@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,11 +35,15 @@ def test_two_processes_racing_over_1000_tickets_admit_each_exactly_once(home: Pa
     tickets = mint_many(home, 1000)
     feed = "".join(t + "\n" for t in tickets)
     procs = [start_check(home, f"gate-{n}") for n in (1, 2)]
-    time.sleep(1.5)  # both are up and waiting on stdin: the tickets reach them at once
+    for p in procs:  # a barrier: each has started and opened the store once it answers a first line
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write("warm-up\n")
+        p.stdin.flush()
+        assert json.loads(p.stdout.readline())["reason"] == "malformed"
     with ThreadPoolExecutor(2) as pool:
         outputs = list(pool.map(lambda p: p.communicate(feed, timeout=300), procs))
     for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode in (0, 1), err
+        assert p.returncode == 1, err  # the warm-up line was rejected
         assert "Traceback" not in err
     rows = [json.loads(line) for out, _ in outputs for line in out.splitlines()]
     assert len(rows) == 2000

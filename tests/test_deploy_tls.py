@@ -28,10 +28,16 @@ def bundle_env(site: Site, user: str, state: Path) -> dict[str, str]:
                     QRGATE_SYNC_ARBITER_DB=str(state / "arbiter.db"), **FAST)
 
 
+def cli(site: Site, user: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "gate.cli", *args], capture_output=True, text=True,
+                            env=bundle_env(site, user, state), cwd=ROOT, timeout=120)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
 def check(site: Site, user: str, state: Path, ticket: str) -> dict[str, object]:
-    result = subprocess.run([sys.executable, "-m", "gate.cli", "check", "--json", ticket], capture_output=True,
-                            text=True, env=bundle_env(site, user, state), cwd=ROOT, timeout=120)
-    assert "Traceback" not in result.stderr and result.stdout, result.stderr
+    result = cli(site, user, state, "check", "--json", ticket)
+    assert result.stdout, result.stderr
     return dict(json.loads(result.stdout.splitlines()[0]))
 
 
@@ -47,10 +53,27 @@ def test_a_gate_claims_through_the_arbiter_over_tls(site: Site, tmp_path: Path) 
         second = check(site, "gate-south-1", state, ticket)
         assert (second["outcome"], second["first_gate"], second["provisional"]) == (
             "ALREADY_USED", "gate-north-1", False)
+        # revoking is the admin credential's: the dashboard's is confirmed by the arbiter, a gate's never arrives
+        admin = cli(site, "dashboard", state, "revoke", "t2", "--event", "show7", "--reason", "refunded")
+        assert admin.returncode == 0 and "distributed by the arbiter" in admin.stdout, admin.stderr
+        rogue = cli(site, "gate-south-1", state, "revoke", "t3", "--event", "show7")
+        assert rogue.returncode == 1 and "did not confirm" in rogue.stderr
     finally:
         arbiter.kill()
     with sqlite3.connect(state / "arbiter.db") as db:
         assert db.execute("SELECT ticket_id, gate_id FROM claims").fetchall() == [("9f2", "gate-north-1")]
+        assert [r[0] for r in db.execute("SELECT ticket_id FROM revoked")] == ["t2"]
     log = site.broker.log()
-    for user in ("arbiter", "gate-north-1", "gate-south-1"):
+    for user in ("arbiter", "gate-north-1", "gate-south-1", "dashboard"):
         assert f"u'{user}'" in log, f"{user} never connected"
+
+
+def test_the_dashboard_runs_from_its_bundle(site: Site, tmp_path: Path) -> None:
+    env = {**bundle_env(site, "dashboard", tmp_path), "QRGATE_DASHBOARD_HOST": "127.0.0.1", "QRGATE_DASHBOARD_PORT": "0"}
+    dashboard = Proc(["dashboard"], env)
+    try:
+        line = dashboard.line(30)
+        assert line.startswith("dashboard ready on http://127.0.0.1:") and "admin actions on" in line, line
+        assert "mqtts://localhost:" in line
+    finally:
+        dashboard.kill()

@@ -236,7 +236,7 @@ function renderGates(gates) {
   const pill = $("gates-pill");
   pill.className = "pill " + (down.length ? (counts.offline ? "bad" : "warn") : "ok");
   pill.textContent = down.length ? `${down.length} of ${gates.length} gates not online: ${down.slice(0, 4).join(", ")}` +
-    (down.length > 4 ? "…" : "") : `all ${gates.length} gates online`;
+    (down.length > 4 ? "…" : "") : gates.length === 1 ? "the gate is online" : `all ${gates.length} gates online`;
 }
 
 function drawSpark(node, ins, outs) {
