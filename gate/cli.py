@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line for the operator, the traceback only in the debug log
+        logging.getLogger("gate").debug("unexpected error", exc_info=True)
+        print(f"gate: error: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:

@@ -14,6 +14,12 @@ from gate.config import Config
 from gate.exc import ConfigError
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
 def add_dashboard(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     from gate.cli import _command
 
@@ -21,7 +27,7 @@ def add_dashboard(sub: argparse._SubParsersAction[argparse.ArgumentParser], comm
                  "serve the admins' live page: gates online/offline, entries per minute, rejections by reason,\n"
                  "capacity, double entries, live scans, ticket history, revoke and override; until SIGTERM",
                  "gate dashboard --broker mqtt://10.0.0.2:1883 --port 8080 --set dashboard.capacity=2000")
-    p.add_argument("--port", type=int, metavar="N", help="port of the page (dashboard.port; 0: any free port)")
+    p.add_argument("--port", type=_port, metavar="N", help="port of the page (dashboard.port; 0: any free port)")
     p.add_argument("--host", metavar="ADDR", help="address to listen on (dashboard.host)")
 
 

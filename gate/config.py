@@ -210,6 +210,8 @@ def load_config(
             raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         table = raw.pop(name, {})

@@ -111,6 +111,9 @@ class Decider:
             redemption = (self.claimer or self.store).redeem(scan)
         except StoreError as exc:
             return self._fault(scan, verdict, exc)
+        except Exception as exc:  # a bug in the claim path: deny (fail closed) and say so, never a traceback
+            log.exception("scan %s denied: the claim path failed", scan.scan_id)
+            return self._fault(scan, verdict, StoreError(f"unexpected error: {exc}"))
         return self._decision(scan, verdict, redemption.outcome, redemption.first, redemption.reason,
                               redemption.detail, provisional=redemption.provisional)
 

@@ -165,6 +165,11 @@ class Arbiter:
                 answers, stream = self.store.apply([op for w in writes for op in w.ops])
             except ArbiterStoreError as exc:
                 self._set_fault(str(exc))
+            except Exception as exc:  # a bug or an op the checks let through: roll back, say so, keep serving
+                self.counters.add("batch_errors")
+                log.exception("batch of %d requests failed, nothing applied: %s", len(writes), exc)
+                for work in writes:
+                    self._reply(work, wire.error_reply(f"not applied: {exc}"))
             else:
                 self._set_fault("")
                 self._answer(writes, answers)
@@ -216,17 +221,18 @@ class Arbiter:
         kind, sender = parsed
         try:
             work = self._parse(kind, sender, msg)
-        except BadMessage as exc:
+        except Exception as exc:  # paho swallows callback errors: every one is counted, logged and answered
+            if not isinstance(exc, BadMessage):
+                log.exception("request from %s could not be read", sender)
             self.counters.add("bad_requests")
             log.warning("bad %s request from %s: %s", kind, sender, exc)
-            if msg.response_topic:
-                self.link.publish(msg.response_topic, wire.error_reply(str(exc)), qos=REQUEST_QOS,
+            if msg.response_topic:  # the error goes to the sender's own reply topic, whatever it asked
+                self.link.publish(self.topics.reply(sender), wire.error_reply(str(exc)), qos=REQUEST_QOS,
                                   correlation=msg.correlation)
             return
         self._enqueue(work)
 
-    @staticmethod
-    def _parse(kind: str, sender: str, msg: Inbound) -> Work:
+    def _parse(self, kind: str, sender: str, msg: Inbound) -> Work:
         d = msg.payload
         if kind == "catchup":
             after, limit = wire.parse_catchup(d)
@@ -244,6 +250,8 @@ class Arbiter:
             ops = [wire.Revocation(v.event, v.ticket, sender, v.reason, v.at) for v in wire.parse_revocations(d)]
         if any(isinstance(op, wire.Claim | wire.Release) and op.gate != sender for op in ops):
             raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
+        if msg.response_topic is not None and msg.response_topic != self.topics.reply(sender):
+            raise BadMessage(f"a {kind} asks for its answer on {msg.response_topic!r}, not the sender's reply topic")
         return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops)
 
     def _ready_changed(self, ready: bool) -> None:

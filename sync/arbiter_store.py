@@ -133,6 +133,9 @@ class ArbiterStore:
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
                                [("schema", str(SCHEMA_VERSION)), ("epoch", uuid.uuid4().hex)])
             override.create(db)  # the admins' audit (also added to stores made before it existed)
+            # raised ownership generations (docs/ownership.md); also added to stores made before it existed
+            db.execute("CREATE TABLE IF NOT EXISTS generations (event TEXT NOT NULL, ticket_id TEXT NOT NULL,"
+                       " generation INTEGER NOT NULL, PRIMARY KEY (event, ticket_id)) WITHOUT ROWID")
             self.epoch = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
 
     @contextmanager
@@ -189,6 +192,12 @@ class ArbiterStore:
                       (c.ticket, c.event, ANY_EVENT)).fetchone():
             self._remember(db, c, "revoked", now)
             return Answer(c.scan, "revoked")
+        current = self._generation(db, c.event, c.ticket)
+        if current > c.gen and not c.admitted:
+            # an older owner's code: refused here too, not only at gates that have applied the stream item.
+            # Not remembered: generations only rise, so a replay gets the same answer.  (A late claim is
+            # someone already let in: it is recorded below like any other, as a fact.)
+            return Answer(c.scan, "superseded", detail=f"generation {current} is current")
         holder = self._holder(db, c.event, c.ticket)
         if holder is None:
             seq = self._emit(db, stream, now, kind="redemption", event=c.event, ticket=c.ticket, gen=c.gen,
@@ -203,7 +212,11 @@ class ArbiterStore:
         return self._answer_of(db, c.scan)
 
     def _release(self, db: sqlite3.Connection, r: Release, now: float, stream: list[Json]) -> Answer:
-        prior = db.execute("SELECT answer, admitted FROM scans WHERE scan_id = ?", (r.scan,)).fetchone()
+        prior = db.execute("SELECT answer, admitted, gate_id, event, ticket_id FROM scans WHERE scan_id = ?",
+                           (r.scan,)).fetchone()
+        if prior is not None and (prior[2], prior[3], prior[4]) != (r.gate, r.event, r.ticket):
+            # only the gate that claimed a scan may release it: scan ids of wins are on the stream for all to see
+            return Answer(r.scan, "refused", detail="a gate can release only its own scans")
         if prior is not None and prior[1]:
             return Answer(r.scan, "refused", detail="an admitted scan is never released")
         if prior is not None and prior[0] == "released":
@@ -260,11 +273,19 @@ class ArbiterStore:
         Kept in the stream only (no table of its own): gates keep the highest generation they were
         told, so a repeated item changes nothing.  Answered "revoked": the older generations are.
         """
+        db.execute("INSERT INTO generations VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET generation ="
+                   " max(generation, excluded.generation)", (g.event, g.ticket, g.gen))
         seq = self._emit(db, stream, now, kind="generation", event=g.event, ticket=g.ticket, gen=g.gen, by=g.by,
                          at=g.at or now)
         return Answer(g.ticket, "revoked", seq, detail=f"generations below {g.gen}")
 
     # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _generation(db: sqlite3.Connection, event: str, ticket: str) -> int:
+        row = db.execute("SELECT generation FROM generations WHERE event = ? AND ticket_id = ?",
+                         (event, ticket)).fetchone()
+        return int(row[0]) if row else 0
+
     @staticmethod
     def _holder(db: sqlite3.Connection, event: str, ticket: str) -> First | None:
         row = db.execute("SELECT gate_id, at, scan_id, arbiter_at FROM claims WHERE event = ? AND ticket_id = ?",

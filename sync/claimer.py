@@ -60,7 +60,7 @@ class GateClaimer:
         answer = self.sync.claim(claim_of(scan))
         if self.after_answer is not None:
             self.after_answer(scan, answer)
-        if answer is not None and answer.answer in ("won", "lost", "revoked"):
+        if answer is not None and answer.answer in ("won", "lost", "revoked", "superseded"):
             return self.ledger.settle(scan, answer)
         why = "no answer from the arbiter in time" if answer is None else f"the arbiter answered {answer.answer!r}"
         redemption = self.ledger.abandon(scan, self.policy, why)

@@ -173,6 +173,9 @@ class GateSync:
             except SyncError as exc:
                 self.counters.add("errors")
                 log.warning("sync: %s", exc)
+            except Exception as exc:  # a bug must not stop stream apply, outbox drain and status: count, log
+                self.counters.add("errors")
+                log.exception("sync: unexpected error handling %s: %s", kind, exc)
             if self._inbox.empty():
                 self._idle.set()
 

@@ -117,6 +117,9 @@ class Ledger:
             if answer.answer == "revoked":
                 self._revoke_locally(db, scan)
                 return self._revoked(db, scan)
+            if answer.answer == "superseded":  # an older owner's code; the generation item is on the stream
+                Store.audit_in(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, answer.detail)
+                return Redemption(Outcome.REVOKED, reason=Reason.SUPERSEDED, detail=answer.detail)
             self._set_state(db, scan.scan_id, "release")
             return self._deny(db, scan, f"the arbiter answered {answer.answer!r}")
 

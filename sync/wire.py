@@ -24,7 +24,7 @@ from sync.exc import BadMessage
 
 VERSION = 1
 #: what the arbiter answers for one claim or release (docs/mqtt.md, "Answers")
-ANSWERS = ("won", "lost", "revoked", "released", "refused", "invalid")
+ANSWERS = ("won", "lost", "revoked", "superseded", "released", "refused", "invalid")
 STREAM_KINDS = ("redemption", "release", "revocation", "conflict", "generation")
 MAX_ITEMS = 1000
 MAX_TEXT = 256
@@ -65,10 +65,14 @@ def number(d: Json, key: str, default: float | None = None) -> float:
     return float(value)
 
 
+#: no integer on the wire is larger (SQLite's own limit); a larger one is a bad message, not a crash
+MAX_INT = 2**63 - 1
+
+
 def integer(d: Json, key: str, default: int | None = None, minimum: int = 0) -> int:
     value = d.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadMessage(f"{key!r} must be an integer of at least {minimum}, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT:
+        raise BadMessage(f"{key!r} must be an integer from {minimum} to {MAX_INT}, not {value!r}")
     return value
 
 

@@ -76,3 +76,9 @@ def test_configuration_doc_lists_every_key_with_its_default() -> None:
     for key, _type, default, _help in describe():
         row = next(line for line in text.splitlines() if line.startswith(f"| `{key}` |"))
         assert f"`{default}`" in row, f"{key}: default {default} not in {row!r}"
+
+
+def test_a_config_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "gate.toml").write_bytes(b"\xff\xfe[gate]\n")
+    with pytest.raises(ConfigError, match=r"gate\.toml: not UTF-8 text"):
+        load_config(tmp_path, env={})

@@ -53,3 +53,21 @@ def test_worked_example_qr_is_version_3_at_level_m() -> None:
     text = mint(IssuerKey.new("show7", "hmac"))
     qr = segno.make_qr(text, error="m", boost_error=False)
     assert (qr.version, qr.error, qr.mode) == (3, "M", "alphanumeric")
+
+
+def test_a_claim_path_that_raises_denies_with_fault_never_admit(make_decider: Callable[..., object]) -> None:
+    class Broken:
+        def redeem(self, scan: object) -> object:
+            raise RuntimeError("bug in the claim path")
+
+    key = IssuerKey.new("show7", "hmac")
+    decider = make_decider(key)
+    decider.claimer = Broken()  # type: ignore[attr-defined]
+    decision = decider.decide(mint(key))  # type: ignore[attr-defined]
+    assert (decision.outcome, decision.reason) == (Outcome.FAULT, Reason.STORE_FAULT)
+    assert "bug in the claim path" in decision.detail
+
+
+def test_cli_bad_port_is_a_usage_error(gate_cli: Cli) -> None:
+    result = gate_cli("dashboard", "--port", "80000")
+    assert result.returncode == 2 and "0 to 65535" in result.stderr and "Traceback" not in result.stderr

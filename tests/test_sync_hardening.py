@@ -1,0 +1,97 @@
+"""What a buggy or hostile gate credential cannot do to the arbiter (found in review, fixed, kept fixed)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+pytest.register_assert_rewrite("sync_fixtures")
+
+from sync_fixtures import Mosquitto, Site, Watcher, running_broker, running_site, wait_until  # noqa: E402
+
+from sync import ArbiterStore, wire  # noqa: E402
+from sync.exc import BadMessage  # noqa: E402
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    yield from running_broker(tmp_path / "broker")
+
+
+@pytest.fixture
+def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
+    yield from running_site(tmp_path / "site", broker)
+
+
+def test_a_gate_cannot_release_another_gates_win(tmp_path: Path) -> None:
+    store = ArbiterStore.open(tmp_path / "a.db")
+    (won,), _ = store.apply([wire.Claim("scanB", "show7", "9f2", "gate-b", 1.0)])
+    assert won.answer == "won"
+    (refused,), stream = store.apply([wire.Release("scanB", "show7", "9f2", "gate-a")])  # scan id read off the stream
+    assert refused.answer == "refused" and stream == []
+    (again,), _ = store.apply([wire.Claim("scanC", "show7", "9f2", "gate-c", 2.0)])
+    assert again.answer == "lost" and again.first is not None and again.first.gate == "gate-b"
+    (own,), stream = store.apply([wire.Release("scanB", "show7", "9f2", "gate-b")])  # its own gate may
+    assert own.answer == "released" and [i["kind"] for i in stream] == ["release"]
+    store.close()
+
+
+def test_the_arbiter_refuses_an_older_generation_and_a_replay_gets_the_same_answer(tmp_path: Path) -> None:
+    store = ArbiterStore.open(tmp_path / "a.db")
+    store.apply([wire.Supersession("show7", "9f2", 2, "boxoffice")])
+    old = wire.Claim("alice", "show7", "9f2", "gate-a", 1.0, gen=1)
+    (answer,), stream = store.apply([old])
+    assert (answer.answer, stream) == ("superseded", [])
+    assert "generation 2" in answer.detail
+    assert store.apply([old])[0][0].answer == "superseded"
+    (bob,), _ = store.apply([wire.Claim("bob", "show7", "9f2", "gate-b", 2.0, gen=2)])
+    assert bob.answer == "won"
+    store.apply([wire.Supersession("show7", "9f2", 1, "boxoffice")])  # a lower one later changes nothing
+    assert store.apply([wire.Claim("alice2", "show7", "9f2", "gate-a", 3.0, gen=1)])[0][0].answer == "superseded"
+    store.close()
+
+
+def test_integers_past_sqlites_range_are_bad_messages() -> None:
+    claim = {"scan": "s1", "event": "show7", "ticket": "9f2", "gen": 2**64, "gate": "g", "at": 1.0}
+    with pytest.raises(BadMessage, match="gen"):
+        wire.parse_claims({"v": 1, "claims": [claim]})
+
+
+def request(client: mqtt.Client, topic: str, payload: dict[str, object], response_topic: str) -> None:
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = response_topic
+    props.CorrelationData = b"c0ffee"
+    client.publish(topic, json.dumps(payload).encode(), qos=1, properties=props).wait_for_publish(5)
+
+
+def test_replies_go_only_to_the_senders_reply_topic_and_a_bad_claim_spoils_no_batch(site: Site) -> None:
+    site.start_arbiter()
+    watcher = Watcher(site.broker)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile-gate", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", site.broker.port)
+    client.loop_start()
+    try:
+        claim = wire.Claim("s-steer", "show7", "t1", "gate-x", time.time()).to_json()
+        request(client, "qrgate/claim/gate-x", {"v": 1, "claims": [claim]}, "qrgate/stream")
+        huge = {**wire.Claim("s-huge", "show7", "t2", "gate-x", time.time()).to_json(), "gen": 2**64}
+        request(client, "qrgate/claim/gate-x", {"v": 1, "claims": [huge]}, "qrgate/reply/gate-x")
+        good = wire.Claim("s-good", "show7", "t3", "gate-x", time.time()).to_json()
+        request(client, "qrgate/claim/gate-x", {"v": 1, "claims": [good]}, "qrgate/reply/gate-x")
+        try:
+            replies = wait_until(lambda: len(watcher.on("qrgate/reply/gate-x")) >= 3
+                                 and watcher.on("qrgate/reply/gate-x"), 5, "three replies on the sender's own topic")
+        except AssertionError:
+            raise AssertionError(str(watcher.messages)) from None
+        assert [bool(r.get("error")) for r in replies[:2]] == [True, True]  # steering refused, huge refused
+        assert replies[2]["results"][0]["answer"] == "won"  # the arbiter kept serving
+        assert all("error" not in m and "results" not in m for m in watcher.on("qrgate/stream"))
+    finally:
+        client.loop_stop()
+        watcher.close()
