@@ -47,6 +47,7 @@ class ScanStats:
     decode_errors: int = 0
     camera_faults: int = 0
     dropped: int = 0
+    feedback_errors: int = 0
     decode_ms_total: float = 0.0
     decisions: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -56,7 +57,8 @@ class ScanStats:
         ms = self.decode_ms_total / self.frames if self.frames else 0.0
         by = " ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "none"
         return (f"health: {self.frames / elapsed:.1f} frames/s, decode {ms:.2f} ms/frame, decisions {by}, "
-                f"bad frames {self.bad_frames}, camera faults {self.camera_faults}, dropped {self.dropped}")
+                f"bad frames {self.bad_frames}, camera faults {self.camera_faults}, dropped {self.dropped}, "
+                f"feedback errors {self.feedback_errors}")
 
 
 class Debouncer:
@@ -150,12 +152,21 @@ class ScanLoop:
             # give it a moment, then leave it behind (the thread is a daemon).
             capture.join(self.stop_grace)
         finally:
-            self._queue.put(None)  # after the queued texts: the worker drains them first
-            worker.join()
+            self._finish(worker)
             log.info(self.stats.health())
         if self.fatal is not None:
             raise self.fatal
         return self.stats
+
+    def _finish(self, worker: threading.Thread) -> None:
+        """Let the worker decide what is queued, then end it; never wait on a worker that is gone."""
+        while worker.is_alive():
+            try:
+                self._queue.put(None, timeout=0.5)  # after the queued texts: the worker drains them first
+                break
+            except queue.Full:
+                continue
+        worker.join(10)
 
     def _capture_safely(self) -> None:
         try:
@@ -237,6 +248,10 @@ class ScanLoop:
                 self.feedback.fault()
                 continue
             self.stats.decisions[decision.outcome.value] += 1
-            self.feedback.show(decision.outcome, decision.reason)
-            if self.on_decision is not None:
-                self.on_decision(decision)
+            try:
+                self.feedback.show(decision.outcome, decision.reason)
+                if self.on_decision is not None:
+                    self.on_decision(decision)
+            except Exception as exc:  # a broken LED driver or pipe must not stop the next decision
+                self.stats.feedback_errors += 1
+                log.error("feedback for scan %s failed: %s", decision.scan_id, exc)

@@ -40,11 +40,16 @@ def test_run_scans_a_folder_until_sigterm_then_exits_cleanly(home: Path, tmp_pat
                             stderr=subprocess.PIPE, text=True, env=gate_env(home), cwd=ROOT)
     assert proc.stdout is not None
     seen = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "ALREADY_USED" not in " ".join(seen):
-        seen.append(proc.stdout.readline())  # the replay loops: the 2nd showing is ALREADY_USED
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=15)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "ALREADY_USED" not in " ".join(seen):
+            seen.append(proc.stdout.readline())  # the replay loops: the 2nd showing is ALREADY_USED
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 0, err
     assert [s.split()[1] for s in seen if s.strip()][:2] == ["ADMIT", "ALREADY_USED"]
     assert "health:" in out and "Traceback" not in err

@@ -194,3 +194,18 @@ def test_frames_to_decisions_to_pin_states_end_to_end(decider: Decider, key: Iss
     assert pulses(27) == 1 + 1 + 5  # red: ALREADY_USED, INVALID, REVOKED blinking five times
     assert pulses(23) == 1 + 2 + 1 + 3  # buzzer: 1 short, 2 short, 1 long, 3 short
     assert pulses(22) == 0  # amber: no fault, not offline
+
+
+def test_a_feedback_that_fails_never_stops_the_decisions_or_the_shutdown(decider: Decider, key: IssuerKey) -> None:
+    """A closed stdout (console) or a dead LED driver: every scan is still decided and run() returns."""
+    class Broken(RecordingFeedback):
+        def show(self, outcome: Outcome, reason: object = None) -> None:  # type: ignore[override]
+            raise BrokenPipeError("stdout is gone")
+
+    tickets = [mint(key, f"f{i}") for i in range(12)]
+    items = [Frame(None, float(i), (t,)) for i, t in enumerate(tickets)]
+    loop = ScanLoop(lambda: FakeCamera(items), open_decoder("pipeline"), decider.decide, Broken(), queue_size=2)
+    stats = loop.run()
+    assert sum(stats.decisions.values()) + stats.dropped == 12
+    assert stats.feedback_errors == sum(stats.decisions.values()) > 0
+    assert "feedback errors" in stats.health()

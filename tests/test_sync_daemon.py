@@ -66,11 +66,16 @@ def test_daemon_with_broker_stops_cleanly_on_sigterm(site: Site, tmp_path: Path)
     proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "run", "--gate-id", "gate-c"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=site.env(home), cwd=ROOT)
     assert proc.stdout is not None
-    lines = [proc.stdout.readline()]
-    while "ADMIT" not in lines[-1] and len(lines) < 5:
-        lines.append(proc.stdout.readline())
-    assert lines[-1] == "✔ ADMIT\n"
-    assert "● online\n" in lines  # the amber light follows the arbiter link
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and "Traceback" not in err
+    try:
+        lines = [proc.stdout.readline()]
+        while "ADMIT" not in lines[-1] and len(lines) < 5:
+            lines.append(proc.stdout.readline())
+        assert lines[-1] == "✔ ADMIT\n"
+        assert "● online\n" in lines  # the amber light follows the arbiter link
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
