@@ -28,6 +28,7 @@ from pathlib import Path
 from gate.exc import StoreCorrupt, StoreError
 from gate.migrations import MIGRATIONS
 from gate.outcomes import Outcome, Reason
+from gate.sqlite import connect_durable, immediate
 
 ANY_EVENT = "*"
 
@@ -96,9 +97,7 @@ class Store:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = connect_durable(path, busy_timeout)
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(conn, path)
             if check:
@@ -125,18 +124,9 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; any sqlite3/OS error becomes StoreError."""
-        with self._lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self.conn
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise
-            except (sqlite3.Error, OSError) as exc:
-                raise StoreError(f"{self.path}: {exc}{diagnose(self.path)}") from exc
+        with immediate(self.conn, lambda exc: StoreError(f"{self.path}: {exc}{diagnose(self.path)}"),
+                       self._lock) as db:
+            yield db
 
     def check(self) -> None:
         """Raise StoreCorrupt unless SQLite's quick_check says ok."""

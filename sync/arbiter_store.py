@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from gate.sqlite import connect_durable, immediate
 from sync.dashboard import override
 from sync.dashboard.messages import Override
 from sync.exc import ArbiterStoreError
@@ -88,9 +89,7 @@ class ArbiterStore:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = connect_durable(path)
             store = cls(conn, path, clock)
             if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
                 raise ArbiterStoreError(f"{path}: integrity check failed")
@@ -140,17 +139,8 @@ class ArbiterStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-        except (sqlite3.Error, OSError) as exc:
-            raise ArbiterStoreError(f"{self.path}: {exc}") from exc
+        with immediate(self.conn, lambda exc: ArbiterStoreError(f"{self.path}: {exc}")) as db:
+            yield db
 
     # -- the batch -------------------------------------------------------------------------
     def apply(self, ops: Sequence[Op]) -> tuple[list[Answer], list[Json]]:

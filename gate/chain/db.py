@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gate.chain.exc import ChainStoreError
+from gate.sqlite import connect_durable, immediate
 
 Migration = tuple[int, str, tuple[str, ...]]
 
@@ -37,9 +38,7 @@ class ChainDB:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = connect_durable(path, busy_timeout)
         except (sqlite3.Error, OSError) as exc:
             raise ChainStoreError(f"{path}: cannot open: {exc}") from None
         db = cls(conn, path)
@@ -58,18 +57,8 @@ class ChainDB:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception); sqlite3/OS errors become ChainStoreError."""
-        with self._lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self.conn
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise
-            except (sqlite3.Error, OSError) as exc:
-                raise ChainStoreError(f"{self.path}: {exc}") from exc
+        with immediate(self.conn, lambda exc: ChainStoreError(f"{self.path}: {exc}"), self._lock) as db:
+            yield db
 
     def migrate(self, migrations: Sequence[Migration]) -> int:
         with self.transaction() as db:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gate.sqlite import immediate
 from sync.dashboard.messages import ScanEvent
 from sync.exc import SyncError
 from sync.wire import Json
@@ -81,18 +82,8 @@ class History:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self.conn
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise
-            except (sqlite3.Error, OSError) as exc:
-                raise HistoryError(f"{self.path}: {exc}") from exc
+        with immediate(self.conn, lambda exc: HistoryError(f"{self.path}: {exc}"), self._lock) as db:
+            yield db
 
     # -- scans -------------------------------------------------------------------------------------
     def add_scans(self, scans: Sequence[tuple[ScanEvent, float]]) -> None:
