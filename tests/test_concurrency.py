@@ -40,8 +40,10 @@ def test_two_processes_racing_over_1000_tickets_admit_each_exactly_once(home: Pa
         p.stdin.write("warm-up\n")
         p.stdin.flush()
         assert json.loads(p.stdout.readline())["reason"] == "malformed"
+    # opposite orders: the two meet in the middle and contend there (in one order the leader takes all)
+    feeds = [feed, "".join(t + "\n" for t in reversed(tickets))]
     with ThreadPoolExecutor(2) as pool:
-        outputs = list(pool.map(lambda p: p.communicate(feed, timeout=300), procs))
+        outputs = list(pool.map(lambda pf: pf[0].communicate(pf[1], timeout=300), zip(procs, feeds, strict=True)))
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 1, err  # the warm-up line was rejected
         assert "Traceback" not in err
