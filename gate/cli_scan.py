@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate.app import build_decider, gate_session
 from gate.config import Config
+from gate.exc import ConfigError
 
 if TYPE_CHECKING:  # hardware pulls in OpenCV: only the commands that scan pay for it
     from gate.decide import Decider
@@ -51,6 +52,8 @@ def camera_factory(config: Config, kind: str | None = None, source: str | None =
     elif kind == "opencv":
         options = {"source": source, "width": cam.width, "height": cam.height, "fps": cam.fps or None}
     elif kind == "files":
+        if not Path(source).exists():  # a typo in the config, not a camera that may come back: refuse to start
+            raise ConfigError(f"camera.source: {source!r} does not exist (camera.kind = files wants an image or a folder)")
         options = {"path": source, "fps": cam.fps or None, "loops": cam.loops or None}
     else:
         options = {"stream": sys.stdin} if source in ("-", "0", "") else {"device": source}

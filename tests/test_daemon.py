@@ -126,3 +126,10 @@ def test_demo_and_run_on_a_machine_without_libzbar(home: Path, tmp_path: Path) -
     run = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "files", "--source", str(IMAGES),
                           "--feedback", "console"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert run.returncode == 2 and "libzbar0" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_run_with_a_missing_files_source_refuses_to_start(home: Path, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "files", "--source",
+                             str(tmp_path / "nope"), "--feedback", "console"], capture_output=True, text=True,
+                            env=gate_env(home), cwd=ROOT, timeout=60)
+    assert result.returncode == 2 and "camera.source" in result.stderr and "Traceback" not in result.stderr
