@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gate.app import build_decider, gate_session
 from gate.config import Config
 from gate.exc import ConfigError
+from gate.signals import on_stop_signals
 
 if TYPE_CHECKING:  # hardware pulls in OpenCV: only the commands that scan pay for it
     from gate.decide import Decider
@@ -121,11 +120,10 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         _show_link_state(decider, feedback, loop)
         watchdog.status = loop.stats.health
 
-        def on_term(signum: int, _frame: FrameType | None) -> None:
+        def on_term(signum: int) -> None:
             log.info("signal %d: stopping after the current frame", signum)
             loop.stop()
-        signal.signal(signal.SIGTERM, on_term)
-        signal.signal(signal.SIGINT, on_term)
+        on_stop_signals(on_term)
         kind = args.camera or config.camera.kind
         log.info("gate %s scanning (camera %s, decoder %s, feedback %s)", config.gate_id,
                  kind, config.decoder.kind, args.feedback or config.feedback.kind)

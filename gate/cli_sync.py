@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
-from types import FrameType
 
 from gate.app import iso, open_store, start_gate_sync, sync_parts
 from gate.config import Config
 from gate.exc import ConfigError
+from gate.signals import on_stop_signals
 
 REQUEST_TIMEOUT = 5.0
 
@@ -44,10 +43,7 @@ def _need_broker(config: Config) -> None:
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_stop_signals(lambda _signum: stop.set())
     return stop
 
 

@@ -79,3 +79,28 @@ def test_daemon_with_broker_stops_cleanly_on_sigterm(site: Site, tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_burst_of_stop_signals_still_stops_the_arbiter(site: Site) -> None:
+    """TERM and INT in quick succession (systemd then an impatient operator): no handler deadlock."""
+    arbiter = site.start_arbiter()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+        arbiter.proc.send_signal(sig)
+    assert arbiter.proc.wait(timeout=20) == 0
+
+
+def test_the_stop_handler_acts_once() -> None:
+    from gate.signals import on_stop_signals
+
+    calls: list[int] = []
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        on_stop_signals(calls.append)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+        handler(signal.SIGINT, None)
+        assert calls == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
