@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,8 @@ from gate.ticket import Ticket
 from gate.verify import Verifier
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytest.register_assert_rewrite("sync_fixtures")
 
 
 @pytest.fixture
@@ -73,3 +76,17 @@ def gate_cli(home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture
 def config_for(home: Path) -> Callable[..., object]:
     return lambda **overrides: load_config(home, env={}, overrides=overrides)
+
+
+# A real mosquitto on a free port and a venue (issuer key, arbiter home, gate homes) on it, for every
+# test that takes `broker` or `site`.  sync_fixtures is imported lazily: it imports this module.
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Any]:
+    from sync_fixtures import running_broker
+    yield from running_broker(tmp_path)
+
+
+@pytest.fixture
+def site(tmp_path: Path, broker: Any) -> Iterator[Any]:
+    from sync_fixtures import running_site
+    yield from running_site(tmp_path, broker)

@@ -76,7 +76,7 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def provisioned(tmp_path: Path) -> Iterator[Site]:
     """A venue with an arbiter, a dashboard and two gates, provisioned for a broker on a free local port."""
     home = tmp_path / "issuer"
     key = IssuerKey.new("show7", "ed25519")

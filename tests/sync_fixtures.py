@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from conftest import ROOT, gate_env
 
 from gate.keys import IssuerKey, KeyStore
@@ -91,11 +90,6 @@ def running_broker(folder: Path) -> Iterator[Mosquitto]:
     b = Mosquitto(folder / "broker").start()
     yield b
     b.stop()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from running_broker(tmp_path)
 
 
 class Proc:
@@ -209,14 +203,6 @@ def running_site(root: Path, broker: Mosquitto) -> Iterator[Site]:
     s = Site(root, broker)
     yield s
     s.close()
-
-
-# Plugin fixtures are global to the whole run (another plugin may define the same names, e.g.
-# deploy_fixtures.site): the test_sync_* modules define their own `broker` and `site` from the two
-# functions above, which pytest prefers to any plugin's.
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path, broker)
 
 
 def rows(db: sqlite3.Connection, sql: str, *args: object) -> list[tuple[Any, ...]]:

@@ -6,7 +6,6 @@ real `gate arbiter`, a gate running `gate check`, and `gate supersede --broker`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,7 @@ from sync import ArbiterStore, Ledger, wire
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import Mosquitto, Site, rows, running_broker, running_site, wait_until  # noqa: E402
-
-
-# Local fixtures: a plugin-wide `site` would clash with deploy_fixtures' own `site`.
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from running_broker(tmp_path / "broker")
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path / "site", broker)
+from sync_fixtures import Site, rows, wait_until  # noqa: E402
 
 KEY = IssuerKey("0a1b2c3d", "hmac", "show7", bytes(range(32)), 0.0)
 

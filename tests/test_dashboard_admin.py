@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures", "dashboard_fixtures")
 
 from dashboard_fixtures import PASSWORD, start_dashboard  # noqa: E402
-from sync_fixtures import Mosquitto, Site, Watcher, rows, running_broker, running_site, wait_until  # noqa: E402
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from running_broker(tmp_path)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path, broker)
+from sync_fixtures import Site, Watcher, rows, wait_until  # noqa: E402
 
 
 def override(action: str, ticket: str, password: str = PASSWORD, **extra: str) -> dict[str, str]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import Mosquitto, Site, Watcher, running_broker, running_site, wait_until  # noqa: E402
+from sync_fixtures import Site, Watcher, wait_until  # noqa: E402
 
 from sync.dashboard.discovery import SENSORS, discovery_configs, node_id  # noqa: E402
 from sync.dashboard.messages import parse_scan  # noqa: E402
@@ -18,16 +16,6 @@ from sync.exc import BadMessage  # noqa: E402
 
 DECISION_FIELDS = {"outcome", "reason", "scan_id", "gate_id", "at", "event", "ticket_id", "seat", "generation",
                    "first_gate", "first_at", "provisional", "detail"}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from running_broker(tmp_path)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path, broker)
 
 
 def test_every_decision_is_published_on_the_gates_scan_topic(site: Site) -> None:

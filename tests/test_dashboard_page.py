@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,19 +14,9 @@ pytest.register_assert_rewrite("sync_fixtures", "dashboard_fixtures")
 
 from dashboard_fixtures import PASSWORD, browser, gate_card, page, shot, start_dashboard, wait_state  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
-from sync_fixtures import Mosquitto, Site, TcpProxy, rows, running_broker, running_site, wait_until  # noqa: E402
+from sync_fixtures import Site, TcpProxy, rows, wait_until  # noqa: E402
 
 __all__ = ["browser", "page"]  # fixtures
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:  # local: another plugin may own the same fixture names
-    yield from running_broker(tmp_path)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path, broker)
 
 
 def test_a_scan_at_a_gate_appears_on_the_page_within_a_second(site: Site, page: Page) -> None:

@@ -26,47 +26,47 @@ from gate.provision import BROKER_DIR  # noqa: E402
 P = "qrgate"
 
 
-def test_the_generated_broker_config(site: Site) -> None:
-    conf = (site.venue.broker / "qrgate.conf").read_text()
-    assert conf == render_broker_conf(BROKER_DIR, str(site.broker.port))
+def test_the_generated_broker_config(provisioned: Site) -> None:
+    conf = (provisioned.venue.broker / "qrgate.conf").read_text()
+    assert conf == render_broker_conf(BROKER_DIR, str(provisioned.broker.port))
     lines = set(conf.splitlines())
     assert {"allow_anonymous false", "set_tcp_nodelay true", "persistence true", "require_certificate true",
             f"password_file {BROKER_DIR}/passwd", f"acl_file {BROKER_DIR}/acl"} <= lines
-    assert "Opening ipv4 listen socket" in site.broker.log()
+    assert "Opening ipv4 listen socket" in provisioned.broker.log()
 
 
-def test_every_provisioned_user_connects_over_tls(site: Site) -> None:
+def test_every_provisioned_user_connects_over_tls(provisioned: Site) -> None:
     for user in ("arbiter", "dashboard", *GATES):
-        client = connect(site, user)
+        client = connect(provisioned, user)
         assert client.refused == "", f"{user}: {client.refused}"
         client.close()
 
 
-def test_anonymous_clients_are_refused(site: Site) -> None:
-    client = connect(site, None, cert_of="gate-north-1")
+def test_anonymous_clients_are_refused(provisioned: Site) -> None:
+    client = connect(provisioned, None, cert_of="gate-north-1")
     assert client.refused and client.refused != "no CONNACK", client.refused
-    wait_until(lambda: "not authorised" in site.broker.log(), 10, "the broker's log line")
+    wait_until(lambda: "not authorised" in provisioned.broker.log(), 10, "the broker's log line")
 
 
-def test_a_wrong_password_is_refused(site: Site) -> None:
-    assert connect(site, "gate-north-1", "not-the-password").refused
-    assert connect(site, "gate-north-1", site.password("gate-south-1")).refused  # another gate's password
-    assert connect(site, "arbiter", "").refused
+def test_a_wrong_password_is_refused(provisioned: Site) -> None:
+    assert connect(provisioned, "gate-north-1", "not-the-password").refused
+    assert connect(provisioned, "gate-north-1", provisioned.password("gate-south-1")).refused  # another gate's password
+    assert connect(provisioned, "arbiter", "").refused
 
 
-def test_a_client_without_the_venues_certificate_is_refused(site: Site) -> None:
+def test_a_client_without_the_venues_certificate_is_refused(provisioned: Site) -> None:
     import ssl
 
     import paho.mqtt.client as mqtt
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="no-cert", protocol=mqtt.MQTTv5)
-    c.tls_set(ca_certs=str(site.bundle("gate-north-1") / "tls" / "ca.crt"))
-    c.username_pw_set("gate-north-1", site.password("gate-north-1"))
+    c.tls_set(ca_certs=str(provisioned.bundle("gate-north-1") / "tls" / "ca.crt"))
+    c.username_pw_set("gate-north-1", provisioned.password("gate-north-1"))
     connected = threading.Event()
     c.on_connect = lambda *_a: connected.set()
     refused = False
     try:
-        c.connect("localhost", site.broker.port)
+        c.connect("localhost", provisioned.broker.port)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # TLS 1.3: the broker's refusal arrives with the first read
             if c.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
@@ -75,14 +75,14 @@ def test_a_client_without_the_venues_certificate_is_refused(site: Site) -> None:
     except (ssl.SSLError, OSError):
         refused = True
     assert refused and not connected.is_set()
-    wait_until(lambda: "peer did not return a certificate" in site.broker.log(), 10, "the broker's log line")
+    wait_until(lambda: "peer did not return a certificate" in provisioned.broker.log(), 10, "the broker's log line")
 
 
-def test_a_gate_cannot_write_the_arbiters_topics_or_another_gates(site: Site) -> None:
-    watcher = connect(site, "dashboard")
+def test_a_gate_cannot_write_the_arbiters_topics_or_another_gates(provisioned: Site) -> None:
+    watcher = connect(provisioned, "dashboard")
     watcher.subscribe(f"{P}/#")
     watcher.subscribe("homeassistant/#")
-    north = connect(site, "gate-north-1")
+    north = connect(provisioned, "gate-north-1")
     forbidden = [f"{P}/stream", f"{P}/reply/gate-south-1", f"{P}/conflict/show7", f"{P}/arbiter/status",
                  f"{P}/claim/gate-south-1", f"{P}/release/gate-south-1", f"{P}/status/gate-south-1",
                  f"{P}/scan/gate-south-1", "homeassistant/sensor/qrgate_gate-south-1/state/config",
@@ -98,10 +98,10 @@ def test_a_gate_cannot_write_the_arbiters_topics_or_another_gates(site: Site) ->
     watcher.close()
 
 
-def test_a_gate_reads_its_own_replies_only(site: Site) -> None:
-    south = connect(site, "gate-south-1")
+def test_a_gate_reads_its_own_replies_only(provisioned: Site) -> None:
+    south = connect(provisioned, "gate-south-1")
     south.subscribe(f"{P}/reply/+")  # asks for every gate's replies
-    arbiter = connect(site, "arbiter")
+    arbiter = connect(provisioned, "arbiter")
     arbiter.publish(f"{P}/reply/gate-north-1")
     arbiter.publish(f"{P}/reply/gate-south-1")
     assert south.received(until_topic=f"{P}/reply/gate-south-1") == [f"{P}/reply/gate-south-1"]
@@ -109,12 +109,12 @@ def test_a_gate_reads_its_own_replies_only(site: Site) -> None:
     arbiter.close()
 
 
-def test_only_the_arbiter_publishes_redemptions_and_only_the_dashboard_revokes_or_overrides(site: Site) -> None:
-    gate = connect(site, "gate-south-1")
+def test_only_the_arbiter_publishes_redemptions_and_only_the_dashboard_revokes_or_overrides(provisioned: Site) -> None:
+    gate = connect(provisioned, "gate-south-1")
     gate.subscribe(f"{P}/stream")
-    dashboard = connect(site, "dashboard")
+    dashboard = connect(provisioned, "dashboard")
     dashboard.publish(f"{P}/stream", b'{"forged": true}')
-    arbiter = connect(site, "arbiter")
+    arbiter = connect(provisioned, "arbiter")
     arbiter.subscribe(f"{P}/revoke/+")
     arbiter.publish(f"{P}/stream")
     assert gate.received(until_topic=f"{P}/stream") == [f"{P}/stream"]

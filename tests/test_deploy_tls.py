@@ -22,54 +22,54 @@ from sync_fixtures import FAST, Proc  # noqa: E402
 from gate.ticket import Ticket  # noqa: E402
 
 
-def bundle_env(site: Site, user: str, state: Path) -> dict[str, str]:
+def bundle_env(provisioned: Site, user: str, state: Path) -> dict[str, str]:
     """Run from the bundle exactly as provisioned; only the store moves from /var/lib to the test's folder."""
-    return gate_env(site.bundle(user), QRGATE_STORE_PATH=str(state / f"{user}.db"),
+    return gate_env(provisioned.bundle(user), QRGATE_STORE_PATH=str(state / f"{user}.db"),
                     QRGATE_SYNC_ARBITER_DB=str(state / "arbiter.db"), **FAST)
 
 
-def cli(site: Site, user: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(provisioned: Site, user: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([sys.executable, "-m", "gate.cli", *args], capture_output=True, text=True,
-                            env=bundle_env(site, user, state), cwd=ROOT, timeout=120)
+                            env=bundle_env(provisioned, user, state), cwd=ROOT, timeout=120)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
 
-def check(site: Site, user: str, state: Path, ticket: str) -> dict[str, object]:
-    result = cli(site, user, state, "check", "--json", ticket)
+def check(provisioned: Site, user: str, state: Path, ticket: str) -> dict[str, object]:
+    result = cli(provisioned, user, state, "check", "--json", ticket)
     assert result.stdout, result.stderr
     return dict(json.loads(result.stdout.splitlines()[0]))
 
 
-def test_a_gate_claims_through_the_arbiter_over_tls(site: Site, tmp_path: Path) -> None:
+def test_a_gate_claims_through_the_arbiter_over_tls(provisioned: Site, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    arbiter = Proc(["arbiter"], bundle_env(site, "arbiter", state))
+    arbiter = Proc(["arbiter"], bundle_env(provisioned, "arbiter", state))
     try:
         assert arbiter.line(30).startswith("arbiter ready on mqtts://localhost:"), arbiter.proc.stderr
-        ticket = site.key.sign(Ticket(event="show7", ticket_id="9f2", seat="12B"))
-        first = check(site, "gate-north-1", state, ticket)
+        ticket = provisioned.key.sign(Ticket(event="show7", ticket_id="9f2", seat="12B"))
+        first = check(provisioned, "gate-north-1", state, ticket)
         assert (first["outcome"], first["gate_id"], first["provisional"]) == ("ADMIT", "gate-north-1", False)
         # gate-south-1 has never seen the ticket: only the arbiter, over TLS, can tell it where it was used
-        second = check(site, "gate-south-1", state, ticket)
+        second = check(provisioned, "gate-south-1", state, ticket)
         assert (second["outcome"], second["first_gate"], second["provisional"]) == (
             "ALREADY_USED", "gate-north-1", False)
         # revoking is the admin credential's: the dashboard's is confirmed by the arbiter, a gate's never arrives
-        admin = cli(site, "dashboard", state, "revoke", "t2", "--event", "show7", "--reason", "refunded")
+        admin = cli(provisioned, "dashboard", state, "revoke", "t2", "--event", "show7", "--reason", "refunded")
         assert admin.returncode == 0 and "distributed by the arbiter" in admin.stdout, admin.stderr
-        rogue = cli(site, "gate-south-1", state, "revoke", "t3", "--event", "show7")
+        rogue = cli(provisioned, "gate-south-1", state, "revoke", "t3", "--event", "show7")
         assert rogue.returncode == 1 and "did not confirm" in rogue.stderr
     finally:
         arbiter.kill()
     with sqlite3.connect(state / "arbiter.db") as db:
         assert db.execute("SELECT ticket_id, gate_id FROM claims").fetchall() == [("9f2", "gate-north-1")]
         assert [r[0] for r in db.execute("SELECT ticket_id FROM revoked")] == ["t2"]
-    log = site.broker.log()
+    log = provisioned.broker.log()
     for user in ("arbiter", "gate-north-1", "gate-south-1", "dashboard"):
         assert f"u'{user}'" in log, f"{user} never connected"
 
 
-def test_the_dashboard_runs_from_its_bundle(site: Site, tmp_path: Path) -> None:
-    env = {**bundle_env(site, "dashboard", tmp_path), "QRGATE_DASHBOARD_HOST": "127.0.0.1", "QRGATE_DASHBOARD_PORT": "0"}
+def test_the_dashboard_runs_from_its_bundle(provisioned: Site, tmp_path: Path) -> None:
+    env = {**bundle_env(provisioned, "dashboard", tmp_path), "QRGATE_DASHBOARD_HOST": "127.0.0.1", "QRGATE_DASHBOARD_PORT": "0"}
     dashboard = Proc(["dashboard"], env)
     try:
         line = dashboard.line(30)

@@ -8,25 +8,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import ROOT, Mosquitto, Site, Watcher, free_port, rows, running_broker, running_site, wait_until  # noqa: E402
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:  # local: another plugin may own the same fixture names
-    yield from running_broker(tmp_path)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path, broker)
+from sync_fixtures import ROOT, Site, Watcher, free_port, rows, wait_until  # noqa: E402
 
 
 def wait_online(watcher: Watcher, *gate_ids: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,7 @@ import pytest
 pytest.register_assert_rewrite("sync_fixtures")
 
 from conftest import ROOT  # noqa: E402
-from sync_fixtures import Mosquitto, Site, running_broker, running_site, wait_until  # noqa: E402
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from running_broker(tmp_path / "broker")
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path / "site", broker)
+from sync_fixtures import Site, wait_until  # noqa: E402
 
 
 def start_run(site: Site, gate_id: str, frames: Path) -> subprocess.Popen[str]:

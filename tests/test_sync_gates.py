@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, running_broker, running_site, wait_until  # noqa: E402
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:  # local: another plugin may own the same fixture names
-    yield from running_broker(tmp_path)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path, broker)
+from sync_fixtures import GateProc, Site, Watcher, rows, wait_until  # noqa: E402
 
 
 def feed_all(gates: list[GateProc], orders: list[list[str]]) -> list[list[dict[str, Any]]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -14,20 +13,10 @@ from paho.mqtt.properties import Properties
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import Mosquitto, Site, Watcher, running_broker, running_site, wait_until  # noqa: E402
+from sync_fixtures import Site, Watcher, wait_until  # noqa: E402
 
 from sync import ArbiterStore, wire  # noqa: E402
 from sync.exc import BadMessage  # noqa: E402
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from running_broker(tmp_path / "broker")
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path / "site", broker)
 
 
 def test_a_gate_cannot_release_another_gates_win(tmp_path: Path) -> None:

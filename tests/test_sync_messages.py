@@ -8,7 +8,6 @@ import socket
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,7 @@ from paho.mqtt.properties import Properties
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, running_broker, running_site, wait_until  # noqa: E402
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:  # local: another plugin may own the same fixture names
-    yield from running_broker(tmp_path)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    yield from running_site(tmp_path, broker)
+from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, wait_until  # noqa: E402
 
 from sync import Broker, Link  # noqa: E402
 
