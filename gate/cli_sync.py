@@ -7,11 +7,15 @@ import json
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING, Any
 
 from gate.app import iso, open_store, start_gate_sync, sync_parts
 from gate.config import Config
 from gate.exc import ConfigError
 from gate.signals import on_stop_signals
+
+if TYPE_CHECKING:
+    from sync.wire import Json
 
 REQUEST_TIMEOUT = 5.0
 
@@ -124,28 +128,45 @@ def _arbiter_conflicts(config: Config) -> list[dict[str, object]]:
         store.close()
 
 
-def distribute_revocation(config: Config, event: str | None, ticket_id: str, reason: str) -> int:
-    """Send a revocation to the arbiter, which puts it on every gate's stream; exit code 0 once it confirms."""
+def ask_arbiter(config: Config, what: str, key: str, entries: list[Any]) -> tuple[Json | None, str]:
+    """One admin request (`key`: revocations or generations) on `revoke/{gate.id}`, over a short-lived link.
+
+    Returns (the arbiter's reply, or None if it did not answer within REQUEST_TIMEOUT; the broker, for
+    messages).  `what` names the link's purpose in its client id.
+    """
     from sync import Link, wire
 
     broker, topics, credentials = sync_parts(config)
     sender = config.gate_id
-    link = Link(broker, f"{sender}-revoke-{os.getpid()}", subscriptions=[], reply_topic=topics.reply(sender),
+    link = Link(broker, f"{sender}-{what}-{os.getpid()}", subscriptions=[], reply_topic=topics.reply(sender),
                 on_message=lambda _msg: None, credentials=credentials)
     link.start()
     try:
-        reply = None
-        if link.wait_ready(config.sync.connect_wait):
-            revocation = wire.Revocation(event or "*", ticket_id, sender, reason)
-            reply = link.request(topics.request("revoke", sender), wire.request("revocations", [revocation]),
-                                 REQUEST_TIMEOUT)
+        if not link.wait_ready(config.sync.connect_wait):
+            return None, str(broker)
+        return link.request(topics.request("revoke", sender), wire.request(key, entries), REQUEST_TIMEOUT), str(broker)
     finally:
         link.stop()
+
+
+def first_seq(reply: Json) -> int | None:
+    """The stream sequence number of the first answer in a reply (None if it made no stream item)."""
+    from sync import wire
+
+    answers = wire.parse_answers(reply)
+    return answers[0].seq if answers else None
+
+
+def distribute_revocation(config: Config, event: str | None, ticket_id: str, reason: str) -> int:
+    """Send a revocation to the arbiter, which puts it on every gate's stream; exit code 0 once it confirms."""
+    from sync import wire
+
+    revocation = wire.Revocation(event or "*", ticket_id, config.gate_id, reason)
+    reply, broker = ask_arbiter(config, "revoke", "revocations", [revocation])
     if reply is None:
         print(f"gate: warning: the arbiter did not confirm via {broker}: revoked on this gate only",
               file=sys.stderr)
         return 1
-    answers = wire.parse_answers(reply)
-    seq = answers[0].seq if answers else None
+    seq = first_seq(reply)
     print(f"distributed by the arbiter{f' (stream seq {seq})' if seq else ' (it had it already)'}")
     return 0

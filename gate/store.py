@@ -166,13 +166,9 @@ class Store:
             raise ValueError("redeem needs a scan of a parsed ticket")
         key = (scan.event, scan.ticket_id)
         with self.transaction() as db:
-            if self._is_revoked(db, *key):
-                self._audit(db, scan, Outcome.REVOKED, Reason.REVOKED, "")
-                return Redemption(Outcome.REVOKED)
-            superseded = self.superseded_in(db, scan)
-            if superseded is not None:
-                self._audit(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, superseded.detail)
-                return superseded
+            refused = self.refused_in(db, scan)
+            if refused is not None:
+                return refused
             inserted = db.execute(
                 "INSERT INTO redeemed (event, ticket_id, generation, scan_id, gate_id, at, provisional)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -232,6 +228,18 @@ class Store:
             row = self.conn.execute("SELECT generation FROM generations WHERE event = ? AND ticket_id = ?",
                                     (event, ticket_id)).fetchone()
             return int(row[0]) if row else 0
+
+    @staticmethod
+    def refused_in(db: sqlite3.Connection, scan: Scan) -> Redemption | None:
+        """Inside `transaction()`: REVOKED (revoked, or an older ownership generation: superseded), audited;
+        None when the ticket may be spent.  The one check before any redemption, local or claimed."""
+        if Store._is_revoked(db, scan.event or "", scan.ticket_id or ""):
+            Store._audit(db, scan, Outcome.REVOKED, Reason.REVOKED, "")
+            return Redemption(Outcome.REVOKED)
+        superseded = Store.superseded_in(db, scan)
+        if superseded is not None:
+            Store._audit(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, superseded.detail)
+        return superseded
 
     @staticmethod
     def superseded_in(db: sqlite3.Connection, scan: Scan) -> Redemption | None:

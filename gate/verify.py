@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -43,8 +44,6 @@ class Verifier:
         clock: Callable[[], float] | None = None,
         code_skew: int = rotating.DEFAULT_SKEW,
     ) -> None:
-        import time
-
         self.keyring = keyring
         self.events = frozenset(events)
         self.skew = skew

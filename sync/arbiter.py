@@ -257,7 +257,6 @@ class Arbiter:
     def _ready_changed(self, ready: bool) -> None:
         if ready:
             self._next_status = 0.0  # publish "online" at once (from the committer thread)
-            self._next_status = 0.0
             with self._cond:
                 self._cond.notify()  # the committer publishes it
 

@@ -260,12 +260,9 @@ class Ledger:
 
     # -- helpers --------------------------------------------------------------------------------------
     def _known(self, db: sqlite3.Connection, scan: Scan) -> Redemption | None:
-        if Store.revoked_in(db, scan.event or "", scan.ticket_id or ""):
-            return self._revoked(db, scan)
-        superseded = Store.superseded_in(db, scan)  # an older ownership generation, as in Store.redeem
-        if superseded is not None:
-            Store.audit_in(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, superseded.detail)
-            return superseded
+        refused = Store.refused_in(db, scan)  # revoked or superseded: the same check as Store.redeem
+        if refused is not None:
+            return refused
         held = self._held(db, scan)
         if held is None:
             return None

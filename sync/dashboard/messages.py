@@ -20,7 +20,7 @@ ticket id, as for revocations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from gate.decide import Decision
 from sync import wire
@@ -63,11 +63,7 @@ class ScanEvent:
         return self.outcome == "ADMIT"
 
     def to_json(self) -> Json:
-        return {"scan_id": self.scan_id, "gate_id": self.gate_id, "at": self.at, "outcome": self.outcome,
-                "reason": self.reason, "decided_at": self.decided_at, "event": self.event,
-                "ticket_id": self.ticket_id, "seat": self.seat, "generation": self.generation,
-                "first_gate": self.first_gate, "first_at": self.first_at, "provisional": self.provisional,
-                "detail": self.detail}
+        return asdict(self)
 
 
 def _optional_text(d: Json, key: str) -> str | None:
