@@ -233,23 +233,19 @@ class Store:
     def refused_in(db: sqlite3.Connection, scan: Scan) -> Redemption | None:
         """Inside `transaction()`: REVOKED (revoked, or an older ownership generation: superseded), audited;
         None when the ticket may be spent.  The one check before any redemption, local or claimed."""
-        if Store._is_revoked(db, scan.event or "", scan.ticket_id or ""):
+        # One statement for both lists: this runs on every redemption, inside its write lock.
+        revoked, current = db.execute(
+            "SELECT EXISTS (SELECT 1 FROM revoked WHERE ticket_id = ?1 AND event IN (?2, ?3)),"
+            " (SELECT generation FROM generations WHERE event = ?2 AND ticket_id = ?1)",
+            (scan.ticket_id, scan.event, ANY_EVENT)).fetchone()
+        if revoked:
             Store._audit(db, scan, Outcome.REVOKED, Reason.REVOKED, "")
             return Redemption(Outcome.REVOKED)
-        superseded = Store.superseded_in(db, scan)
-        if superseded is not None:
-            Store._audit(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, superseded.detail)
-        return superseded
-
-    @staticmethod
-    def superseded_in(db: sqlite3.Connection, scan: Scan) -> Redemption | None:
-        """Inside `transaction()`: REVOKED superseded when a newer generation holds the ticket, else None."""
-        row = db.execute("SELECT generation FROM generations WHERE event = ? AND ticket_id = ?",
-                         (scan.event, scan.ticket_id)).fetchone()
-        if row is None or scan.generation >= row[0]:
+        if current is None or scan.generation >= current:
             return None
-        return Redemption(Outcome.REVOKED, reason=Reason.SUPERSEDED,
-                          detail=f"generation {scan.generation} superseded by {row[0]}")
+        detail = f"generation {scan.generation} superseded by {current}"
+        Store._audit(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, detail)
+        return Redemption(Outcome.REVOKED, reason=Reason.SUPERSEDED, detail=detail)
 
     # reading ------------------------------------------------------------------
     def history(self, ticket_id: str, event: str | None = None) -> list[dict[str, object]]:
