@@ -87,4 +87,8 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (event, ticket_id)
         ) WITHOUT ROWID""",
     )),
+    # Every redemption paid for this index; its only readers know the ticket too and now use the key.
+    (4, "drop redeemed_scan: the redemption path writes one b-tree less", (
+        "DROP INDEX IF EXISTS redeemed_scan",
+    )),
 ]

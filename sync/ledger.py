@@ -170,8 +170,8 @@ class Ledger:
                 tally[a.answer] = tally.get(a.answer, 0) + 1
                 self._set_state(db, a.scan, "done", a.answer)
                 mark = {"won": "won", "lost": "conflict", "revoked": "revoked"}.get(a.answer, a.answer)
-                db.execute("UPDATE redeemed SET arbiter = ?, arbiter_seq = ? WHERE scan_id = ? AND source = 'local'",
-                           (mark, a.seq, a.scan))
+                db.execute("UPDATE redeemed SET arbiter = ?, arbiter_seq = ? WHERE event = ? AND ticket_id = ?"
+                           " AND scan_id = ? AND source = 'local'", (mark, a.seq, row[0], row[1], a.scan))
                 if a.answer == "lost" and a.first is not None:
                     self._conflict(db, row[0], row[1], a.first.gate, a.first.at, a.first.scan, row[2], row[3],
                                    a.scan, None, "open")
@@ -346,7 +346,8 @@ class Ledger:
                    (late_scan, event, ticket, first_gate, first_at, first_scan, late_gate, late_at, seq, state,
                     self.clock()))
         mark = "conflict" if state == "open" else "won"
-        db.execute("UPDATE redeemed SET arbiter = ? WHERE scan_id = ? AND source = 'local'", (mark, late_scan))
+        db.execute("UPDATE redeemed SET arbiter = ? WHERE event = ? AND ticket_id = ? AND scan_id = ?"
+                   " AND source = 'local'", (mark, event, ticket, late_scan))
 
     @staticmethod
     def _position(db: sqlite3.Connection) -> tuple[str, int]:
