@@ -6,11 +6,14 @@ What a caller may rely on:
   is queued, up to `max_batch` ops) is decided in one durable transaction
   (ArbiterStore.apply) and only then are its answers published, then its
   new stream items (group commit: nothing is answered or published before
-  its commit).  Batches are served one at a time, in arrival order.
+  its commit).  Batches are committed one at a time, in arrival order, and
+  published in the same order; the next batch may commit while the last
+  one's answers are being sent (its fsync leaves the CPU free for them).
 * Who serves: the network thread itself, as soon as the socket holds no
-  more bytes (no thread hop for a lone claim; under load the batch grows
-  while bytes keep coming); a committer thread serves whatever waited
-  longer than DEFER_GRACE, and publishes the status.
+  more bytes and no earlier batch is still sending (no thread hop for a
+  lone claim; under load the batch grows while bytes keep coming); a
+  committer thread serves whatever waited longer than DEFER_GRACE, and
+  publishes the status.
 * A request that cannot be decoded is answered with an error (if it has a
   ResponseTopic) and counted; it changes nothing.  A claim or release whose
   `gate` is not the topic's sender is refused the same way.
@@ -35,7 +38,7 @@ from sync.arbiter_store import ArbiterStore, Op
 from sync.counters import Counters
 from sync.dashboard.messages import parse_overrides
 from sync.exc import ArbiterStoreError, BadMessage
-from sync.link import REQUEST_QOS, Broker, Credentials, Inbound, Link
+from sync.link import QOS, REQUEST_QOS, Broker, Credentials, Inbound, Link
 from sync.topics import REQUESTS, Topics
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,16 @@ log = logging.getLogger(__name__)
 STREAM_CHUNK = 500
 #: seconds a request may wait for the network thread to serve it before the committer thread does
 DEFER_GRACE = 0.001
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message a served batch sends once it is its turn."""
+
+    topic: str
+    payload: wire.Json
+    qos: int = REQUEST_QOS
+    correlation: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,9 @@ class Arbiter:
         self._pending: deque[Work] = deque()
         self._since = 0.0  # when the oldest pending work arrived
         self._busy = False
+        self._turns = 0  # batches taken so far: a batch's turn is its place in the order of publication
+        self._sent = threading.Condition()
+        self._sent_turns = 0  # batches whose messages have all been handed to paho
         self._fault = ""
         self._next_status = 0.0
         self._announce: Callable[[], None] | None = None
@@ -123,12 +139,17 @@ class Arbiter:
             with self._cond:
                 self._cond.notify()  # the committer takes it if nobody else does within DEFER_GRACE
             return
-        self._serve_pending()
+        self._serve_pending(may_wait=False)
 
-    def _serve_pending(self) -> int:
-        """Serve what is pending (up to `max_batch` ops) unless a batch is being served: one at a time, in order."""
+    def _serve_pending(self, may_wait: bool = True) -> int:
+        """Serve what is pending (up to `max_batch` ops) unless a batch is being served: one at a time, in order.
+
+        The network thread passes may_wait=False: it is inside a paho callback, holding paho's locks, so it
+        must not wait for an earlier batch's messages to go out (that publisher may need those locks); it
+        leaves the batch to the committer instead.
+        """
         with self._cond:
-            if self._busy or not self._pending:
+            if self._busy or not self._pending or (not may_wait and self._sent_turns != self._turns):
                 return 0
             self._busy = True
             batch, ops = [], 0
@@ -136,14 +157,30 @@ class Arbiter:
                 batch.append(self._pending.popleft())
                 ops += len(batch[-1].ops)
             self._since = time.monotonic()
+            turn, self._turns = self._turns, self._turns + 1
+        outgoing: list[Outgoing] = []
         try:
-            self._serve(batch)
+            outgoing = self._serve(batch)
         finally:
             with self._cond:
-                self._busy = False
+                self._busy = False  # the next batch may commit while this one's messages go out
                 if self._pending:  # wake the committer only if there is work for it (a wake-up costs the GIL)
                     self._cond.notify()
+            self._send_in_turn(turn, outgoing)
         return max(ops, len(batch))
+
+    def _send_in_turn(self, turn: int, outgoing: list[Outgoing]) -> None:
+        """Publish a served batch's messages after every earlier batch's (so the stream goes out in order)."""
+        with self._sent:
+            while self._sent_turns != turn:
+                self._sent.wait()
+        try:
+            for out in outgoing:
+                self.link.publish(out.topic, out.payload, qos=out.qos, correlation=out.correlation)
+        finally:
+            with self._sent:
+                self._sent_turns += 1
+                self._sent.notify_all()
 
     def _status_turn(self) -> None:
         with self._cond:
@@ -158,7 +195,9 @@ class Arbiter:
                 if self._pending:
                     self._cond.notify()
 
-    def _serve(self, batch: list[Work]) -> None:
+    def _serve(self, batch: list[Work]) -> list[Outgoing]:
+        """Decide a batch (and read its catch-ups) under `_busy`; what it must publish, in order."""
+        out: list[Outgoing] = []
         writes = [w for w in batch if w.kind in ("claim", "release", "revoke", "override")]
         if writes:
             try:
@@ -169,16 +208,17 @@ class Arbiter:
                 self.counters.add("batch_errors")
                 log.exception("batch of %d requests failed, nothing applied: %s", len(writes), exc)
                 for work in writes:
-                    self._reply(work, wire.error_reply(f"not applied: {exc}"))
+                    self._reply(out, work, wire.error_reply(f"not applied: {exc}"))
             else:
                 self._set_fault("")
-                self._answer(writes, answers)
-                self._publish_stream(stream)
+                self._answer(out, writes, answers)
+                self._stream(out, stream)
         for work in batch:
-            if work.kind == "catchup":
-                self._catch_up(work)
+            if work.kind == "catchup":  # read here, under _busy: never during another batch's transaction
+                self._catch_up(out, work)
+        return out
 
-    def _answer(self, writes: list[Work], answers: list[wire.Answer]) -> None:
+    def _answer(self, out: list[Outgoing], writes: list[Work], answers: list[wire.Answer]) -> None:
         now = time.time()
         start = 0
         for work in writes:
@@ -187,17 +227,18 @@ class Arbiter:
             self.counters.add(f"{work.kind}s", len(mine))
             for a in mine:
                 self.counters.add(f"answer_{a.answer}")
-            self._reply(work, wire.answers_reply(work.kind, mine, now))
+            self._reply(out, work, wire.answers_reply(work.kind, mine, now))
 
-    def _publish_stream(self, stream: list[wire.Json]) -> None:
-        """Publish a batch's new items, after its answers (paho sends in the order queued)."""
+    def _stream(self, out: list[Outgoing], stream: list[wire.Json]) -> None:
+        """A batch's new items go out after its answers (paho sends in the order queued)."""
         for start in range(0, len(stream), STREAM_CHUNK):
-            self.link.publish(self.topics.stream, wire.stream_batch(self.store.epoch, stream[start:start + STREAM_CHUNK]))
+            out.append(Outgoing(self.topics.stream, wire.stream_batch(self.store.epoch, stream[start:start + STREAM_CHUNK]),
+                                QOS))
         for item in stream:
             if item["kind"] == "conflict":
-                self.link.publish(self.topics.conflict(str(item["event"])), {"v": wire.VERSION, **item})
+                out.append(Outgoing(self.topics.conflict(str(item["event"])), {"v": wire.VERSION, **item}, QOS))
 
-    def _catch_up(self, work: Work) -> None:
+    def _catch_up(self, out: list[Outgoing], work: Work) -> None:
         try:
             entries, head = self.store.read_stream(work.after, work.limit)
         except ArbiterStoreError as exc:
@@ -205,13 +246,13 @@ class Arbiter:
             return
         more = bool(entries) and entries[-1]["seq"] < head
         self.counters.add("catchups")
-        self._reply(work, wire.catchup_reply(self.store.epoch, head, entries, more, time.time()))
+        self._reply(out, work, wire.catchup_reply(self.store.epoch, head, entries, more, time.time()))
 
-    def _reply(self, work: Work, payload: wire.Json) -> None:
+    def _reply(self, out: list[Outgoing], work: Work, payload: wire.Json) -> None:
         if work.response_topic is None:
             self.counters.add("no_response_topic")
             return
-        self.link.publish(work.response_topic, payload, qos=REQUEST_QOS, correlation=work.correlation)
+        out.append(Outgoing(work.response_topic, payload, REQUEST_QOS, work.correlation))
 
     # -- the network thread -------------------------------------------------------------------
     def _received(self, msg: Inbound) -> None:

@@ -8,7 +8,10 @@ What a caller may rely on:
   will) says it is offline, and after 3 claims in a row went unanswered
   (until any answer comes back): a waiting person is then not made to wait
   for an answer that will not come.
-* One worker thread applies the stream in sequence order, catches up from the
+* One worker thread applies the stream in sequence order (what arrives
+  within `STREAM_EVERY` of a batch is applied with it, in one transaction:
+  one commit instead of one per redemption, and the decision thread's own
+  commit seldom waits behind one), catches up from the
   stored position on every (re)connect, on a gap and whenever the arbiter's
   head is ahead, drains the outbox whenever it is online, and publishes the
   retained status (online, fault; offline on `close`, by last will if the
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 5.0  # drain and catch-up requests: nobody is waiting at the gate
 CATCHUP_PAGE = 500
 SUSPECT_AFTER = 3  # unanswered claims in a row before the arbiter is taken for gone
+#: seconds the worker gathers stream batches before applying them together.  A gate's own win comes back on
+#: the stream right after its answer, while the decision thread commits its result: applied at once it took
+#: the store from that commit (0.2-0.3 ms a claim on this machine, a whole fsync on a gate's SD card)
+STREAM_EVERY = 0.05
 
 
 class GateSync:
@@ -158,11 +165,17 @@ class GateSync:
 
     # -- the worker ------------------------------------------------------------------------------------
     def _run(self) -> None:
+        following: tuple[str, Any] | None = None  # a message that ended a gathering of stream batches
         while not self._stop.is_set():
-            try:
-                kind, data = self._inbox.get(timeout=0.25)
-            except queue.Empty:
-                kind, data = "tick", None
+            if following is not None:
+                (kind, data), following = following, None
+            else:
+                try:
+                    kind, data = self._inbox.get(timeout=0.25)
+                except queue.Empty:
+                    kind, data = "tick", None
+            if kind == "stream":
+                data, following = self._gather(data)
             try:
                 self._handle(kind, data)
                 self._housekeeping()
@@ -176,8 +189,24 @@ class GateSync:
             except Exception as exc:  # a bug must not stop stream apply, outbox drain and status: count, log
                 self.counters.add("errors")
                 log.exception("sync: unexpected error handling %s: %s", kind, exc)
-            if self._inbox.empty():
+            if following is None and self._inbox.empty():
                 self._idle.set()
+
+    def _gather(self, first: tuple[str, list[wire.Json]]) -> tuple[tuple[str, list[wire.Json]], tuple[str, Any] | None]:
+        """The stream batches that arrive within STREAM_EVERY of `first` (same epoch) as one, and the message
+        that ended the gathering early, if any (the caller handles it next, in order)."""
+        epoch, entries = first[0], list(first[1])
+        until, following = time.monotonic() + STREAM_EVERY, None
+        while (wait := until - time.monotonic()) > 0:
+            try:
+                kind, data = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                break
+            if kind != "stream" or data[0] != epoch:
+                following = (kind, data)
+                break
+            entries.extend(data[1])
+        return (epoch, sorted(entries, key=lambda item: item["seq"])), following
 
     def _handle(self, kind: str, data: Any) -> None:
         if kind == "link":

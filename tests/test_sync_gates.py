@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections import Counter
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import GateProc, Site, Watcher, rows, wait_until  # noqa: E402
+from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, wait_until  # noqa: E402
+
+from sync import Topics, wire  # noqa: E402
+from sync.link import RequestProperties  # noqa: E402
 
 
 def feed_all(gates: list[GateProc], orders: list[list[str]]) -> list[list[dict[str, Any]]]:
@@ -37,6 +43,10 @@ def test_four_gates_check_the_same_500_tickets_and_admit_each_exactly_once(site:
     wait_online(watcher, *ids)
     # two pairs race on the same order: every ticket is contended at the arbiter, not only in the stream
     outputs = feed_all(gates, [tickets, tickets, tickets[::-1], tickets[::-1]])
+    # the stream goes out in commit order although batches are committed and sent by two threads
+    wire_seqs = lambda: [i["seq"] for m in watcher.on("qrgate/stream") for i in m["items"]]  # noqa: E731
+    wait_until(lambda: len(wire_seqs()) >= 500, 20, "the whole stream on the wire")
+    assert wire_seqs() == list(range(1, 501))
     watcher.close()
 
     decisions = [row for out in outputs for row in out]
@@ -87,4 +97,61 @@ def test_a_ticket_used_at_gate_1_is_already_used_at_gate_2_after_gate_2_lost_the
     assert (again["outcome"], again["first_gate"], again["first_at"]) == ("ALREADY_USED", "gate-1", first["at"])
     fresh = gate2.check(other)
     assert fresh["outcome"] == "ADMIT" and fresh["provisional"]
+    watcher.close()
+
+
+class Flood:
+    """A gate's connection that keeps `in_flight` claims (each for a ticket of its own) at the arbiter."""
+
+    def __init__(self, broker: Mosquitto, gate: str, claims: int, in_flight: int) -> None:
+        self.gate, self.left, self.in_flight = gate, claims, in_flight
+        self.answers: list[str] = []
+        self.topics = Topics()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"flood-{gate}", protocol=mqtt.MQTTv5)
+        self.client.on_message = self._answered
+        self.client.on_subscribe = lambda *_a: subscribed.set()
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.subscribe(self.topics.reply(gate), qos=1)
+        self.client.loop_start()
+        assert subscribed.wait(10)
+
+    def start(self) -> None:
+        for _ in range(self.in_flight):
+            self._claim()
+
+    def _claim(self) -> None:
+        if self.left <= 0:
+            return
+        self.left -= 1
+        scan = uuid.uuid4().hex
+        claim = wire.Claim(scan, "show7", f"{self.gate}-{scan[:8]}", self.gate, 1.8e9)
+        self.client.publish(self.topics.request("claim", self.gate), wire.encode(wire.request("claims", [claim])),
+                            properties=RequestProperties(self.topics.reply(self.gate), scan.encode()))
+
+    def _answered(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.answers += [a.answer for a in wire.parse_answers(wire.decode(msg.payload))]
+        self._claim()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_under_load_the_stream_goes_out_in_commit_order(site: Site) -> None:
+    """Batches commit on two threads, and one batch's messages go out while the next commits: the stream
+    must still reach the wire in sequence order, and every claim be answered."""
+    site.start_arbiter()
+    watcher = Watcher(site.broker, "qrgate/stream")
+    floods = [Flood(site.broker, f"gate-{n}", claims=500, in_flight=16) for n in range(1, 7)]
+    for flood in floods:
+        flood.start()
+    for flood in floods:
+        wait_until(lambda f=flood: len(f.answers) == 500, 60, f"{flood.gate}'s answers")
+        assert set(flood.answers) == {"won"}
+        flood.close()
+    seqs = lambda: [i["seq"] for m in watcher.on("qrgate/stream") for i in m["items"]]  # noqa: E731
+    wait_until(lambda: len(seqs()) >= 3000, 20, "the whole stream on the wire")
+    assert seqs() == list(range(1, 3001))
+    assert len(watcher.on("qrgate/stream")) < 3000, "no two claims were ever committed together"
     watcher.close()

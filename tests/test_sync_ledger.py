@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gate.outcomes import Outcome, Reason
 from gate.store import Scan, Store
 from gate.verify import Verifier
 from sync import Broker, GateClaimer, GateSync, Ledger, Topics
+from sync.gateside import STREAM_EVERY
 from sync.ledger import STALE_GRACE
 from sync.wire import Answer, First
 
@@ -165,6 +167,20 @@ def test_the_stream_applies_in_order_skips_replays_and_stops_at_a_gap(ledger: Le
     assert sorted(t for (t,) in q(store, "SELECT ticket_id FROM redeemed")) == ["t1", "t2", "t3"]
     ledger.reset_stream("e2")
     assert ledger.position() == ("e2", 0)
+
+
+def test_stream_batches_that_arrive_together_are_applied_together_in_order(store: Store) -> None:
+    sync = GateSync(Ledger(store), "gate-1", Broker("127.0.0.1", 9), Topics())
+    for message in [("stream", ("e1", [item(3)])), ("stream", ("e1", [item(2)])), ("kick", None),
+                    ("stream", ("e1", [item(4)]))]:
+        sync._inbox.put(message)
+    # what came within the window, in sequence order, and the message that ended it, to be handled next
+    assert sync._gather(("e1", [item(1)])) == (("e1", [item(1), item(2), item(3)]), ("kick", None))
+    sync._inbox.put(("stream", ("e2", [item(1)])))  # another arbiter database ends it too
+    assert sync._gather(("e1", [item(5)])) == (("e1", [item(4), item(5)]), ("stream", ("e2", [item(1)])))
+    t0 = time.monotonic()
+    assert sync._gather(("e1", [item(6)])) == (("e1", [item(6)]), None)  # nothing more: the window ends it
+    assert STREAM_EVERY * 0.9 <= time.monotonic() - t0 < 1.0
 
 
 def test_stream_items_of_every_kind(ledger: Ledger, store: Store) -> None:

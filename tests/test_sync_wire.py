@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from sync import Broker, BrokerURLError, Topics, wire
 from sync.exc import BadMessage, BadTopicName
+from sync.link import RequestProperties
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 
@@ -166,3 +169,22 @@ def test_broker_urls(url: str, expected: Broker) -> None:
 def test_bad_broker_urls_say_what_is_expected(url: str) -> None:
     with pytest.raises(BrokerURLError, match="mqtt://"):
         Broker.parse(url)
+
+
+TOPIC_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=300)
+
+
+@given(st.one_of(st.none(), TOPIC_TEXT), st.one_of(st.none(), st.binary(max_size=300)))
+def test_request_properties_pack_exactly_as_paho_packs_them(topic: str | None, correlation: bytes | None) -> None:
+    ours = RequestProperties(topic, correlation)
+    theirs = Properties(PacketTypes.PUBLISH)
+    if topic is not None:
+        theirs.ResponseTopic = topic
+    if correlation is not None:
+        theirs.CorrelationData = correlation
+    assert ours.pack() == theirs.pack()
+    back = Properties(PacketTypes.PUBLISH)
+    back.unpack(ours.pack()[:])
+    assert getattr(back, "ResponseTopic", None) == topic
+    assert getattr(back, "CorrelationData", None) == correlation
+    assert str(correlation) in str(ours)
