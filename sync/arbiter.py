@@ -37,7 +37,7 @@ from sync import wire
 from sync.arbiter_store import ArbiterStore, Op
 from sync.counters import Counters
 from sync.dashboard.messages import parse_overrides
-from sync.exc import ArbiterStoreError, BadMessage
+from sync.exc import ArbiterStoreError, BadMessage, BadTopicName
 from sync.link import QOS, REQUEST_QOS, Broker, Credentials, Inbound, Link
 from sync.topics import REQUESTS, Topics
 
@@ -107,8 +107,7 @@ class Arbiter:
         try:
             while not stop.is_set():
                 self.step(timeout=0.2)
-            while self.step(timeout=0):
-                pass
+            self._finish(deadline=time.monotonic() + 2.0)
         finally:
             self.link.stop(final=(self.topics.arbiter_status, self._status("offline", reason="stopped")))
 
@@ -122,6 +121,16 @@ class Arbiter:
         served = self._serve_pending()
         self._status_turn()
         return served
+
+    def _finish(self, deadline: float) -> None:
+        """Answer what is queued and let every batch's messages go out (a batch the network thread is still
+        serving included) before "offline" is published; at most until `deadline`."""
+        while time.monotonic() < deadline:
+            self.step(timeout=0)
+            with self._cond:
+                if not self._busy and not self._pending and self._sent_turns == self._turns:
+                    return
+            time.sleep(0.001)
 
     def _overdue(self) -> bool:
         return bool(self._pending) and not self._busy and time.monotonic() - self._since >= DEFER_GRACE
@@ -160,7 +169,11 @@ class Arbiter:
             turn, self._turns = self._turns, self._turns + 1
         outgoing: list[Outgoing] = []
         try:
-            outgoing = self._serve(batch)
+            self._serve(batch, outgoing)
+        except Exception as exc:  # after its commit (apply's own errors are handled in _serve): send what was
+            # made, keep serving; uncaught, it would stop the committer thread, or vanish inside paho's
+            self.counters.add("serve_errors")
+            log.exception("serving a batch of %d requests failed after its commit: %s", len(batch), exc)
         finally:
             with self._cond:
                 self._busy = False  # the next batch may commit while this one's messages go out
@@ -184,7 +197,8 @@ class Arbiter:
 
     def _status_turn(self) -> None:
         with self._cond:
-            if self._busy or time.monotonic() < self._next_status:
+            # never while a batch is served or sent: the status's head must not overtake the stream
+            if self._busy or self._sent_turns != self._turns or time.monotonic() < self._next_status:
                 return
             self._busy = True  # the status reads the store: never while a batch is being served
         try:
@@ -195,9 +209,8 @@ class Arbiter:
                 if self._pending:
                     self._cond.notify()
 
-    def _serve(self, batch: list[Work]) -> list[Outgoing]:
-        """Decide a batch (and read its catch-ups) under `_busy`; what it must publish, in order."""
-        out: list[Outgoing] = []
+    def _serve(self, batch: list[Work], out: list[Outgoing]) -> None:
+        """Decide a batch (and read its catch-ups) under `_busy`; add what it must publish to `out`, in order."""
         writes = [w for w in batch if w.kind in ("claim", "release", "revoke", "override")]
         if writes:
             try:
@@ -216,7 +229,6 @@ class Arbiter:
         for work in batch:
             if work.kind == "catchup":  # read here, under _busy: never during another batch's transaction
                 self._catch_up(out, work)
-        return out
 
     def _answer(self, out: list[Outgoing], writes: list[Work], answers: list[wire.Answer]) -> None:
         now = time.time()
@@ -236,7 +248,13 @@ class Arbiter:
                                 QOS))
         for item in stream:
             if item["kind"] == "conflict":
-                out.append(Outgoing(self.topics.conflict(str(item["event"])), {"v": wire.VERSION, **item}, QOS))
+                try:
+                    topic = self.topics.conflict(str(item["event"]))
+                except BadTopicName as exc:  # an event name that is no topic level: the stream carries it anyway
+                    self.counters.add("conflicts_not_on_topic")
+                    log.warning("conflict %s only on the stream: %s", item["seq"], exc)
+                    continue
+                out.append(Outgoing(topic, {"v": wire.VERSION, **item}, QOS))
 
     def _catch_up(self, out: list[Outgoing], work: Work) -> None:
         try:

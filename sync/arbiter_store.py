@@ -94,6 +94,7 @@ class ArbiterStore:
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         self._finish_checkpoint = False  # the thread checkpointed: the next apply copies what came after
+        self._errors_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> ArbiterStore:
@@ -131,6 +132,10 @@ class ArbiterStore:
                                               daemon=True)
         self._checkpointer.start()
 
+    def _checkpoint_failed(self) -> None:
+        with self._errors_lock:  # both the checkpoint thread and the writer count
+            self.checkpoint_errors += 1
+
     def _checkpoints(self, every: float) -> None:
         conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
@@ -139,7 +144,7 @@ class ArbiterStore:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     self._finish_checkpoint = True
                 except sqlite3.Error as exc:
-                    self.checkpoint_errors += 1
+                    self._checkpoint_failed()
                     log.warning("%s: WAL checkpoint failed: %s", self.path, exc)
         finally:
             conn.close()
@@ -170,7 +175,7 @@ class ArbiterStore:
             try:  # no commit can land while this runs (this is the only writer), so it copies every frame
                 self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:
-                self.checkpoint_errors += 1
+                self._checkpoint_failed()
                 log.warning("%s: WAL checkpoint failed: %s", self.path, exc)
         now = self.clock()
         answers: list[Answer] = []

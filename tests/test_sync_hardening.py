@@ -84,3 +84,32 @@ def test_replies_go_only_to_the_senders_reply_topic_and_a_bad_claim_spoils_no_ba
     finally:
         client.loop_stop()
         watcher.close()
+
+
+def test_a_conflict_on_an_event_that_is_no_topic_level_is_still_answered_and_streamed(site: Site) -> None:
+    """Its conflict cannot have a topic of its own (qrgate/conflict/{event}): that once lost the whole batch's
+    answers and stream message, after their commit."""
+    site.start_arbiter()
+    watcher = Watcher(site.broker)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gate-slash", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", site.broker.port)
+    client.loop_start()
+    try:
+        first = wire.Claim("s-first", "show/7 #2", "t1", "gate-a", time.time())
+        request(client, "qrgate/claim/gate-a", wire.request("claims", [first]), "qrgate/reply/gate-a")
+        late = wire.Claim("s-late", "show/7 #2", "t1", "gate-b", time.time(), admitted=True)
+        request(client, "qrgate/claim/gate-b", wire.request("claims", [late]), "qrgate/reply/gate-b")
+        answer = wait_until(lambda: watcher.on("qrgate/reply/gate-b"), 5, "gate-b's answer")[0]["results"][0]
+        assert (answer["answer"], answer["conflict"]) == ("lost", True)
+        wait_until(lambda: "conflict" in [i["kind"] for m in watcher.on("qrgate/stream") for i in m["items"]], 5,
+                   "the conflict on the stream")
+        after = wire.Claim("s-after", "show7", "t9", "gate-a", time.time())
+        request(client, "qrgate/claim/gate-a", wire.request("claims", [after]), "qrgate/reply/gate-a")
+        wait_until(lambda: len(watcher.on("qrgate/reply/gate-a")) == 2, 5, "the arbiter still serving")
+        assert watcher.on("qrgate/reply/gate-a")[1]["results"][0]["answer"] == "won"
+        status = wait_until(lambda: (watcher.last("qrgate/arbiter/status") or {}).get("counters", {})
+                            .get("conflicts_not_on_topic"), 15, "the skipped conflict topic counted")
+        assert status == 1
+    finally:
+        client.loop_stop()
+        watcher.close()
