@@ -132,20 +132,24 @@ class ArbiterStore:
                                               daemon=True)
         self._checkpointer.start()
 
-    def _checkpoint_failed(self) -> None:
-        with self._errors_lock:  # both the checkpoint thread and the writer count
-            self.checkpoint_errors += 1
+    def _checkpoint(self, conn: sqlite3.Connection) -> bool:
+        """A PASSIVE checkpoint on `conn` (the thread's, or the writer's own); False, counted and logged, if it
+        failed."""
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return True
+        except sqlite3.Error as exc:
+            with self._errors_lock:  # both the checkpoint thread and the writer count
+                self.checkpoint_errors += 1
+            log.warning("%s: WAL checkpoint failed: %s", self.path, exc)
+            return False
 
     def _checkpoints(self, every: float) -> None:
         conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
             while not self._stop_checkpoints.wait(every):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if self._checkpoint(conn):
                     self._finish_checkpoint = True
-                except sqlite3.Error as exc:
-                    self._checkpoint_failed()
-                    log.warning("%s: WAL checkpoint failed: %s", self.path, exc)
         finally:
             conn.close()
 
@@ -170,13 +174,9 @@ class ArbiterStore:
     # -- the batch -------------------------------------------------------------------------
     def apply(self, ops: Sequence[Op]) -> tuple[list[Answer], list[Json]]:
         """Decide every op in one durable transaction: (one answer per op, the new stream items)."""
-        if self._finish_checkpoint:
+        if self._finish_checkpoint:  # no commit can land while this runs (this is the only writer): it copies all
             self._finish_checkpoint = False
-            try:  # no commit can land while this runs (this is the only writer), so it copies every frame
-                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            except sqlite3.Error as exc:
-                self._checkpoint_failed()
-                log.warning("%s: WAL checkpoint failed: %s", self.path, exc)
+            self._checkpoint(self.conn)
         now = self.clock()
         answers: list[Answer] = []
         stream: list[Json] = []

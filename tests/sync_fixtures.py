@@ -240,6 +240,12 @@ class Watcher:
         found = self.on(topic)
         return found[-1] if found else None
 
+    def wait_online(self, *gate_ids: str) -> None:
+        """Until each gate's retained status says online."""
+        for gate_id in gate_ids:
+            wait_until(lambda g=gate_id: (self.last(f"qrgate/status/{g}") or {}).get("state") == "online",
+                       20, f"{gate_id} online")
+
     def publish(self, topic: str, payload: bytes, **kwargs: Any) -> None:
         self.client.publish(topic, payload, qos=1, **kwargs).wait_for_publish(5)
 

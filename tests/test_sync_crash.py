@@ -17,18 +17,12 @@ pytest.register_assert_rewrite("sync_fixtures")
 from sync_fixtures import ROOT, Site, Watcher, free_port, rows, wait_until  # noqa: E402
 
 
-def wait_online(watcher: Watcher, *gate_ids: str) -> None:
-    for gate_id in gate_ids:
-        wait_until(lambda g=gate_id: (watcher.last(f"qrgate/status/{g}") or {}).get("state") == "online",
-                   20, f"{gate_id} online")
-
-
 def test_gate_killed_between_claim_and_commit_releases_the_ticket_with_a_record(site: Site) -> None:
     site.start_arbiter()
     [ticket] = site.mint(1)
     watcher = Watcher(site.broker)
     other = site.start_gate("gate-2")
-    wait_online(watcher, "gate-2")
+    watcher.wait_online("gate-2")
     crashed = subprocess.run([sys.executable, str(ROOT / "tests" / "sync_fixtures.py"), ticket],
                              env=site.env(site.home("gate-1"), QRGATE_GATE_ID="gate-1"), cwd=ROOT,
                              capture_output=True, text=True, timeout=60)
@@ -73,7 +67,7 @@ def test_arbiter_killed_mid_stream_loses_no_admission_and_records_every_double_e
     tickets = site.mint(300)
     watcher = Watcher(site.broker)
     gates = [site.start_gate(g) for g in ("gate-1", "gate-2")]
-    wait_online(watcher, "gate-1", "gate-2")
+    watcher.wait_online("gate-1", "gate-2")
     results: list[list[dict[str, Any]]] = [[], []]
 
     def run(n: int) -> None:

@@ -28,19 +28,13 @@ def feed_all(gates: list[GateProc], orders: list[list[str]]) -> list[list[dict[s
     return [gate.outputs() for gate in gates]
 
 
-def wait_online(watcher: Watcher, *gate_ids: str) -> None:
-    for gate_id in gate_ids:
-        wait_until(lambda g=gate_id: (watcher.last(f"qrgate/status/{g}") or {}).get("state") == "online",
-                   20, f"{gate_id} online")
-
-
 def test_four_gates_check_the_same_500_tickets_and_admit_each_exactly_once(site: Site) -> None:
     site.start_arbiter()
     tickets = site.mint(500)
     watcher = Watcher(site.broker)
     ids = [f"gate-{n}" for n in range(1, 5)]
     gates = [site.start_gate(g) for g in ids]
-    wait_online(watcher, *ids)
+    watcher.wait_online(*ids)
     # two pairs race on the same order: every ticket is contended at the arbiter, not only in the stream
     outputs = feed_all(gates, [tickets, tickets, tickets[::-1], tickets[::-1]])
     # the stream goes out in commit order although batches are committed and sent by two threads
@@ -86,7 +80,7 @@ def test_a_ticket_used_at_gate_1_is_already_used_at_gate_2_after_gate_2_lost_the
     [ticket, other] = site.mint(2)
     watcher = Watcher(site.broker)
     gate1, gate2 = site.start_gate("gate-1"), site.start_gate("gate-2")
-    wait_online(watcher, "gate-1", "gate-2")
+    watcher.wait_online("gate-1", "gate-2")
     first = gate1.check(ticket)
     assert first["outcome"] == "ADMIT"
     wait_until(lambda: rows(site.gate_db("gate-2"), "SELECT 1 FROM redeemed WHERE ticket_id = 't0'"), 10,

@@ -23,12 +23,6 @@ from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, wait_until  
 from sync import Broker, Link  # noqa: E402
 
 
-def wait_online(watcher: Watcher, *gate_ids: str) -> None:
-    for gate_id in gate_ids:
-        wait_until(lambda g=gate_id: (watcher.last(f"qrgate/status/{g}") or {}).get("state") == "online",
-                   20, f"{gate_id} online")
-
-
 def snapshot(db: sqlite3.Connection, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
     return {t: sorted(rows(db, f"SELECT * FROM {t}"), key=repr) for t in tables}
 
@@ -70,7 +64,7 @@ def test_duplicated_reordered_and_replayed_messages_change_nothing(site: Site) -
     tickets = site.mint(20)
     watcher = Watcher(site.broker)
     gate = site.start_gate("gate-1")
-    wait_online(watcher, "gate-1")
+    watcher.wait_online("gate-1")
     assert [gate.check(t)["outcome"] for t in tickets[:15]] == ["ADMIT"] * 15
     assert site.gate_cli("admin", "revoke", "t19", "--event", "show7").returncode == 0
     head = rows(site.arbiter_db(), "SELECT max(seq) FROM stream")[0][0]
@@ -118,7 +112,7 @@ def test_last_will_marks_a_killed_gate_offline_and_the_status_carries_counters(s
     [ticket] = site.mint(1)
     watcher = Watcher(site.broker)
     gate = site.start_gate("gate-1")
-    wait_online(watcher, "gate-1")
+    watcher.wait_online("gate-1")
     assert gate.check(ticket)["outcome"] == "ADMIT"
     status = wait_until(lambda: (watcher.last("qrgate/status/gate-1") or {}).get("decisions", {}).get("ADMIT")
                         and watcher.last("qrgate/status/gate-1"), 10, "a status with the admission")
@@ -130,7 +124,7 @@ def test_last_will_marks_a_killed_gate_offline_and_the_status_carries_counters(s
     wait_until(lambda: late.last("qrgate/status/gate-1"), 10, "the retained status")
     assert late.messages[0][2] and late.last("qrgate/status/gate-1")["state"] == "offline"
     clean = site.start_gate("gate-2")
-    wait_online(watcher, "gate-2")
+    watcher.wait_online("gate-2")
     assert clean.finish() == 0
     assert watcher.last("qrgate/status/gate-2")["reason"] == "stopped"
     late.close()
@@ -142,7 +136,7 @@ def test_revocations_reach_every_gate_through_the_stream_also_one_that_was_away(
     tickets = site.mint(3)
     watcher = Watcher(site.broker)
     gate = site.start_gate("gate-1")
-    wait_online(watcher, "gate-1")
+    watcher.wait_online("gate-1")
     revoked = site.gate_cli("admin", "revoke", "t1", "--event", "show7", "--reason", "refunded")
     assert revoked.returncode == 0 and "distributed by the arbiter" in revoked.stdout, revoked.stderr
     wait_until(lambda: rows(site.gate_db("gate-1"), "SELECT reason FROM revoked") == [("refunded",)], 10,
@@ -183,7 +177,7 @@ def test_a_store_fault_shows_in_the_retained_status_and_clears_when_the_disk_rec
         watcher = Watcher(site.broker)
         gate = GateProc(["check", "--json", "--gate-id", "gate-1"], site.env(disk / "home"))
         site.procs.append(gate)
-        wait_online(watcher, "gate-1")
+        watcher.wait_online("gate-1")
         assert gate.check(tickets[0])["outcome"] == "ADMIT"
         with contextlib.suppress(OSError), open(disk / "ballast", "wb") as ballast:  # ENOSPC is the point
             while True:

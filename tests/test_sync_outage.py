@@ -29,12 +29,6 @@ def check_all(gates: list[GateProc], batches: list[list[str]]) -> list[list[dict
     return results
 
 
-def wait_online(watcher: Watcher, *gate_ids: str) -> None:
-    for gate_id in gate_ids:
-        wait_until(lambda g=gate_id: (watcher.last(f"qrgate/status/{g}") or {}).get("state") == "online",
-                   20, f"{gate_id} online")
-
-
 def pending(site: Site, gate_id: str) -> int:
     return int(rows(site.gate_db(gate_id), "SELECT count(*) FROM outbox WHERE state != 'done'")[0][0])
 
@@ -45,7 +39,7 @@ def test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_
     ids = ["gate-1", "gate-2", "gate-3"]
     watcher = Watcher(site.broker)
     gates = [site.start_gate(g) for g in ids]
-    wait_online(watcher, *ids)
+    watcher.wait_online(*ids)
     watcher.close()
 
     online = check_all(gates, [tickets[:100]] * 3)  # all racing for the same tickets
@@ -93,7 +87,7 @@ def test_a_gate_cut_off_admits_offline_and_exactly_the_double_entries_become_con
     watcher = Watcher(site.broker)
     a = site.start_gate("gate-a")
     b = site.start_gate("gate-b", broker_url=proxy.url)
-    wait_online(watcher, "gate-a", "gate-b")
+    watcher.wait_online("gate-a", "gate-b")
     assert [a.check(t)["outcome"] for t in tickets[:20]] == ["ADMIT"] * 20
     wait_until(lambda: rows(site.gate_db("gate-b"), "SELECT count(*) FROM redeemed")[0][0] == 20, 10,
                "gate-b to apply gate-a's redemptions")

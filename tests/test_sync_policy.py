@@ -20,17 +20,12 @@ def frozen(site: Site) -> Iterator[tuple[Site, Proc, Watcher]]:
     watcher.close()
 
 
-def wait_online(watcher: Watcher, gate_id: str) -> None:
-    wait_until(lambda: (watcher.last(f"qrgate/status/{gate_id}") or {}).get("state") == "online", 20,
-               f"{gate_id} online")
-
-
 def test_admit_if_unseen_past_the_budget_admits_provisionally_and_the_late_grant_confirms_it(
         frozen: tuple[Site, Proc, Watcher]) -> None:
     site, arbiter, watcher = frozen
     [ticket] = site.mint(1)
     gate = site.start_gate("gate-1")
-    wait_online(watcher, "gate-1")
+    watcher.wait_online("gate-1")
     arbiter.proc.send_signal(signal.SIGSTOP)  # connected but silent: the claim waits out its budget
     try:
         decision = gate.check(ticket)
@@ -50,7 +45,7 @@ def test_deny_past_the_budget_refuses_and_releases_what_the_arbiter_granted_late
     site, arbiter, watcher = frozen
     [ticket] = site.mint(1)
     gate = site.start_gate("gate-1", "--set", "sync.offline_policy=deny")
-    wait_online(watcher, "gate-1")
+    watcher.wait_online("gate-1")
     arbiter.proc.send_signal(signal.SIGSTOP)
     try:
         decision = gate.check(ticket)
