@@ -2,7 +2,7 @@
 
     python bench/chain.py [--n 500] [--steps 200000]
 
-1. Steps per second of our verifier's hash (gate.chain.backstep.forward:
+1. Steps per second of our verifier's hash (gate.backstep.forward:
    SHA-256 over tag || salt || position || value, cut to 16 bytes) against a
    plain hashlib loop (x = sha256(x).digest()) in the same run, best of 5.
    The design note we build from claims 5 million steps/s.
@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._table import summary, table, time_each
-from gate.chain.backstep import anchor_of, code_salt, forward
-from gate.chain.rotating import HolderTerms, code_for, present, with_terms
+from gate.backstep import anchor_of, code_salt, forward
+from gate.holder import HolderTerms, code_for, present, with_terms
 from gate.keys import IssuerKey, Keyring
 from gate.outcomes import Reason
 from gate.ticket import Ticket

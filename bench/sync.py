@@ -59,11 +59,16 @@ from paho.mqtt.properties import Properties
 from bench._table import pct, table
 from gate.decide import Decider
 from gate.keys import IssuerKey, Keyring
+from gate.ledger import Ledger
 from gate.store import Store
 from gate.ticket import Ticket
 from gate.verify import Verifier
-from sync import ArbiterStore, Broker, GateClaimer, GateSync, Ledger, Link, Topics, wire
-from sync.link import RequestProperties
+from sync import wire
+from sync.arbiter.store import ArbiterStore
+from sync.gateside.claimer import GateClaimer
+from sync.gateside.session import GateSync
+from sync.link import Broker, Link, RequestProperties
+from sync.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIO_MAX, P99_MS_MAX, CLAIMS_PER_S_MIN, RECONCILE_S_MAX = 1.5, 5.0, 2000.0, 10.0

@@ -124,7 +124,7 @@ class SyncSection:
 
 @dataclass(frozen=True)
 class OwnershipSection:
-    """Box office, wallet and holder codes (gate/chain/, docs/ownership.md)."""
+    """Box office, wallet and holder codes (gate/ownership/, docs/ownership.md)."""
 
     reservation: float = _opt(600.0, "`gate boxoffice`: seconds an unpaid reservation or a resale hold lasts "
                               "before `gate boxoffice expire` frees it", min=1)

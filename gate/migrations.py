@@ -75,7 +75,7 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         ) WITHOUT ROWID""",
         "CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     )),
-    # Ownership (gate/chain/, docs/ownership.md): the newest generation of each resold ticket;
+    # Ownership (gate/ownership/, docs/ownership.md): the newest generation of each resold ticket;
     # Store.redeem rejects an older one (REVOKED superseded).
     (3, "ownership: current generation of each ticket", (
         """CREATE TABLE generations (

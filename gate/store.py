@@ -1,4 +1,4 @@
-"""The local store: one SQLite file per gate.
+"""The local store: one SQLite file per gate, and the only code that writes its redeemed set and audit log.
 
 What a caller may rely on:
 
@@ -10,16 +10,18 @@ What a caller may rely on:
   transaction (``BEGIN IMMEDIATE``): safe with several processes on one file.
 * The audit log is append-only (triggers refuse UPDATE and DELETE).
 * Every sqlite3 or OS error becomes a StoreError: callers fail closed.
-* Schema migrations are recorded in ``schema_migrations`` in the same
-  transaction as the change; an integrity check runs at open.
+* Schema migrations (gate/migrations.py) are recorded in ``schema_migrations``
+  in the same transaction as the change; an integrity check runs at open.
+* `transaction()` yields a `StoreTx`: the redeemed set, revocations,
+  generations and audit log as domain verbs inside one transaction.  The sync
+  ledger (gate/ledger.py, which owns the outbox, conflict and stream-position
+  tables of the same file) extends a redemption with it; nothing else writes
+  these tables.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +30,9 @@ from pathlib import Path
 from gate.exc import StoreCorrupt, StoreError
 from gate.migrations import MIGRATIONS
 from gate.outcomes import Outcome, Reason
-from gate.sqlite import connect_durable, immediate
+from gate.sqlite import Database
 
+#: the event of a revocation that holds for every event
 ANY_EVENT = "*"
 
 
@@ -71,48 +74,140 @@ class Redemption:
     detail: str = ""
 
 
-def diagnose(path: Path) -> str:
-    """A hint for ops staff about the disk under `path` (read-only or full), or ''."""
-    try:
-        st = os.statvfs(path.parent if not path.exists() else path)
-    except OSError:
-        return ""
-    if st.f_flag & os.ST_RDONLY:
-        return " (the disk is mounted read-only)"
-    if st.f_bavail * st.f_frsize < 64 * 1024:
-        return " (the disk is full)"
-    return ""
+@dataclass(frozen=True)
+class Held:
+    """The redeemed row of a ticket: who holds it, whether it was decided here, what the arbiter said of it.
+
+    `source` is ``local`` (admitted here) or ``arbiter`` (applied from the arbiter's stream or answer);
+    `arbiter` is ``''`` (not yet confirmed), ``won``, ``conflict`` (a late admission that lost) or ``revoked``.
+    """
+
+    scan_id: str
+    gate_id: str
+    at: float
+    provisional: bool
+    source: str
+    arbiter: str
+
+    def first(self) -> FirstUse:
+        return FirstUse(self.gate_id, self.at, self.scan_id, self.provisional)
+
+
+class StoreTx:
+    """The gate's tables inside one `Store.transaction()`; every method runs on that transaction."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    # the redemption path ---------------------------------------------------------------------
+    def refused(self, scan: Scan) -> Redemption | None:
+        """REVOKED (revoked, or an older ownership generation: superseded), audited; None when the ticket may
+        be spent.  The one check before any redemption, local or claimed."""
+        # One statement for both lists: this runs on every redemption, inside its write lock.
+        revoked, current = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM revoked WHERE ticket_id = ?1 AND event IN (?2, ?3)),"
+            " (SELECT generation FROM generations WHERE event = ?2 AND ticket_id = ?1)",
+            (scan.ticket_id, scan.event, ANY_EVENT)).fetchone()
+        if revoked:
+            self.audit(scan, Outcome.REVOKED, Reason.REVOKED)
+            return Redemption(Outcome.REVOKED)
+        if current is None or scan.generation >= current:
+            return None
+        detail = f"generation {scan.generation} superseded by {current}"
+        self.audit(scan, Outcome.REVOKED, Reason.SUPERSEDED, detail)
+        return Redemption(Outcome.REVOKED, reason=Reason.SUPERSEDED, detail=detail)
+
+    def take(self, scan: Scan, *, provisional: bool = False, arbiter: str = "", seq: int | None = None) -> bool:
+        """Add-if-absent of the scan's ticket to the redeemed set, held by this scan; False if it was held."""
+        return bool(self.db.execute(
+            "INSERT INTO redeemed (event, ticket_id, generation, scan_id, gate_id, at, provisional, arbiter,"
+            " arbiter_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (scan.event, scan.ticket_id, scan.generation, scan.scan_id, scan.gate_id, scan.at, int(provisional),
+             arbiter, seq)).rowcount)
+
+    def admit(self, scan: Scan, *, provisional: bool = False, arbiter: str = "", seq: int | None = None) -> None:
+        """The scan's ticket held by this scan (it was not held), and its ADMIT in the audit log."""
+        if not self.take(scan, provisional=provisional, arbiter=arbiter, seq=seq):
+            raise StoreError(f"ticket {scan.event}/{scan.ticket_id} is held already")  # callers checked `holder`
+        self.audit(scan, Outcome.ADMIT, Reason.NONE, "provisional" if provisional else "")
+
+    def holder(self, event: str, ticket_id: str) -> Held | None:
+        row = self.db.execute("SELECT scan_id, gate_id, at, provisional, source, arbiter FROM redeemed"
+                              " WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
+        return Held(row[0], row[1], row[2], bool(row[3]), row[4], row[5]) if row else None
+
+    def first_use(self, event: str, ticket_id: str) -> FirstUse | None:
+        row = self.db.execute("SELECT gate_id, at, scan_id, provisional FROM redeemed WHERE event = ? AND"
+                              " ticket_id = ?", (event, ticket_id)).fetchone()
+        return FirstUse(row[0], row[1], row[2], bool(row[3])) if row else None
+
+    # the arbiter's word on the redeemed set (gate/ledger.py) -----------------------------------
+    def hold_for(self, event: str, ticket_id: str, generation: int, first: FirstUse, *, seq: int | None = None) -> None:
+        """The ticket held by another gate's winning scan (from the arbiter's answer or stream)."""
+        self.db.execute("INSERT INTO redeemed (event, ticket_id, generation, scan_id, gate_id, at, provisional,"
+                        " source, arbiter, arbiter_seq) VALUES (?, ?, ?, ?, ?, ?, 0, 'arbiter', 'won', ?)",
+                        (event, ticket_id, generation, first.scan_id, first.gate_id, first.at, seq))
+
+    def confirm(self, event: str, ticket_id: str, scan_id: str, mark: str, seq: int | None = None, *,
+                adopt: bool = False, only_local: bool = False) -> None:
+        """Record the arbiter's word (`mark`: won, conflict, revoked) on the row held by `scan_id`; `adopt`
+        makes it a local admission (our own win came back on the stream first); `seq` None keeps the old."""
+        self.db.execute("UPDATE redeemed SET arbiter = ?, arbiter_seq = coalesce(?, arbiter_seq)"
+                        + (", source = 'local'" if adopt else "")
+                        + " WHERE event = ? AND ticket_id = ? AND scan_id = ?"
+                        + (" AND source = 'local'" if only_local else ""),
+                        (mark, seq, event, ticket_id, scan_id))
+
+    def drop(self, event: str, ticket_id: str, scan_id: str, *, any_source: bool = False) -> None:
+        """The arbiter released the scan's redemption: the row goes (an admin's un-redeem: whoever made it)."""
+        self.db.execute("DELETE FROM redeemed WHERE event = ? AND ticket_id = ? AND scan_id = ?"
+                        + ("" if any_source else " AND source = 'arbiter'"), (event, ticket_id, scan_id))
+
+    # revocations and generations ------------------------------------------------------------------
+    def revoke(self, event: str | None, ticket_id: str, *, at: float, by: str, reason: str = "") -> bool:
+        """Add to the revocation list (event None: every event); False if it was there already."""
+        return bool(self.db.execute(
+            "INSERT INTO revoked (event, ticket_id, at, by, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (event or ANY_EVENT, ticket_id, at, by, reason)).rowcount)
+
+    def is_revoked(self, event: str, ticket_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM revoked WHERE ticket_id = ? AND event IN (?, ?)",
+                               (ticket_id, event, ANY_EVENT)).fetchone() is not None
+
+    def supersede(self, event: str, ticket_id: str, generation: int, *, at: float, by: str = "") -> bool:
+        """Keep the highest generation ever recorded; False if it (or a higher one) was known already."""
+        return bool(self.db.execute(
+            "INSERT INTO generations (event, ticket_id, generation, at, by) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (event, ticket_id) DO UPDATE SET generation = excluded.generation,"
+            " at = excluded.at, by = excluded.by WHERE excluded.generation > generations.generation",
+            (event, ticket_id, generation, at, by)).rowcount)
+
+    # the audit log ---------------------------------------------------------------------------------
+    def audit(self, scan: Scan, outcome: Outcome, reason: Reason, detail: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO audit (at, gate_id, scan_id, event, ticket_id, outcome, reason, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (scan.at, scan.gate_id, scan.scan_id, scan.event, scan.ticket_id, outcome.value, reason.value, detail),
+        )
 
 
 class Store:
     """A gate's SQLite store.  Open with `Store.open(path)`; close when done."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self.conn = conn
-        self.path = path
-        self._lock = threading.RLock()
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.conn = database.conn
+        self.path = database.path
 
     @classmethod
     def open(cls, path: str | Path, *, busy_timeout: float = 10.0, check: bool = True) -> Store:
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = connect_durable(path, busy_timeout)
-            conn.execute("PRAGMA foreign_keys=ON")
-            store = cls(conn, path)
-            if check:
-                store.check()
-            store.migrate()
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"{path}: cannot open the store: {exc}{diagnose(path)}") from None
-        except sqlite3.DatabaseError as exc:
-            raise StoreCorrupt(f"{path}: not a usable store: {exc}") from None
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{path}: cannot open the store: {exc}{diagnose(path)}") from None
-        return store
+        return cls(Database.open(path, MIGRATIONS, error=StoreError, corrupt=StoreCorrupt, what="store",
+                                 busy_timeout=busy_timeout, check=check))
 
     def close(self) -> None:
-        self.conn.close()
+        self.database.close()
 
     def __enter__(self) -> Store:
         return self
@@ -120,40 +215,15 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # transactions ------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[StoreTx]:
         """BEGIN IMMEDIATE ... COMMIT; any sqlite3/OS error becomes StoreError."""
-        with immediate(self.conn, lambda exc: StoreError(f"{self.path}: {exc}{diagnose(self.path)}"),
-                       self._lock) as db:
-            yield db
-
-    def check(self) -> None:
-        """Raise StoreCorrupt unless SQLite's quick_check says ok."""
-        rows = self.conn.execute("PRAGMA quick_check").fetchall()
-        if rows != [("ok",)]:
-            raise StoreCorrupt(f"{self.path}: integrity check failed: {rows[:5]}")
-
-    def migrate(self) -> int:
-        """Apply pending migrations, each with its record in one transaction; return the version."""
-        with self.transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
-                       " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
-        version = 0
-        for number, name, script in MIGRATIONS:
-            with self.transaction() as db:
-                done = db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (number,)).fetchone()
-                if not done:
-                    for statement in script:
-                        db.execute(statement)
-                    db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (number, name, time.time()))
-            version = number
-        return version
+        with self.database.transaction() as db:
+            yield StoreTx(db)
 
     @property
     def version(self) -> int:
-        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
+        return self.database.version
 
     # the redemption path -------------------------------------------------------
     def redeem(self, scan: Scan, *, provisional: bool = False) -> Redemption:
@@ -164,88 +234,55 @@ class Store:
         """
         if scan.event is None or scan.ticket_id is None:
             raise ValueError("redeem needs a scan of a parsed ticket")
-        key = (scan.event, scan.ticket_id)
-        with self.transaction() as db:
-            refused = self.refused_in(db, scan)
+        with self.transaction() as tx:
+            refused = tx.refused(scan)
             if refused is not None:
                 return refused
-            inserted = db.execute(
-                "INSERT INTO redeemed (event, ticket_id, generation, scan_id, gate_id, at, provisional)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (*key, scan.generation, scan.scan_id, scan.gate_id, scan.at, int(provisional)),
-            ).rowcount
-            if inserted:
-                self._audit(db, scan, Outcome.ADMIT, Reason.NONE, "provisional" if provisional else "")
+            if tx.take(scan, provisional=provisional):
+                tx.audit(scan, Outcome.ADMIT, Reason.NONE, "provisional" if provisional else "")
                 return Redemption(Outcome.ADMIT)
-            first = self._first_use(db, *key)
+            first = tx.first_use(scan.event, scan.ticket_id)
             if first is not None and first.scan_id == scan.scan_id:
                 return Redemption(Outcome.ADMIT, first, replay=True)
-            detail = f"first used at {first.gate_id}" if first else ""
-            self._audit(db, scan, Outcome.ALREADY_USED, Reason.ALREADY_USED, detail)
+            tx.audit(scan, Outcome.ALREADY_USED, Reason.ALREADY_USED, f"first used at {first.gate_id}" if first else "")
             return Redemption(Outcome.ALREADY_USED, first)
 
     def record(self, scan: Scan, outcome: Outcome, reason: Reason, detail: str = "") -> None:
         """Append a scan that redeemed nothing (INVALID and the like) to the audit log, durably."""
-        with self.transaction() as db:
-            self._audit(db, scan, outcome, reason, detail)
+        with self.transaction() as tx:
+            tx.audit(scan, outcome, reason, detail)
 
     def first_use(self, event: str, ticket_id: str) -> FirstUse | None:
-        with self._lock:
-            return self._first_use(self.conn, event, ticket_id)
+        with self.database.lock:
+            return StoreTx(self.conn).first_use(event, ticket_id)
 
     def is_redeemed(self, event: str, ticket_id: str) -> bool:
         return self.first_use(event, ticket_id) is not None
 
-    # revocations ------------------------------------------------------------
+    # revocations and ownership generations (docs/ownership.md) ---------------------------
     def revoke(self, event: str | None, ticket_id: str, *, at: float, by: str, reason: str = "") -> bool:
         """Add to the revocation list (event None: every event); False if it was there already."""
-        with self.transaction() as db:
-            return bool(db.execute(
-                "INSERT INTO revoked (event, ticket_id, at, by, reason) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING", (event or ANY_EVENT, ticket_id, at, by, reason)).rowcount)
+        with self.transaction() as tx:
+            return tx.revoke(event, ticket_id, at=at, by=by, reason=reason)
 
     def is_revoked(self, event: str, ticket_id: str) -> bool:
-        with self._lock:
-            return self._is_revoked(self.conn, event, ticket_id)
+        with self.database.lock:
+            return StoreTx(self.conn).is_revoked(event, ticket_id)
 
-    # ownership generations (gate/chain/, docs/ownership.md) ----------------------------
     def supersede(self, event: str, ticket_id: str, generation: int, *, at: float, by: str = "") -> bool:
         """Record that `generation` now holds the ticket: every older generation is REVOKED superseded.
 
         Keeps the highest generation ever recorded; False if it was known already
         (or a higher one was), so applying it twice changes nothing.
         """
-        with self.transaction() as db:
-            return bool(db.execute(
-                "INSERT INTO generations (event, ticket_id, generation, at, by) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (event, ticket_id) DO UPDATE SET generation = excluded.generation,"
-                " at = excluded.at, by = excluded.by WHERE excluded.generation > generations.generation",
-                (event, ticket_id, generation, at, by)).rowcount)
+        with self.transaction() as tx:
+            return tx.supersede(event, ticket_id, generation, at=at, by=by)
 
     def generation(self, event: str, ticket_id: str) -> int:
         """The newest generation recorded for the ticket (0: none)."""
-        with self._lock:
-            row = self.conn.execute("SELECT generation FROM generations WHERE event = ? AND ticket_id = ?",
-                                    (event, ticket_id)).fetchone()
-            return int(row[0]) if row else 0
-
-    @staticmethod
-    def refused_in(db: sqlite3.Connection, scan: Scan) -> Redemption | None:
-        """Inside `transaction()`: REVOKED (revoked, or an older ownership generation: superseded), audited;
-        None when the ticket may be spent.  The one check before any redemption, local or claimed."""
-        # One statement for both lists: this runs on every redemption, inside its write lock.
-        revoked, current = db.execute(
-            "SELECT EXISTS (SELECT 1 FROM revoked WHERE ticket_id = ?1 AND event IN (?2, ?3)),"
-            " (SELECT generation FROM generations WHERE event = ?2 AND ticket_id = ?1)",
-            (scan.ticket_id, scan.event, ANY_EVENT)).fetchone()
-        if revoked:
-            Store._audit(db, scan, Outcome.REVOKED, Reason.REVOKED, "")
-            return Redemption(Outcome.REVOKED)
-        if current is None or scan.generation >= current:
-            return None
-        detail = f"generation {scan.generation} superseded by {current}"
-        Store._audit(db, scan, Outcome.REVOKED, Reason.SUPERSEDED, detail)
-        return Redemption(Outcome.REVOKED, reason=Reason.SUPERSEDED, detail=detail)
+        rows = self.database.rows("SELECT generation FROM generations WHERE event = ? AND ticket_id = ?",
+                                  (event, ticket_id))
+        return int(rows[0]["generation"]) if rows else 0  # type: ignore[call-overload]
 
     # reading ------------------------------------------------------------------
     def history(self, ticket_id: str, event: str | None = None) -> list[dict[str, object]]:
@@ -254,46 +291,13 @@ class Store:
         args: tuple[object, ...] = (ticket_id,)
         if event is not None:
             sql, args = sql + " AND event = ?", (*args, event)
-        with self._lock:
-            cur = self.conn.execute(sql + " ORDER BY seq", args)
-            names = [c[0] for c in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return self.database.rows(sql + " ORDER BY seq", args)
 
     def counts(self) -> dict[str, int]:
         """Audit rows by outcome."""
-        with self._lock:
+        with self.database.lock:
             return dict(self.conn.execute("SELECT outcome, count(*) FROM audit GROUP BY outcome").fetchall())
 
     def redeemed_keys(self) -> set[tuple[str, str]]:
-        with self._lock:
+        with self.database.lock:
             return {(e, t) for e, t in self.conn.execute("SELECT event, ticket_id FROM redeemed")}
-
-    # helpers -------------------------------------------------------------------
-    # Public for code that extends a redemption transaction (sync/ledger.py): call
-    # them inside `transaction()` with the connection it yields.
-    @staticmethod
-    def revoked_in(db: sqlite3.Connection, event: str, ticket_id: str) -> bool:
-        return Store._is_revoked(db, event, ticket_id)
-
-    @staticmethod
-    def audit_in(db: sqlite3.Connection, scan: Scan, outcome: Outcome, reason: Reason, detail: str = "") -> None:
-        Store._audit(db, scan, outcome, reason, detail)
-
-    @staticmethod
-    def _is_revoked(db: sqlite3.Connection, event: str, ticket_id: str) -> bool:
-        return db.execute("SELECT 1 FROM revoked WHERE ticket_id = ? AND event IN (?, ?)",
-                          (ticket_id, event, ANY_EVENT)).fetchone() is not None
-
-    @staticmethod
-    def _first_use(db: sqlite3.Connection, event: str, ticket_id: str) -> FirstUse | None:
-        row = db.execute("SELECT gate_id, at, scan_id, provisional FROM redeemed WHERE event = ? AND ticket_id = ?",
-                         (event, ticket_id)).fetchone()
-        return FirstUse(row[0], row[1], row[2], bool(row[3])) if row else None
-
-    @staticmethod
-    def _audit(db: sqlite3.Connection, scan: Scan, outcome: Outcome, reason: Reason, detail: str) -> None:
-        db.execute(
-            "INSERT INTO audit (at, gate_id, scan_id, event, ticket_id, outcome, reason, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (scan.at, scan.gate_id, scan.scan_id, scan.event, scan.ticket_id, outcome.value, reason.value, detail),
-        )

@@ -58,7 +58,7 @@ MAX_FIELD = 64
 MAX_TIME = 2**40 - 1
 #: more text than this is never a ticket (a version-40 QR holds 4296 chars)
 MAX_TEXT = 1024
-#: critical extensions this reader understands: 0x82 holder code (gate/chain/rotating.py, docs/ownership.md)
+#: critical extensions this reader understands: 0x82 holder code (gate/holder.py, docs/ownership.md)
 KNOWN_EXTENSIONS: frozenset[int] = frozenset({0x82})
 _SCHEME_MASK = 0x03
 _FLAG = (0x04, 0x08, 0x10)  # valid_from, valid_until, generation

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from gate.chain import rotating
+from gate import holder
 from gate.exc import TicketFormatError
 from gate.keys import Keyring
 from gate.outcomes import Reason
@@ -32,7 +32,7 @@ class Verifier:
     `events` empty means any event for which the keyring holds a key.
     `skew` (seconds) widens the validity window: gates have no real-time clock.
     `code_skew` (slots) is the clock error tolerated for a holder's rotating
-    code (gate/chain/rotating.py): a code of an older slot is a screenshot.
+    code (gate/holder.py): a code of an older slot is a screenshot.
     """
 
     def __init__(
@@ -42,7 +42,7 @@ class Verifier:
         *,
         skew: float = 120.0,
         clock: Callable[[], float] | None = None,
-        code_skew: int = rotating.DEFAULT_SKEW,
+        code_skew: int = holder.DEFAULT_SKEW,
     ) -> None:
         self.keyring = keyring
         self.events = frozenset(events)
@@ -52,7 +52,7 @@ class Verifier:
 
     def verify(self, text: str, now: float | None = None) -> Verdict:
         try:
-            text, code = rotating.split(text)  # "QH:" holder codes: the signed text and the rotating part
+            text, code = holder.split(text)  # "QH:" holder codes: the signed text and the rotating part
             signed = parse(text)
         except TicketFormatError as exc:
             return Verdict(Reason.MALFORMED, detail=str(exc))
@@ -73,5 +73,5 @@ class Verifier:
             return Verdict(Reason.NOT_YET_VALID, ticket)
         if ticket.valid_until and now - self.skew > ticket.valid_until:
             return Verdict(Reason.EXPIRED, ticket)
-        reason, detail = rotating.check(ticket, code, now, self.code_skew)
+        reason, detail = holder.check(ticket, code, now, self.code_skew)
         return Verdict(reason, ticket, detail)

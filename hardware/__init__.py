@@ -4,28 +4,24 @@ One small interface per kind, chosen by name and built by `open_camera`,
 `open_decoder` and `open_feedback`; each backend's library is imported only
 when that backend is opened.  The fakes are here too, for tests and the demo,
 and are only ever used when asked for by name.
+
+The names below are handed on lazily: `import hardware.feedback` loads no camera or decoder library.
 """
 
-from hardware.cameras import CAMERA_KINDS, Camera, FakeCamera, Frame, open_camera
-from hardware.decoders import DECODER_KINDS, Decoder, FakeDecoder, open_decoder
-from hardware.exc import (
-    BackendUnavailable,
-    CameraError,
-    DecoderError,
-    FeedbackError,
-    HardwareError,
-    UnknownBackend,
-)
-from hardware.feedback import (
-    FEEDBACK_KINDS,
-    PATTERNS,
-    Feedback,
-    Pattern,
-    RecordingFeedback,
-    open_feedback,
-    pattern_table,
-)
-from hardware.feedback.gpio import Pins
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_PUBLIC = {
+    **dict.fromkeys(("CAMERA_KINDS", "Camera", "FakeCamera", "Frame", "open_camera"), "hardware.cameras"),
+    **dict.fromkeys(("DECODER_KINDS", "Decoder", "FakeDecoder", "open_decoder"), "hardware.decoders"),
+    **dict.fromkeys(("BackendUnavailable", "CameraError", "DecoderError", "FeedbackError", "HardwareError",
+                     "UnknownBackend"), "hardware.exc"),
+    **dict.fromkeys(("FEEDBACK_KINDS", "PATTERNS", "Feedback", "Pattern", "RecordingFeedback", "open_feedback",
+                     "pattern_table"), "hardware.feedback"),
+    "Pins": "hardware.feedback.gpio",
+}
 
 __all__ = [
     "CAMERA_KINDS",
@@ -52,3 +48,31 @@ __all__ = [
     "open_feedback",
     "pattern_table",
 ]
+
+if TYPE_CHECKING:
+    from hardware.cameras import CAMERA_KINDS, Camera, FakeCamera, Frame, open_camera
+    from hardware.decoders import DECODER_KINDS, Decoder, FakeDecoder, open_decoder
+    from hardware.exc import (
+        BackendUnavailable,
+        CameraError,
+        DecoderError,
+        FeedbackError,
+        HardwareError,
+        UnknownBackend,
+    )
+    from hardware.feedback import (
+        FEEDBACK_KINDS,
+        PATTERNS,
+        Feedback,
+        Pattern,
+        RecordingFeedback,
+        open_feedback,
+        pattern_table,
+    )
+    from hardware.feedback.gpio import Pins
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'hardware' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -1,15 +1,12 @@
-"""qrgate sync: multi-gate single use over MQTT v5 with a central compare-and-set arbiter (docs/mqtt.md)."""
+"""qrgate sync: multi-gate single use over MQTT v5 with a central compare-and-set arbiter (docs/mqtt.md).
 
-from sync.arbiter import Arbiter
-from sync.arbiter_store import ArbiterStore
-from sync.claimer import GateClaimer
-from sync.exc import ArbiterStoreError, BadMessage, BadTopicName, BrokerURLError, SyncError
-from sync.gateside import GateSync
-from sync.ledger import Ledger
-from sync.link import Broker, Credentials, Link
-from sync.topics import Topics
+One package per process over a shared core:
 
-__all__ = [
-    "Arbiter", "ArbiterStore", "ArbiterStoreError", "BadMessage", "BadTopicName", "Broker", "BrokerURLError",
-    "Credentials", "GateClaimer", "GateSync", "Ledger", "Link", "SyncError", "Topics",
-]
+* the core, used by every process: wire.py (payloads), topics.py, link.py (one MQTT v5 connection),
+  follower.py (catching up with the stream), admin.py (admin requests), counters.py, exc.py;
+* gateside/: what a gate daemon runs (the arbiter link, the claim step, the dashboards' feed);
+* arbiter/: the central compare-and-set and its store;
+* dashboard/: the admins' live page, its model and its history.
+
+Nothing is imported here: importing a pure module (sync.wire) costs only what it uses.
+"""

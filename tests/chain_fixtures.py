@@ -12,16 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gate.chain import boxoffice_db as bdb
-from gate.chain.block import Message
-from gate.chain.boxoffice import BoxOffice
-from gate.chain.db import ChainDB
-from gate.chain.party import Party
-from gate.chain.payment import FakePaymentAgent
-from gate.chain.protocol import Catalog, Listing
-from gate.chain.wallet import Wallet
 from gate.decide import Decider, Decision
 from gate.keys import IssuerKey, Keyring
+from gate.ownership.block import Message
+from gate.ownership.boxoffice import BoxOffice
+from gate.ownership.party import Party
+from gate.ownership.payment import FakePaymentAgent
+from gate.ownership.protocol import Catalog, Listing
+from gate.ownership.store import BOXOFFICE_MIGRATIONS, open_db
+from gate.ownership.wallet import Wallet
 from gate.store import Store
 from gate.verify import Verifier
 
@@ -78,7 +77,7 @@ class World:
 
     def office_again(self) -> BoxOffice:
         """A second BoxOffice on the same file (its own connection), as another process would have."""
-        db = ChainDB.open(self.root / "boxoffice.db", bdb.MIGRATIONS)
+        db = open_db(self.root / "boxoffice.db", BOXOFFICE_MIGRATIONS)
         return BoxOffice(db, self.key.sign, reservation=self.office.reservation, clock=self.clock)
 
     def gate(self, gate_id: str = "gate-1") -> Decider:
@@ -127,7 +126,7 @@ class World:
 def make_world(root: Path, *tickets: Listing, clock: Clock | None = None) -> World:
     clock = clock or Clock()
     key = IssuerKey("0a1b2c3d", "hmac", "show7", bytes(range(32)), 0.0)
-    db = ChainDB.open(root / "boxoffice.db", bdb.MIGRATIONS)
+    db = open_db(root / "boxoffice.db", BOXOFFICE_MIGRATIONS)
     Party.create(db, "box office", "boxoffice", clock=clock)
     office = BoxOffice(db, key.sign, reservation=600, clock=clock)
     agent = FakePaymentAgent.open(str(root / "agent.db"), create=True, clock=clock)

@@ -23,9 +23,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from sync_fixtures import MOSQUITTO, free_port, port_open, wait_until
 
+from gate.deploy.mqttauth import render_broker_conf
+from gate.deploy.provision import Venue
 from gate.keys import IssuerKey, KeyStore
-from gate.mqttauth import render_broker_conf
-from gate.provision import Venue
 
 GATES = ("gate-north-1", "gate-south-1")
 

@@ -328,8 +328,8 @@ def crash_after_answer(ticket: str) -> None:
     answer and the local commit (run as `python tests/sync_fixtures.py TICKET` with the gate's env)."""
     import signal
 
-    from gate.app import gate_session
     from gate.config import load_config
+    from gate.wiring import gate_session
 
     def die(_scan: object, answer: object) -> None:
         if answer is not None:

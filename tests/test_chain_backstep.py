@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gate.chain import seal
-from gate.chain.backstep import Ladder, anchor_of, forward, reaches
-from gate.chain.block import Block, Message
-from gate.chain.db import PARTY_MIGRATION, ChainDB
-from gate.chain.exc import BadBackStep, BadSeal, ChainExhausted, ForgedIdentity, MalformedBlock
-from gate.chain.party import Party
+from gate.backstep import anchor_of, forward, reaches
+from gate.ownership import seal
+from gate.ownership.block import Block, Message
+from gate.ownership.exc import BadBackStep, BadSeal, ChainExhausted, ForgedIdentity, MalformedBlock
+from gate.ownership.ladder import Ladder
+from gate.ownership.party import Party
+from gate.ownership.store import PARTY_MIGRATION, open_db
 
 SEED, SALT = bytes(range(16)), bytes(range(16, 32))
 
@@ -59,7 +60,7 @@ def test_reaches_is_false_not_an_error_for_nonsense() -> None:
 
 
 def test_a_block_round_trips_and_a_bad_one_is_malformed(tmp_path: Path) -> None:
-    db = ChainDB.open(tmp_path / "p.db", [PARTY_MIGRATION])
+    db = open_db(tmp_path / "p.db", [PARTY_MIGRATION])
     party = Party.create(db, "p", "wallet")
     block = party.identity_block
     assert Block.from_json(json.loads(json.dumps(block.to_json()))) == block
@@ -75,9 +76,9 @@ def test_a_block_round_trips_and_a_bad_one_is_malformed(tmp_path: Path) -> None:
 
 
 def test_the_owner_checks_its_own_chain_links(tmp_path: Path) -> None:
-    db = ChainDB.open(tmp_path / "a.db", [PARTY_MIGRATION])
+    db = open_db(tmp_path / "a.db", [PARTY_MIGRATION])
     a = Party.create(db, "a", "wallet")
-    other = Party.create(ChainDB.open(tmp_path / "b.db", [PARTY_MIGRATION]), "b", "wallet")
+    other = Party.create(open_db(tmp_path / "b.db", [PARTY_MIGRATION]), "b", "wallet")
     with db.transaction() as tx:
         a.learn(tx, other.identity_block)
         for i in range(5):

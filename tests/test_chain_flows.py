@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from chain_fixtures import World, standard_world
 
-from gate.chain import wallet_db
-from gate.chain.block import Block, Message
-from gate.chain.exc import BadBackStep, BadSeal, ChainError, ForgedIdentity, Refused, Replayed, WrongChain
-from gate.chain.party import Party
-from gate.chain.protocol import APP_TICKET
-from gate.chain.rotating import code_for, present, terms_of
-from gate.chain.wallet import Wallet
+from gate.holder import code_for, present, terms_of
 from gate.outcomes import Outcome, Reason
+from gate.ownership.block import Block, Message
+from gate.ownership.exc import BadBackStep, BadSeal, ChainError, ForgedIdentity, Refused, Replayed, WrongChain
+from gate.ownership.party import Party
+from gate.ownership.protocol import APP_TICKET
+from gate.ownership.store import Holdings
+from gate.ownership.wallet import Wallet
 from gate.ticket import parse
 
 
@@ -86,7 +86,7 @@ def test_the_whole_alice_to_bob_story_through_the_gate(world: World) -> None:
     assert gone.value.code == "not_holder"
     # a doctored wallet that kept the seed makes a fresh generation-1 code: still superseded
     with alice.db.transaction() as tx:
-        kept = wallet_db.ticket(tx, "show7", "9f2")
+        kept = Holdings.ticket(tx, "show7", "9f2")
     assert kept is not None
     ticket = parse(kept.text).ticket
     terms = terms_of(ticket)

@@ -15,9 +15,9 @@ from chain_fixtures import T0, World, standard_world
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gate.backstep import code_salt
 from gate.base45 import b45decode, b45encode
-from gate.chain.backstep import code_salt
-from gate.chain.rotating import CODE_PREFIX, SUFFIX_CHARS, Code, HolderTerms, present, split, with_terms
+from gate.holder import CODE_PREFIX, SUFFIX_CHARS, Code, HolderTerms, present, split, with_terms
 from gate.keys import IssuerKey, Keyring
 from gate.outcomes import Outcome, Reason
 from gate.ticket import Ticket, parse

@@ -17,8 +17,8 @@ import zxingcpp
 from chain_fixtures import RealClock, World, listing, make_world
 from playwright.sync_api import Page, sync_playwright
 
-from gate.chain.webpage import WalletPage
 from gate.outcomes import Reason
+from gate.ownership.webpage import WalletPage
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

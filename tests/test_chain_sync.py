@@ -12,11 +12,13 @@ import pytest
 
 from gate.decide import Decider
 from gate.keys import IssuerKey, Keyring
+from gate.ledger import Ledger
 from gate.outcomes import Outcome, Reason
 from gate.store import Store
 from gate.ticket import Ticket
 from gate.verify import Verifier
-from sync import ArbiterStore, Ledger, wire
+from sync import wire
+from sync.arbiter.store import ArbiterStore
 
 pytest.register_assert_rewrite("sync_fixtures")
 

@@ -28,7 +28,7 @@ def test_demo_tells_the_worked_example_story(gate_cli: Cli) -> None:
 
 
 def test_run_scans_a_folder_until_sigterm_then_exits_cleanly(home: Path, tmp_path: Path) -> None:
-    from gate.demo import write_frames
+    from gate.cli.demo import write_frames
 
     key = IssuerKey.new("show7", "hmac")
     KeyStore(home / "keys").add_issuer_key(key)

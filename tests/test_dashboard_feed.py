@@ -10,9 +10,9 @@ pytest.register_assert_rewrite("sync_fixtures")
 
 from sync_fixtures import Site, Watcher, wait_until  # noqa: E402
 
-from sync.dashboard.discovery import SENSORS, discovery_configs, node_id  # noqa: E402
-from sync.dashboard.messages import parse_scan  # noqa: E402
 from sync.exc import BadMessage  # noqa: E402
+from sync.gateside.discovery import SENSORS, discovery_configs, node_id  # noqa: E402
+from sync.wire import parse_scan  # noqa: E402
 
 DECISION_FIELDS = {"outcome", "reason", "scan_id", "gate_id", "at", "event", "ticket_id", "seat", "generation",
                    "first_gate", "first_at", "provisional", "detail"}

@@ -9,9 +9,9 @@ import pytest
 from gate.decide import Decision
 from gate.outcomes import Outcome, Reason
 from sync.dashboard.history import History
-from sync.dashboard.messages import parse_scan, scan_payload
 from sync.dashboard.model import Model
 from sync.dashboard.server import AdminPassword
+from sync.wire import parse_scan, scan_payload
 
 NOW = 1_800_000_000.0
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from sync import Topics, wire
-from sync.dashboard.discovery import discovery_configs, node_id
-from sync.dashboard.messages import Override, override_request, parse_overrides, parse_scan
+from sync import wire
 from sync.exc import BadMessage
+from sync.gateside.discovery import discovery_configs, node_id
+from sync.topics import Topics
+from sync.wire import Override, override_request, parse_overrides, parse_scan
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 

@@ -20,8 +20,8 @@ pytest_plugins = ["deploy_fixtures"]
 from deploy_fixtures import GATES, Site, connect  # noqa: E402
 from sync_fixtures import wait_until  # noqa: E402
 
-from gate.mqttauth import render_broker_conf  # noqa: E402
-from gate.provision import BROKER_DIR  # noqa: E402
+from gate.deploy.mqttauth import render_broker_conf  # noqa: E402
+from gate.deploy.provision import BROKER_DIR  # noqa: E402
 
 P = "qrgate"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from gate.config import load_config
+from gate.deploy.mqttauth import PasswordFile, check_password, hash_password
+from gate.deploy.pki import Authority, common_name, server_names
+from gate.deploy.provision import ProvisionError, Venue
 from gate.keys import IssuerKey, KeyStore
-from gate.mqttauth import PasswordFile, check_password, hash_password
-from gate.pki import Authority, common_name, server_names
-from gate.provision import ProvisionError, Venue
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -189,7 +189,7 @@ def test_gate_provision_on_the_command_line(home: Path, issuer: IssuerKey, gate_
 
 
 def test_the_acl_names_each_gates_home_assistant_node_as_the_dashboard_does(venue: Venue) -> None:
-    from sync.dashboard.discovery import node_id
+    from sync.gateside.discovery import node_id
 
     venue.provision("gate", "gate.north-1")
     acl = (venue.broker / "acl").read_text()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from gate.provision import INSTALL
+from gate.deploy.provision import INSTALL
 
 UNITS = {"gate": "qrgate-gate.service", "arbiter": "qrgate-arbiter.service", "dashboard": "qrgate-dashboard.service"}
 SYSTEMD = ROOT / "systemd"

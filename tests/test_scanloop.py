@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import mint
 
+from gate.daemon.scanloop import Debouncer, ScanLoop
 from gate.decide import Decider, Decision
 from gate.keys import IssuerKey
 from gate.outcomes import Outcome
-from gate.scanloop import Debouncer, ScanLoop
 from hardware import FakeCamera, Frame, RecordingFeedback, open_decoder
 from hardware.exc import CameraError
 from hardware.scene import render_empty, render_frame, render_scene
@@ -153,7 +153,7 @@ def test_health_line_reports_rates_and_counts(decider: Decider, key: IssuerKey) 
 
 
 def test_demo_frames_decode(tmp_path: Path) -> None:
-    from gate.demo import write_frames
+    from gate.cli.demo import write_frames
     count = write_frames(tmp_path, ["HELLO"])
     assert count == len(list(tmp_path.glob("*.png")))
 
@@ -162,7 +162,7 @@ def test_frames_to_decisions_to_pin_states_end_to_end(decider: Decider, key: Iss
     """Camera frames of four showings -> the real pipeline decoder -> decisions -> LEDs, buzzer, relay."""
     from gpiozero.pins.mock import MockFactory
 
-    from gate.demo import forge
+    from gate.cli.demo import forge
     from hardware import Pins
     from hardware.feedback.gpio import GpioFeedback
 

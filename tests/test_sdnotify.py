@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, gate_env, mint
 
+from gate.daemon.scanloop import ScanLoop
+from gate.daemon.sdnotify import Notifier, Watchdog
 from gate.keys import IssuerKey, KeyStore
-from gate.scanloop import ScanLoop
-from gate.sdnotify import Notifier, Watchdog
 from gate.store import Store
 from hardware import Camera, Frame, RecordingFeedback, open_decoder
 
@@ -177,7 +177,7 @@ def test_a_stalled_scan_loop_stops_the_watchdog_messages(systemd: FakeSystemd, s
 # -- `gate run` under a fake systemd -------------------------------------------------------------
 
 def gate_home(home: Path, frames: Path) -> Path:
-    from gate.demo import write_frames
+    from gate.cli.demo import write_frames
 
     key = IssuerKey.new("show7", "hmac")
     KeyStore(home / "keys").add_issuer_key(key)

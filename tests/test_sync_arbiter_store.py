@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync import ArbiterStore
-from sync.arbiter_store import Op
+from sync.arbiter.store import ArbiterStore, Op
 from sync.wire import Answer, Claim, Release, Revocation
 
 
@@ -130,7 +129,7 @@ def test_everything_survives_a_reopen_and_sequence_numbers_are_never_reused(tmp_
 
 
 def test_an_unusable_file_is_an_arbiter_store_error(tmp_path: Path) -> None:
-    from sync import ArbiterStoreError
+    from sync.exc import ArbiterStoreError
 
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not a database" * 100)

@@ -25,7 +25,7 @@ def start_run(site: Site, gate_id: str, frames: Path) -> subprocess.Popen[str]:
 
 
 def test_two_daemons_same_code_one_admit_via_the_arbiter(site: Site, tmp_path: Path) -> None:
-    from gate.demo import write_frames
+    from gate.cli.demo import write_frames
 
     site.start_arbiter()
     ticket = site.mint(1)[0]
@@ -44,7 +44,7 @@ def test_two_daemons_same_code_one_admit_via_the_arbiter(site: Site, tmp_path: P
 
 
 def test_daemon_with_broker_stops_cleanly_on_sigterm(site: Site, tmp_path: Path) -> None:
-    from gate.demo import write_frames
+    from gate.cli.demo import write_frames
 
     site.start_arbiter()
     write_frames(tmp_path / "frames", site.mint(1))
@@ -79,7 +79,7 @@ def test_a_burst_of_stop_signals_still_stops_the_arbiter(site: Site) -> None:
 
 
 def test_the_stop_handler_acts_once() -> None:
-    from gate.signals import on_stop_signals
+    from gate.daemon.signals import on_stop_signals
 
     calls: list[int] = []
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)

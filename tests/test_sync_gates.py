@@ -14,8 +14,9 @@ pytest.register_assert_rewrite("sync_fixtures")
 
 from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, wait_until  # noqa: E402
 
-from sync import Topics, wire  # noqa: E402
+from sync import wire  # noqa: E402
 from sync.link import RequestProperties  # noqa: E402
+from sync.topics import Topics  # noqa: E402
 
 
 def feed_all(gates: list[GateProc], orders: list[list[str]]) -> list[list[dict[str, Any]]]:

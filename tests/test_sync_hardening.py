@@ -16,7 +16,8 @@ pytest.register_assert_rewrite("sync_fixtures")
 
 from sync_fixtures import Site, Watcher, wait_until  # noqa: E402
 
-from sync import ArbiterStore, wire  # noqa: E402
+from sync import wire  # noqa: E402
+from sync.arbiter.store import ArbiterStore  # noqa: E402
 from sync.exc import BadMessage  # noqa: E402
 
 

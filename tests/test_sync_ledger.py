@@ -13,15 +13,28 @@ from conftest import mint
 
 from gate.decide import Decider
 from gate.keys import IssuerKey, Keyring
+from gate.ledger import STALE_GRACE, Ledger
 from gate.migrations import MIGRATIONS
 from gate.outcomes import Outcome, Reason
-from gate.store import Scan, Store
+from gate.store import Redemption, Scan, Store
 from gate.verify import Verifier
-from sync import Broker, GateClaimer, GateSync, Ledger, Topics
-from sync.gateside import STREAM_EVERY
-from sync.ledger import STALE_GRACE
-from sync.wire import Answer, First
+from sync.gateside.claimer import GateClaimer
+from sync.gateside.session import STREAM_EVERY, GateSync
+from sync.gateside.terms import claim_of, release_of, ruling_of
+from sync.link import Broker
+from sync.topics import Topics
+from sync.wire import Answer, Claim, First, Release
 
+
+def settle(ledger: Ledger, scan: Scan, answer: Answer) -> Redemption:
+    """The arbiter's answer on the wire, recorded by the ledger in its own terms (as the gate's claimer does)."""
+    return ledger.settle(scan, ruling_of(answer))
+
+
+def pending(ledger: Ledger, gate_id: str, limit: int, stale_before: float) -> tuple[list[Claim], list[Release]]:
+    """The outbox as the drain sends it: late claims and releases on the wire."""
+    late, released = ledger.pending(gate_id, limit, stale_before)
+    return [claim_of(s, admitted=True) for s in late], [release_of(s) for s in released]
 
 @pytest.fixture
 def ledger(store: Store) -> Ledger:
@@ -73,7 +86,7 @@ def test_the_claim_intent_is_durable_before_the_claim(ledger: Ledger, store: Sto
 
 def test_won_admits_with_its_audit_row_and_closes_the_entry(ledger: Ledger, store: Store) -> None:
     ledger.begin(scan())
-    result = ledger.settle(scan(), Answer("s1", "won", 7))
+    result = settle(ledger, scan(), Answer("s1", "won", 7))
     assert result.outcome is Outcome.ADMIT and not result.provisional
     assert q(store, "SELECT source, arbiter, arbiter_seq, provisional FROM redeemed") == [("local", "won", 7, 0)]
     assert q(store, "SELECT state, answer FROM outbox") == [("done", "won")]
@@ -82,7 +95,7 @@ def test_won_admits_with_its_audit_row_and_closes_the_entry(ledger: Ledger, stor
 
 def test_lost_is_already_used_with_the_arbiters_first_use(ledger: Ledger, store: Store) -> None:
     ledger.begin(scan())
-    result = ledger.settle(scan(), Answer("s1", "lost", first=First("g2", 99.0, "s0", 1000.0)))
+    result = settle(ledger, scan(), Answer("s1", "lost", first=First("g2", 99.0, "s0", 1000.0)))
     assert result.outcome is Outcome.ALREADY_USED and result.first and (result.first.gate_id, result.first.at) == (
         "g2", 99.0)
     assert q(store, "SELECT scan_id, gate_id, source FROM redeemed") == [("s0", "g2", "arbiter")]
@@ -91,7 +104,7 @@ def test_lost_is_already_used_with_the_arbiters_first_use(ledger: Ledger, store:
 
 def test_revoked_at_the_arbiter_is_revoked_here_too(ledger: Ledger, store: Store) -> None:
     ledger.begin(scan())
-    assert ledger.settle(scan(), Answer("s1", "revoked")).outcome is Outcome.REVOKED
+    assert settle(ledger, scan(), Answer("s1", "revoked")).outcome is Outcome.REVOKED
     assert store.is_revoked("show7", "t1")
 
 
@@ -122,24 +135,24 @@ def test_an_orphaned_claim_becomes_a_release_and_its_late_answer_then_denies(sto
     now = [1000.0]
     ledger = Ledger(store, clock=lambda: now[0])
     ledger.begin(scan())
-    claims, releases = ledger.pending("g1", 10, stale_before=now[0] - 0.3 - STALE_GRACE)
+    claims, releases = pending(ledger, "g1", 10, stale_before=now[0] - 0.3 - STALE_GRACE)
     assert (claims, releases) == ([], [])  # still young: someone may be waiting for its answer
     now[0] += 10
-    claims, releases = ledger.pending("g1", 10, stale_before=now[0] - 0.3 - STALE_GRACE)
+    claims, releases = pending(ledger, "g1", 10, stale_before=now[0] - 0.3 - STALE_GRACE)
     assert [r.scan for r in releases] == ["s1"] and claims == []
-    late = ledger.settle(scan(), Answer("s1", "won", 1))  # the waiter lost the compare-and-set
+    late = settle(ledger, scan(), Answer("s1", "won", 1))  # the waiter lost the compare-and-set
     assert late.outcome is Outcome.FAULT and q(store, "SELECT count(*) FROM redeemed") == [(0,)]
-    assert ledger.settle_released([Answer("s1", "released")]) == 1
+    assert ledger.settle_released([ruling_of(Answer("s1", "released"))]) == 1
     assert ledger.outbox_counts() == {}
 
 
 def test_late_claims_drain_and_a_lost_one_is_a_conflict(ledger: Ledger, store: Store) -> None:
     assert ledger.offline(scan("s1"), "admit-if-unseen").provisional
     assert ledger.offline(scan("s2", ticket="t2"), "admit-if-unseen").provisional
-    claims, _ = ledger.pending("g1", 10, 0)
+    claims, _ = pending(ledger, "g1", 10, 0)
     assert [(c.scan, c.admitted) for c in claims] == [("s1", True), ("s2", True)]
     answers = [Answer("s1", "won", 3), Answer("s2", "lost", first=First("g2", 50.0, "s9")), Answer("s2", "won", 1)]
-    assert ledger.settle_late(answers) == {"won": 1, "lost": 1}  # the duplicate answer changes nothing
+    assert ledger.settle_late([ruling_of(a) for a in answers]) == {"won": 1, "lost": 1}  # the duplicate answer changes nothing
     assert q(store, "SELECT ticket_id, arbiter FROM redeemed ORDER BY ticket_id") == [("t1", "won"), ("t2", "conflict")]
     assert q(store, "SELECT ticket_id, first_gate, late_gate, late_at, state FROM conflicts") == [
         ("t2", "g2", "g1", 100.0, "open")]

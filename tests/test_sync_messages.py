@@ -20,7 +20,7 @@ pytest.register_assert_rewrite("sync_fixtures")
 
 from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, wait_until  # noqa: E402
 
-from sync import Broker, Link  # noqa: E402
+from sync.link import Broker, Link  # noqa: E402
 
 
 def snapshot(db: sqlite3.Connection, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from sync import Broker, BrokerURLError, Topics, wire
-from sync.exc import BadMessage, BadTopicName
-from sync.link import RequestProperties
+from sync import wire
+from sync.exc import BadMessage, BadTopicName, BrokerURLError
+from sync.link import Broker, RequestProperties
+from sync.topics import Topics
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 

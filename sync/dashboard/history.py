@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gate.sqlite import immediate
-from sync.dashboard.messages import ScanEvent
+from gate.sequence import in_sequence
+from gate.sqlite import Database, Migration, has_table
 from sync.exc import SyncError
-from sync.wire import Json
+from sync.wire import Json, ScanEvent
 
-SCHEMA: tuple[str, ...] = (
+#: a history made before migrations were recorded (every table was CREATE TABLE IF NOT EXISTS) is adopted
+#: at version 1: its layout is exactly migration 1's
+MIGRATIONS: list[Migration] = [(1, "scans, the stream, the admins' actions", (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     """CREATE TABLE IF NOT EXISTS scans (
         scan_id TEXT PRIMARY KEY, gate_id TEXT NOT NULL, at REAL NOT NULL, received_at REAL NOT NULL,
@@ -45,7 +46,7 @@ SCHEMA: tuple[str, ...] = (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, admin TEXT NOT NULL, action TEXT NOT NULL,
         event TEXT NOT NULL, ticket_id TEXT NOT NULL, reason TEXT NOT NULL, remote TEXT NOT NULL,
         answer TEXT NOT NULL, detail TEXT NOT NULL)""",
-)
+))]
 
 
 class HistoryError(SyncError, OSError):
@@ -55,34 +56,22 @@ class HistoryError(SyncError, OSError):
 class History:
     """Open with `History.open(path)`; close with `close()`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self.conn = conn
-        self.path = path
-        self._lock = threading.Lock()
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.conn = database.conn
+        self.path = database.path
 
     @classmethod
     def open(cls, path: str | Path) -> History:
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            history = cls(conn, path)
-            with history._transaction() as db:
-                for statement in SCHEMA:
-                    db.execute(statement)
-        except (sqlite3.Error, OSError) as exc:
-            raise HistoryError(f"{path}: cannot open the dashboard's history: {exc}") from None
-        return history
+        return cls(Database.open(path, MIGRATIONS, error=HistoryError, what="dashboard's history",
+                                 synchronous="NORMAL", adopt=lambda db: 1 if has_table(db, "meta") else 0))
 
     def close(self) -> None:
-        with self._lock:
-            self.conn.close()
+        self.database.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with immediate(self.conn, lambda exc: HistoryError(f"{self.path}: {exc}"), self._lock) as db:
+        with self.database.transaction() as db:
             yield db
 
     # -- scans -------------------------------------------------------------------------------------
@@ -105,26 +94,17 @@ class History:
             return self._position(db)
 
     def apply_stream(self, epoch: str, items: list[Json]) -> tuple[list[Json], bool]:
-        """Keep items in order from the position: (the items kept, gap)."""
+        """Keep items in order from the position (gate/sequence.py): (the items kept, gap)."""
         with self._transaction() as db:
             stored, seq = self._position(db)
             if stored and stored != epoch:
                 return [], True
-            kept: list[Json] = []
-            gap = False
-            for item in items:
-                if item["seq"] <= seq:
-                    continue
-                if item["seq"] != seq + 1:
-                    gap = True
-                    break
-                db.execute("INSERT INTO stream VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                           (epoch, item["seq"], item["kind"], item["event"], item["ticket"], json.dumps(item)))
-                seq = item["seq"]
-                kept.append(item)
+            kept, gap = in_sequence(items, seq)
+            db.executemany("INSERT INTO stream VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           [(epoch, i["seq"], i["kind"], i["event"], i["ticket"], json.dumps(i)) for i in kept])
             if kept or not stored:
-                self._save_position(db, epoch, seq)
-            return kept, gap
+                self._save_position(db, epoch, int(kept[-1]["seq"]) if kept else seq)
+            return [dict(i) for i in kept], gap
 
     def reset_stream(self, epoch: str) -> None:
         """Follow a new arbiter database from 0 (the old epoch's items stay, for ticket lookups)."""

@@ -13,8 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.dashboard.messages import ScanEvent
-from sync.wire import Json
+from sync.wire import Json, ScanEvent
 
 WINDOW = 60  # minutes of per-minute counts kept (the venue chart)
 SPARK = 30  # minutes in a gate's sparkline

@@ -32,22 +32,20 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sync import wire
+from sync.admin import REQUEST_TIMEOUT, AdminClient, AdminResult
 from sync.counters import Counters
 from sync.dashboard.history import History, HistoryError
-from sync.dashboard.messages import Override, override_request, parse_scan
 from sync.dashboard.model import WINDOW, Model
 from sync.exc import BadMessage, SyncError
+from sync.follower import StreamFollower
 from sync.link import Broker, Credentials, Inbound, Link
 from sync.topics import Topics
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT = 5.0
-CATCHUP_PAGE = 500
 CATCHUP_RETRY = 2.0
 PUSH_EVERY = 0.25
 BATCH = 500
@@ -55,17 +53,8 @@ BATCH = 500
 Push = Callable[[str, wire.Json], None]
 
 
-@dataclass(frozen=True)
-class ActionResult:
-    """What became of an admin's request: `ok`, the arbiter's answer (or why there is none), details."""
-
-    ok: bool
-    answer: str
-    detail: str = ""
-    seq: int | None = None
-
-    def to_json(self) -> wire.Json:
-        return {"ok": self.ok, "answer": self.answer, "detail": self.detail, "seq": self.seq}
+#: what became of an admin's request (the name the web server and tests use)
+ActionResult = AdminResult
 
 
 class DashboardService:
@@ -97,6 +86,8 @@ class DashboardService:
                          reply_topic=topics.reply(sender), on_message=self._received,
                          on_ready=lambda up: self._inbox.put(("link", up, self.clock())),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
+        self.admin = AdminClient(self.link, topics, sender)
+        self.follower = StreamFollower(self.link, topics, sender, self.counters)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -122,36 +113,18 @@ class DashboardService:
 
     # -- admin requests (HTTP threads) ------------------------------------------------------------------
     def revoke(self, event: str, ticket: str, reason: str, admin: str, remote: str) -> ActionResult:
-        revocation = wire.Revocation(event or "*", ticket, self.sender, reason)
-        result = self._ask("revoke", wire.request("revocations", [revocation]), "revoked")
+        result = self.admin.revoke(event or "*", ticket, reason)
         self._record(admin, "revoke", event or "*", ticket, reason, remote, result)
         return result
 
     def override(self, action: str, event: str, ticket: str, reason: str, admin: str, remote: str) -> ActionResult:
-        request = override_request([Override(action, event, ticket, self.sender, admin, reason)])
-        result = self._ask("override", request, "won" if action == "admit" else "released")
+        result = self.admin.override(action, event, ticket, reason, admin)
         self._record(admin, action, event, ticket, reason, remote, result)
         return result
 
     def denied(self, action: str, event: str, ticket: str, reason: str, admin: str, remote: str) -> None:
         """Audit a request refused for a wrong admin password (the arbiter never sees it)."""
         self._record(admin, action, event, ticket, reason, remote, ActionResult(False, "denied", "wrong password"))
-
-    def _ask(self, kind: str, payload: wire.Json, success: str) -> ActionResult:
-        if not self.link.ready:
-            return ActionResult(False, "unreachable", f"no connection to the broker {self.link.broker}")
-        reply = self.link.request(self.topics.request(kind, self.sender), payload, REQUEST_TIMEOUT)
-        if reply is None:
-            return ActionResult(False, "timeout", f"the arbiter did not answer within {REQUEST_TIMEOUT:.0f} s")
-        try:
-            answers = wire.parse_answers(reply)
-        except BadMessage as exc:
-            return ActionResult(False, "error", str(exc))
-        if not answers:
-            return ActionResult(False, "error", "the arbiter answered nothing")
-        a = answers[0]
-        detail = a.detail or (f"held by {a.first.gate} since {a.first.at:.3f}" if a.first else "")
-        return ActionResult(a.answer == success, a.answer, detail, a.seq)
 
     def _record(self, admin: str, action: str, event: str, ticket: str, reason: str, remote: str,
                 result: ActionResult) -> None:
@@ -206,7 +179,7 @@ class DashboardService:
     def _handle(self, kind: str, data: Any, received: float) -> Any:
         if kind == "scan":
             gate, payload = data
-            scan = parse_scan(payload, gate)
+            scan = wire.parse_scan(payload, gate)
             self.push("scan", self.model.scan(scan, received))  # before anything slower: the page waits for it
             self.counters.add("scans")
             self._dirty = True
@@ -278,23 +251,11 @@ class DashboardService:
 
     def _catch_up(self) -> bool:
         """Queue the stream from the stored position up to the arbiter's head; False if it did not answer."""
-        epoch, seq = self.history.position()
-        while not self._stop.is_set():
-            reply = self.link.request(self.topics.request("catchup", self.sender),
-                                      wire.catchup_request(seq, CATCHUP_PAGE), REQUEST_TIMEOUT)
-            if reply is None:
-                self.counters.add("catchup_timeouts")
-                return False
-            new_epoch, items = wire.parse_stream(reply)
-            if epoch and new_epoch != epoch:
-                log.warning("the arbiter's database changed (epoch %s -> %s): following it from 0", epoch, new_epoch)
-                self._inbox.put(("reset", new_epoch, self.clock()))
-                epoch, seq = new_epoch, 0
-                continue
-            epoch = new_epoch
-            self._inbox.put(("stream", (epoch, items), self.clock()))
-            self.counters.add("catchups")
-            if not reply.get("more") or not items:
-                return True
-            seq = items[-1]["seq"]
-        return True
+        def deliver(epoch: str, items: list[wire.Json]) -> bool:
+            self._inbox.put(("stream", (epoch, items), self.clock()))  # the worker applies it, in order
+            return True
+
+        def reset(epoch: str) -> None:
+            self._inbox.put(("reset", epoch, self.clock()))
+
+        return self.follower.catch_up(self.history.position(), deliver, reset, self._stop)

@@ -1,0 +1,109 @@
+"""What the `gate` commands share: exit codes, the sub-command helper, time and decision formats, signals.
+
+Every command module of this package registers its commands with `command`
+(help with an example, a handler that returns an exit code) and uses these
+names; nothing outside gate.cli imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from gate.config import Config
+from gate.decide import Decision
+from gate.exc import ConfigError
+
+#: every command: 0 all admitted / success, 1 something was rejected or refused, 2 a usage, config, key or
+#: store error (with a message naming the file and the key, never a traceback)
+EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace, Config], int]
+SubParsers = argparse._SubParsersAction
+
+
+def command(sub: SubParsers, common: argparse.ArgumentParser, name: str, handler: Handler, help: str,
+            example: str) -> argparse.ArgumentParser:
+    """A sub-command with the common options, `help` as its description and an example as its epilog."""
+    p = sub.add_parser(name, parents=[common], help=help, description=help, epilog=f"Example: {example}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def iso(ts: float | None) -> str:
+    """Unix seconds as ISO 8601 UTC ("2026-11-21T19:02:03.120Z"); '-' for None."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> int:
+    """Unix seconds from digits or ISO 8601 (a time without zone is UTC)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither unix seconds nor an ISO 8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def time_arg(text: str) -> int:
+    """An argparse type: unix seconds or ISO 8601."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def port_arg(text: str) -> int:
+    """An argparse type: a TCP port (0: any free port)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def format_decision(d: Decision) -> str:
+    """The one line `gate check` prints for a decision: outcome, reason, event/ticket, details (README)."""
+    parts = [d.outcome.value, d.reason.value or "-"]
+    if d.ticket_id is not None:
+        parts.append(f"{d.event}/{d.ticket_id}")
+        if d.seat:
+            parts.append(f"seat={d.seat}")
+    if d.first_gate is not None:
+        parts.append(f"first_used_at={d.first_gate} first_used={iso(d.first_at)}")
+    if d.provisional:
+        parts.append("provisional")
+    if d.detail:
+        parts.append(f"({d.detail})")
+    return " ".join(parts)
+
+
+def need_broker(config: Config) -> None:
+    if not config.sync.broker:
+        raise ConfigError("no broker: give --broker mqtt://host:port (or sync.broker, or QRGATE_SYNC_BROKER)")
+
+
+def stop_on_signals() -> threading.Event:
+    """An Event set by the first SIGTERM or SIGINT."""
+    from gate.daemon.signals import on_stop_signals
+
+    stop = threading.Event()
+    on_stop_signals(lambda _signum: stop.set())
+    return stop
+
+
+def say(line: str) -> None:
+    """Print a line for whoever started us; if they stopped reading (a closed pipe), say nothing more."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit

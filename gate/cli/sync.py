@@ -1,0 +1,116 @@
+"""`gate arbiter`, `gate sync` and `gate conflicts`: the multi-gate commands (sync/, docs/mqtt.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gate.cli.common import SubParsers, command, iso, need_broker, say, stop_on_signals
+from gate.config import Config
+from gate.exc import ConfigError
+from gate.wiring import admin_client, open_arbiter, open_store, start_gate_sync
+
+
+def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    command(sub, common, "arbiter", cmd_arbiter,
+             "the central arbiter: answers claims (won/lost), publishes the redemption stream, until SIGTERM",
+             "gate arbiter --broker mqtt://10.0.0.2:1883 --home /var/lib/qrgate-arbiter")
+    p = command(sub, common, "sync", cmd_sync,
+                 "deliver this gate's outbox to the arbiter and apply its stream, until SIGTERM (or --once)",
+                 "gate sync --once --broker mqtt://10.0.0.2:1883   # exit 0 once the outbox is empty")
+    p.add_argument("--once", action="store_true",
+                   help="exit 0 when the outbox is empty, 1 if it is not after sync.drain_wait seconds")
+    p = command(sub, common, "conflicts", cmd_conflicts,
+                 "double entries: late (offline) admissions of tickets already used elsewhere; exit 1 if any",
+                 "gate conflicts --arbiter --json")
+    p.add_argument("--arbiter", action="store_true", help="read the arbiter's store (sync.arbiter_db)")
+    p.add_argument("--all", action="store_true", help="also list void ones (the first scan was released)")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
+    need_broker(config)
+    arbiter, store = open_arbiter(config)
+    stop = stop_on_signals()
+
+    def ready() -> None:
+        say(f"arbiter ready on {arbiter.link.broker} (db {store.path}, epoch {store.epoch}, head {store.head()})")
+    try:
+        arbiter.run(stop, on_ready=ready)
+    finally:
+        store.close()
+    say(f"arbiter stopped: {json.dumps(arbiter.counters.snapshot())}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, config: Config) -> int:
+    from gate.ledger import Ledger
+
+    need_broker(config)
+    with open_store(config) as store:
+        gate_sync = start_gate_sync(config, store)
+        if not args.once:
+            stop_on_signals().wait()
+        elif not gate_sync.wait_ready(config.sync.connect_wait):
+            print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker}", file=sys.stderr)
+        drained = gate_sync.close(config.sync.drain_wait)
+        left = Ledger(store).outbox_counts()
+    print(f"outbox {'empty' if not left else json.dumps(left)}; {json.dumps(gate_sync.counters.snapshot())}")
+    return 0 if drained else 1
+
+
+def cmd_conflicts(args: argparse.Namespace, config: Config) -> int:
+    rows = _arbiter_conflicts(config) if args.arbiter else _gate_conflicts(config)
+    rows = [r for r in rows if args.all or r["state"] == "open"]
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{row['event']}/{row['ticket_id']} {row['state']}: first {row['first_gate']} "
+                  f"{iso(row['first_at'])}, again {row['late_gate']} {iso(row['late_at'])}")  # type: ignore[arg-type]
+    return 1 if rows else 0
+
+
+def _gate_conflicts(config: Config) -> list[dict[str, object]]:
+    from gate.ledger import Ledger
+
+    with open_store(config) as store:
+        return Ledger(store).conflicts()
+
+
+def _arbiter_conflicts(config: Config) -> list[dict[str, object]]:
+    from sync.arbiter.store import ArbiterStore
+
+    path = config.path(config.sync.arbiter_db)
+    if not path.exists():
+        raise ConfigError(f"{path}: no arbiter store here (sync.arbiter_db)")
+    store = ArbiterStore.open(path)
+    try:
+        return store.rows("SELECT * FROM conflicts ORDER BY seq")
+    finally:
+        store.close()
+
+
+def distribute_revocation(config: Config, event: str | None, ticket_id: str, reason: str) -> int:
+    """Send a revocation to the arbiter, which puts it on every gate's stream; exit code 0 once it confirms."""
+    with admin_client(config, "revoke") as admin:
+        result = admin.revoke(event, ticket_id, reason)
+    if result.answer in ("unreachable", "timeout", "error"):
+        print(f"gate: warning: the arbiter did not confirm via {config.sync.broker}: revoked on this gate only"
+              f" ({result.detail})", file=sys.stderr)
+        return 1
+    print(f"distributed by the arbiter{f' (stream seq {result.seq})' if result.seq else ' (it had it already)'}")
+    return 0
+
+
+def distribute_generation(config: Config, event: str, ticket_id: str, generation: int, *, at: float = 0.0) -> int:
+    """Send one raised ownership generation to the arbiter (docs/ownership.md); exit code 0 once it confirms."""
+    with admin_client(config, "generation") as admin:
+        result = admin.supersede(event, ticket_id, generation, at)
+    if result.answer in ("unreachable", "timeout", "error"):
+        print(f"gate: warning: the arbiter did not confirm via {config.sync.broker}: gates have not heard of "
+              f"generation {generation} yet (run again; {result.detail})", file=sys.stderr)
+        return 1
+    print(f"generation {generation} of {event}/{ticket_id} on the arbiter's stream (seq {result.seq})")
+    return 0

@@ -1,0 +1,336 @@
+"""`gate provision`: one venue folder holding the CA, the broker's files and a bundle per gate, arbiter
+and dashboard (docs/operations.md has the layout and the install steps).
+
+What a caller may rely on:
+
+* Re-running is safe: a credential (MQTT password, TLS key and certificate) is created once and kept;
+  only ``rotate=True`` replaces it.  The password file never holds a user twice; the ACL is rendered
+  afresh from the bundles present, so it never holds a block twice either.  Files whose content would
+  not change are not rewritten.
+* Secrets (CA key, TLS keys, MQTT passwords, the password file) are written 0600 in 0700 folders.
+* A gate's bundle holds verification keys only (exported keyrings), never an issuer secret.
+* A bundle's gate.toml keeps every key the venue's IT person added; provisioning sets only the keys it
+  owns (identity, broker, credentials) and, the first time, where the store lives.  It is checked with
+  the same loader the gate uses, so a bundle that was written also loads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate.config import describe, load_config
+from gate.deploy.mqttauth import (
+    PasswordFile,
+    check_password,
+    hash_password,
+    new_password,
+    render_acl,
+    render_broker_conf,
+)
+from gate.deploy.pki import LOCAL_NAMES, Authority, cert_pem, common_name, server_names, write_private, write_public
+from gate.exc import ConfigError, GateError
+from gate.keys import KEYRING_FORMAT, KeyStore
+
+ROLES = ("gate", "arbiter", "dashboard")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}")
+PREFIX = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+#: where each bundle is installed on its machine: (config home, state directory); systemd/*.service agree
+INSTALL = {"gate": ("/etc/qrgate", "/var/lib/qrgate"),
+           "arbiter": ("/etc/qrgate-arbiter", "/var/lib/qrgate-arbiter"),
+           "dashboard": ("/etc/qrgate-dashboard", "/var/lib/qrgate-dashboard")}
+BROKER_DIR = "/etc/mosquitto/qrgate"
+SETTINGS = "venue.toml"
+ADMIN_PASSWORD = "admin.password"
+
+
+class ProvisionError(GateError, ValueError):
+    """A venue folder or a request that provisioning cannot act on (the message names the file or option)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """venue.toml: what every bundle of the venue shares."""
+
+    broker_url: str
+    hosts: tuple[str, ...] = ()
+    prefix: str = "qrgate"
+
+    @property
+    def port(self) -> int:
+        return urllib.parse.urlsplit(self.broker_url).port or 8883
+
+
+@dataclass
+class Report:
+    """What a run did: (action, path) for each file created, updated or replaced; notes for the operator."""
+
+    changes: list[tuple[str, Path]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def wrote(self, path: Path, changed: bool, existed: bool) -> None:
+        if changed:
+            self.changes.append(("updated" if existed else "created", path))
+
+
+class Venue:
+    """The venue folder (`--venue`, default HOME/venue) and the issuer keys to export from (HOME/keys)."""
+
+    def __init__(self, folder: Path, issuer_keys: Path) -> None:
+        self.folder = Path(folder)
+        self.issuer_keys = Path(issuer_keys)
+        self.ca_key, self.ca_cert = self.folder / "ca" / "ca.key", self.folder / "ca" / "ca.crt"
+        self.broker = self.folder / "broker"
+
+    # -- the venue and its broker ----------------------------------------------------------------
+    def settings(self) -> Settings:
+        path = self.folder / SETTINGS
+        if not path.exists():
+            raise ProvisionError(f"{path}: no venue here yet: start with "
+                                 "`gate provision --mosquitto --broker-url mqtts://HOST:8883`")
+        try:
+            raw = tomllib.loads(path.read_text())
+            return Settings(str(raw["broker_url"]), tuple(raw.get("hosts", ())), str(raw.get("prefix", "qrgate")))
+        except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+            raise ProvisionError(f"{path}: not a venue file: {exc}") from None
+
+    def setup_broker(self, broker_url: str | None = None, hosts: tuple[str, ...] = (), prefix: str | None = None,
+                     rotate: bool = False) -> Report:
+        """Create or update venue.toml, the CA, the broker's certificate, config, password file and ACL."""
+        report = Report()
+        settings = self._settings_for(broker_url, hosts, prefix, report)
+        ca = self._authority(report)
+        self._put(report, self.broker / "ca.crt", cert_pem(ca.cert), private=False)
+        names = sorted({*LOCAL_NAMES, _host(settings.broker_url), *settings.hosts})
+        cert, key = self.broker / "server.crt", self.broker / "server.key"
+        if rotate or not key.exists() or not ca.signed(cert) or not set(names) <= server_names(cert):
+            new_key, new_cert = ca.issue(_host(settings.broker_url), server_names=names)
+            self._put(report, key, new_key)
+            self._put(report, cert, new_cert, private=False)
+        conf = render_broker_conf(BROKER_DIR, str(settings.port))
+        self._put(report, self.broker / "qrgate.conf", conf.encode(), private=False)
+        self._put(report, self.broker / "passwd", PasswordFile.read(self.broker / "passwd").text().encode())
+        self._render_acl(report, settings)
+        return report
+
+    def _settings_for(self, broker_url: str | None, hosts: tuple[str, ...], prefix: str | None,
+                      report: Report) -> Settings:
+        path = self.folder / SETTINGS
+        old = self.settings() if path.exists() else None
+        url = broker_url or (old.broker_url if old else None)
+        if url is None:
+            raise ProvisionError(f"{path}: a new venue needs --broker-url mqtts://HOST:8883 (the name gates use)")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "mqtts" or not parts.hostname:
+            raise ProvisionError(f"option --broker-url: {url!r} must be mqtts://HOST[:PORT] (the broker takes TLS only)")
+        for host in hosts:
+            if not HOST.fullmatch(host):
+                raise ProvisionError(f"option --broker-host: {host!r} is not a host name or an IP address")
+        if prefix is not None and not PREFIX.fullmatch(prefix):
+            raise ProvisionError(f"option --prefix: {prefix!r} must be topic levels of letters, digits, '.', '_', "
+                                 "'-' joined by '/'")
+        settings = Settings(url, tuple(sorted({*(old.hosts if old else ()), *hosts})),
+                            prefix or (old.prefix if old else "qrgate"))
+        text = (f"# the venue: written by `gate provision --mosquitto`\nbroker_url = {json.dumps(settings.broker_url)}\n"
+                f"hosts = {json.dumps(list(settings.hosts))}\nprefix = {json.dumps(settings.prefix)}\n")
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._put(report, path, text.encode())
+        return settings
+
+    def _authority(self, report: Report) -> Authority:
+        if self.ca_key.exists() and self.ca_cert.exists():
+            try:
+                return Authority.load(self.ca_key, self.ca_cert)
+            except (OSError, ValueError) as exc:
+                raise ProvisionError(f"{self.ca_key}: cannot load the venue's CA: {exc}") from None
+        if self.ca_key.exists() or self.ca_cert.exists():
+            raise ProvisionError(f"{self.ca_key.parent}: half a CA (key or certificate missing): restore it "
+                                 "from the backup; a new CA would need every gate provisioned again")
+        ca = Authority.new(f"qrgate venue CA ({self.folder.resolve().name})")
+        try:
+            ca.save(self.ca_key, self.ca_cert)
+        except OSError as exc:
+            raise ProvisionError(f"{self.ca_key}: cannot write: {exc.strerror or exc}") from None
+        report.changes += [("created", self.ca_key), ("created", self.ca_cert)]
+        return ca
+
+    # -- principals ---------------------------------------------------------------------------------
+    def bundle(self, role: str, name: str) -> Path:
+        return self.folder / "gates" / name if role == "gate" else self.folder / role
+
+    def principals(self) -> list[tuple[str, str]]:
+        """(role, user) of every complete bundle: the arbiter, the dashboard, then the gates by id."""
+        found = [(role, role) for role in ("arbiter", "dashboard") if (self.folder / role / "gate.toml").exists()]
+        gates = self.folder / "gates"
+        if gates.is_dir():
+            found += [("gate", p.name) for p in sorted(gates.iterdir()) if (p / "gate.toml").exists()]
+        return found
+
+    def provision(self, role: str, name: str | None = None, events: tuple[str, ...] = (),
+                  rotate: bool = False) -> Report:
+        """Create or refresh one bundle and its broker credential; return what changed."""
+        name = _check_name(role, name)
+        settings = self.settings()
+        self._check_events(events)
+        report = self.setup_broker()
+        bundle = self.bundle(role, name)
+        bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._password(report, bundle, name, rotate)
+        self._tls(report, bundle, name, rotate)
+        if role == "gate":
+            events = self._keyring(report, bundle, events)
+        if role == "dashboard":
+            self._admin_password(report, bundle, rotate)
+        self._config(report, role, name, bundle, settings, events)
+        self._render_acl(report, settings)
+        return report
+
+    def _check_events(self, events: tuple[str, ...]) -> None:
+        known = {k.event for k in KeyStore(self.issuer_keys).issuer_keys()}
+        for event in events:
+            if event not in known:
+                raise ProvisionError(f"option --event {event}: no issuer key for it in {self.issuer_keys}: "
+                                     f"run `gate keys new --event {event}` first")
+
+    def _password(self, report: Report, bundle: Path, user: str, rotate: bool) -> None:
+        path, passwd = bundle / "mqtt.password", PasswordFile.read(self.broker / "passwd")
+        password = None if rotate or not path.exists() else path.read_text().strip()
+        if password is None:
+            if not rotate and passwd.get(user) is not None:
+                report.notes.append(f"{user}: its password was not in {path}: issued a new one (the old is void)")
+            password = new_password()
+            self._put(report, path, f"{password}\n".encode())
+        hashed = passwd.get(user)
+        if hashed is None or not check_password(password, hashed):
+            passwd.set(user, hash_password(password))
+            self._put(report, self.broker / "passwd", passwd.text().encode())
+
+    def _tls(self, report: Report, bundle: Path, user: str, rotate: bool) -> None:
+        ca = self._authority(report)
+        tls = bundle / "tls"
+        tls.mkdir(exist_ok=True, mode=0o700)
+        self._put(report, tls / "ca.crt", cert_pem(ca.cert), private=False)
+        cert, key = tls / "client.crt", tls / "client.key"
+        if rotate or not key.exists() or not ca.signed(cert) or common_name(cert) != user:
+            new_key, new_cert = ca.issue(user)
+            self._put(report, key, new_key)
+            self._put(report, cert, new_cert, private=False)
+
+    def _keyring(self, report: Report, bundle: Path, events: tuple[str, ...]) -> tuple[str, ...]:
+        """Write keys/venue.keyring.json: the verification keys of `events` (default: the bundle's
+        gate.events, else every event with an issuer key).  Returns the events the gate is pinned to."""
+        pinned = events or tuple(_read_toml(bundle / "gate.toml").get("gate", {}).get("events", ()))
+        issuers = KeyStore(self.issuer_keys).issuer_keys()
+        keys = [k.verify_key().to_json() for k in issuers if not pinned or k.event in pinned]
+        if not keys:
+            report.notes.append(f"no issuer keys in {self.issuer_keys}: this gate can verify no ticket yet "
+                                "(`gate keys new`, then provision it again)")
+        data = json.dumps({"format": KEYRING_FORMAT, "keys": keys}, indent=2).encode()
+        (bundle / "keys").mkdir(exist_ok=True, mode=0o700)
+        self._put(report, bundle / "keys" / "venue.keyring.json", data)
+        return events
+
+    def _config(self, report: Report, role: str, name: str, bundle: Path, settings: Settings,
+                events: tuple[str, ...]) -> None:
+        home, state = INSTALL[role]
+        url = settings.broker_url if role == "gate" else f"mqtts://localhost:{settings.port}"
+        owned: dict[str, dict[str, Any]] = {
+            "gate": {"id": name, **({"events": list(events)} if events else {})},
+            "sync": {"broker": url, "prefix": settings.prefix, "username": name, "password_file": "mqtt.password",
+                     "ca_file": "tls/ca.crt", "cert_file": "tls/client.crt", "key_file": "tls/client.key",
+                     **({"arbiter_db": f"{state}/arbiter.db"} if role == "arbiter" else {})},
+        }
+        path = bundle / "gate.toml"
+        data = _read_toml(path)
+        known = {key for key, *_ in describe()}
+        for key, value in _first_time(role, state).items():  # only if absent, and only keys this version knows
+            section, _, name_ = key.partition(".")
+            if key in known:
+                data.setdefault(section, {}).setdefault(name_, value)
+        for section, values in owned.items():
+            data.setdefault(section, {}).update(values)
+        header = (f"# {role} {name}: written by `gate provision`; install this folder as {home}.\n"
+                  "# Keys you add are kept when it runs again; the ones it owns (gate.id, sync.*) are reset.\n")
+        self._put(report, path, (header + _to_toml(data)).encode())
+        try:
+            load_config(bundle, env={})
+        except ConfigError as exc:
+            raise ProvisionError(f"{path}: the bundle does not load: {exc}") from None
+
+    def _admin_password(self, report: Report, bundle: Path, rotate: bool) -> None:
+        """The password the dashboard's page asks for before a revoke or an override."""
+        path = bundle / ADMIN_PASSWORD
+        if "dashboard.admin_password_file" in {key for key, *_ in describe()} and (rotate or not path.exists()):
+            self._put(report, path, f"{new_password()}\n".encode())
+
+    def _render_acl(self, report: Report, settings: Settings) -> None:
+        self._put(report, self.broker / "acl", render_acl(self.principals(), settings.prefix).encode())
+
+    @staticmethod
+    def _put(report: Report, path: Path, data: bytes, private: bool = True) -> None:
+        existed = path.exists()
+        try:
+            changed = write_private(path, data) if private else write_public(path, data)
+        except OSError as exc:
+            raise ProvisionError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        report.wrote(path, changed, existed)
+
+
+def _first_time(role: str, state: str) -> dict[str, Any]:
+    """Keys a new bundle starts with (the operator may change them): where the store lives; the dashboard
+    listens on every interface (its unit lets only private networks in) with admin actions on."""
+    keys: dict[str, Any] = {"store.path": f"{state}/gate.db"}
+    if role == "dashboard":
+        keys.update({"dashboard.host": "0.0.0.0", "dashboard.admin_password_file": ADMIN_PASSWORD})
+    return keys
+
+
+def _check_name(role: str, name: str | None) -> str:
+    if role not in ROLES:
+        raise ProvisionError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    if role != "gate":
+        return role
+    if not name or not NAME.fullmatch(name) or name in ROLES:
+        raise ProvisionError(f"option --gate: {name!r} must be 1-64 letters, digits, '.', '_' or '-' (starting "
+                             "with a letter or digit) and not 'arbiter' or 'dashboard': it is an MQTT user name "
+                             "and topic level")
+    return name
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or ""
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ProvisionError(f"{path}: cannot read it to update it: {exc}") from None
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    out = []
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ProvisionError(f"gate.toml: {section} must be a table")
+        out.append(f"\n[{section}]\n" + "".join(f"{key} = {_value(value, f'{section}.{key}')}\n"
+                                                 for key, value in table.items()))
+    return "".join(out)
+
+
+def _value(value: Any, key: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string or number is a TOML one
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v, key) for v in value) + "]"
+    raise ProvisionError(f"gate.toml: {key} = {value!r} is not a value provisioning can keep")

@@ -1,0 +1,238 @@
+"""The box office: sells tickets, knows who holds each one now, and hands them over on resale.
+
+Each step takes a Message (the blocks a wallet or agent sent) and returns the
+Message to send back; each is one ``BEGIN IMMEDIATE`` transaction in which
+the incoming block is verified (gate.ownership.party), the ticket row is
+compare-and-set (gate.ownership.store) and the answering blocks are
+appended to the box office's own chain.  A refused step raises a ChainError
+whose `code` says why and changes nothing.  A message delivered twice gets
+the same answer again (idempotent by block hash).
+
+Flows (docs/ownership.md draws them):
+
+* purchase: `handle` a purchase_request -> reservation + payment_request;
+  `confirm` the agent's payment_confirmation -> ownership (generation 1).
+* resale and gift: `handle` a resale_request naming the seller -> hold (to
+  buyer and seller); `transfer` the seller's release -> ownership for the
+  buyer (generation + 1), superseded for the seller.  The price never
+  reaches the box office: the release says only "sale" or "gift".
+* `expire`: reservations and holds past their time -> timeout blocks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+from gate.holder import with_terms
+from gate.ownership.block import Block, Message
+from gate.ownership.exc import MalformedBlock, Refused, WrongChain
+from gate.ownership.party import Party, Received
+from gate.ownership.protocol import APP_TICKET, Catalog, CodeRequest, Listing
+from gate.ownership.store import BOXOFFICE_MIGRATIONS, Deal, Holding, Inventory, open_db
+from gate.sqlite import Database
+from gate.ticket import Ticket
+
+Signer = Callable[[Ticket], str]
+REQUESTS = ("purchase_request", "resale_request")
+
+
+class BoxOffice:
+    """The box office service on its file; `sign` mints the signed ticket text (gate.keys.IssuerKey.sign)."""
+
+    def __init__(self, db: Database, sign: Signer, *, reservation: float = 600.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.party = Party(db, clock)
+        self.sign = sign
+        self.reservation = reservation
+        self.clock = clock
+
+    @classmethod
+    def open(cls, path: str, sign: Signer, **options: object) -> BoxOffice:
+        return cls(open_db(path, BOXOFFICE_MIGRATIONS), sign, **options)  # type: ignore[arg-type]
+
+    @property
+    def chain(self) -> str:
+        return self.party.chain
+
+    # set-up ------------------------------------------------------------------------------------
+    def trust_agent(self, identity: Block) -> str:
+        """Accept payment confirmations from this payment agent's chain."""
+        with self.db.transaction() as tx:
+            return self.party.learn(tx, identity, trusted="agent").chain
+
+    def add(self, item: Listing) -> bool:
+        """Put a ticket on sale; False if its id is listed already."""
+        if item.slots < 1 or item.valid_from <= 0 or item.valid_until <= item.valid_from:
+            raise ValueError("a listed ticket needs a validity window (its holder code runs over it)")
+        with self.db.transaction() as tx:
+            return Inventory.add(tx, item)
+
+    def catalog(self) -> Catalog:
+        rows = self.db.rows("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots,"
+                            " state FROM tickets ORDER BY event, ticket_id")
+        return Catalog(self.party.identity_block, tuple(Listing(**r) for r in rows))  # type: ignore[arg-type]
+
+    def holders(self) -> list[dict[str, object]]:
+        return self.db.rows("SELECT event, ticket_id, seat, state, holder, generation, pending FROM tickets"
+                            " ORDER BY event, ticket_id")
+
+    def supersessions(self) -> list[dict[str, object]]:
+        """Raised generations the gates must hear of (gate.store.Store.supersede), oldest first."""
+        return self.db.rows("SELECT event, ticket_id, generation, at FROM supersessions ORDER BY at")
+
+    # steps ---------------------------------------------------------------------------------------
+    def handle(self, message: Message) -> Message:
+        """A purchase_request or resale_request -> reservation + payment_request, or holds."""
+        self.expire()
+        with self.db.transaction() as tx:
+            rec = self._receive(tx, message, REQUESTS)
+            if rec.fresh and rec.block.kind == "purchase_request":
+                self._reserve(tx, rec)
+            elif rec.fresh:
+                self._hold(tx, rec)
+            return self._answer(tx, rec)
+
+    def confirm(self, message: Message) -> Message:
+        """A payment agent's payment_confirmation of a reservation -> ownership for the buyer.
+
+        A payment after the reservation expired is recorded (deal state ``late``,
+        a timeout block saying a refund is due) and refused: `reservation_expired`.
+        """
+        self.expire()
+        with self.db.transaction() as tx:
+            rec = self._receive(tx, message, ("payment_confirmation",))
+            if rec.sender.trusted != "agent":
+                raise WrongChain(f"{rec.sender.identity.name} is not a payment agent this box office trusts")
+            deal = self._deal(tx, rec.block.txn, "purchase")
+            if rec.fresh:
+                self._settle(tx, rec, deal)
+            answer = self._answer(tx, rec)
+            late = self._deal(tx, deal.txn, "purchase").state == "late"
+        if late:
+            raise Refused("reservation_expired", f"payment for {deal.ticket_id} came too late: refund due", answer)
+        return answer
+
+    def transfer(self, message: Message) -> Message:
+        """The holder's release of a held ticket -> ownership for the buyer, superseded for the seller."""
+        self.expire()
+        with self.db.transaction() as tx:
+            rec = self._receive(tx, message, ("release",))
+            deal = self._deal(tx, rec.block.txn, "resale")
+            if rec.sender.chain != deal.seller:
+                raise WrongChain(f"a release must come from the holder's chain, not {rec.sender.identity.name}'s")
+            if rec.fresh:
+                self._hand_over(tx, rec, deal)
+            return self._answer(tx, rec)
+
+    def expire(self) -> Message:
+        """Free every reservation and hold past its time; timeout blocks to the parties of each."""
+        now = self.clock()
+        blocks: list[Block] = []
+        with self.db.transaction() as tx:
+            for deal in Inventory.due(tx, now):
+                Inventory.release_pending(tx, deal)
+                Inventory.set_state(tx, deal.txn, "expired", now)
+                for party in filter(None, (deal.buyer, deal.seller)):
+                    blocks.append(self._write(tx, party, deal, "timeout", why="not paid in time: released"))
+        return Message((self.party.identity_block, *blocks)) if blocks else Message(())
+
+    # helpers -------------------------------------------------------------------------------------
+    def _receive(self, tx: sqlite3.Connection, message: Message, kinds: tuple[str, ...]) -> Received:
+        self.party.learn_all(tx, message)
+        wanted = [b for b in message.to(self.chain) if b.kind in kinds]
+        if len(wanted) != 1:
+            raise MalformedBlock(f"expected one {' or '.join(kinds)} block for this box office, found {len(wanted)}")
+        return self.party.receive(tx, wanted[0])
+
+    def _answer(self, tx: sqlite3.Connection, rec: Received) -> Message:
+        """Every block this box office wrote in `rec`'s transaction: the answer, the same on a redelivery."""
+        mine = [b for b in self.party.blocks(tx, rec.block.txn) if b.chain == self.chain]
+        return Message((self.party.identity_block, *mine))
+
+    def _deal(self, tx: sqlite3.Connection, txn: str, kind: str) -> Deal:
+        deal = Inventory.deal(tx, txn)
+        if deal is None or deal.kind != kind:
+            raise Refused("unknown_deal", f"no {kind} with transaction {txn} here")
+        return deal
+
+    def _settle(self, tx: sqlite3.Connection, rec: Received, deal: Deal) -> None:
+        if rec.field("amount", int) != deal.amount or rec.field("currency") != deal.currency:
+            raise Refused("wrong_amount", f"paid {rec.payload.get('amount')}, the price is {deal.amount}")
+        if deal.state == "done":
+            raise Refused("already_paid", f"{deal.ticket_id} was paid for already: refund this payment")
+        if deal.state == "open" and Inventory.sell(tx, deal):
+            self._own(tx, deal)
+            return
+        Inventory.set_state(tx, deal.txn, "late", self.clock())
+        self._write(tx, deal.buyer, deal, "timeout", why="paid after the reservation expired: refund due")
+
+    def _reserve(self, tx: sqlite3.Connection, rec: Received) -> None:
+        held = self._listed(tx, rec)
+        item, now = held.listing, self.clock()
+        code = CodeRequest.from_json(rec.payload.get("code"))
+        item.terms(code)  # refuse now, not at signing, a code chain that does not fit the ticket
+        if not Inventory.take(tx, item.event, item.ticket_id, rec.block.txn, now + self.reservation):
+            raise Refused("not_available", f"{item.event}/{item.ticket_id} is reserved or sold")
+        deal = Deal(rec.block.txn, "purchase", item.event, item.ticket_id, rec.sender.chain, "", 0, "open",
+                        now + self.reservation, item.price, item.currency, code)
+        self._open(tx, deal)
+        self._write(tx, deal.buyer, deal, "reservation", seat=item.seat, expires=deal.expires)
+        self._write(tx, deal.buyer, deal, "payment_request", amount=deal.amount, currency=deal.currency,
+                    payee=self.chain)
+
+    def _hold(self, tx: sqlite3.Connection, rec: Received) -> None:
+        held, seller, now = self._listed(tx, rec), rec.field("seller"), self.clock()
+        code = CodeRequest.from_json(rec.payload.get("code"))
+        held.listing.terms(code)
+        if held.holder != seller or held.listing.state != "sold":
+            raise Refused("not_holder", f"the named seller does not hold {held.listing.ticket_id}")
+        if seller == rec.sender.chain:
+            raise Refused("own_ticket", "the buyer already holds this ticket")
+        if not Inventory.hold(tx, held, seller, rec.block.txn, now + self.reservation):
+            raise Refused("on_hold", f"another sale of {held.listing.ticket_id} is under way")
+        deal = Deal(rec.block.txn, "resale", held.listing.event, held.listing.ticket_id, rec.sender.chain,
+                        seller, held.generation, "open", now + self.reservation, 0, "", code)
+        self._open(tx, deal)
+        for party in (deal.buyer, seller):
+            self._write(tx, party, deal, "hold", buyer=deal.buyer, seller=seller, generation=held.generation,
+                        expires=deal.expires)
+
+    def _hand_over(self, tx: sqlite3.Connection, rec: Received, deal: Deal) -> None:
+        if (rec.field("event"), rec.field("ticket_id"), rec.field("buyer"), rec.field("generation", int)) != (
+                deal.event, deal.ticket_id, deal.buyer, deal.generation):
+            raise Refused("mismatch", "the release does not name the held ticket, buyer and generation")
+        if deal.state != "open" or not Inventory.hand_over(tx, deal):
+            raise Refused("not_holder", f"the hold on {deal.ticket_id} expired or the seller no longer holds it")
+        self._own(tx, deal)
+        self._write(tx, deal.seller, deal, "superseded", generation=deal.generation + 1)
+
+    def _listed(self, tx: sqlite3.Connection, rec: Received) -> Holding:
+        held = Inventory.listing(tx, rec.field("event"), rec.field("ticket_id"))
+        if held is None:
+            raise Refused("unknown_ticket", f"{rec.payload.get('event')}/{rec.payload.get('ticket_id')} is not listed")
+        return held
+
+    def _open(self, tx: sqlite3.Connection, deal: Deal) -> None:
+        if not Inventory.open_deal(tx, deal, self.clock()):
+            raise Refused("txn_reused", f"transaction {deal.txn} is already in use")
+
+    def _own(self, tx: sqlite3.Connection, deal: Deal) -> None:
+        """Sign the ticket for the new holder and write the ownership block (after the compare-and-set)."""
+        held = Inventory.listing(tx, deal.event, deal.ticket_id)
+        assert held is not None and held.holder == deal.buyer
+        item = held.listing
+        ticket = Ticket(event=item.event, ticket_id=item.ticket_id, seat=item.seat, valid_from=item.valid_from,
+                        valid_until=item.valid_until, generation=held.generation)
+        text = self.sign(with_terms(ticket, item.terms(deal.code)))
+        Inventory.set_state(tx, deal.txn, "done", self.clock())
+        if held.generation > 1:
+            Inventory.supersede(tx, item.event, item.ticket_id, held.generation, self.clock())
+        self._write(tx, deal.buyer, deal, "ownership", seat=item.seat, generation=held.generation,
+                    holder=deal.buyer, ticket=text)
+
+    def _write(self, tx: sqlite3.Connection, to: str, deal: Deal, kind: str, **fields: object) -> Block:
+        payload = {"event": deal.event, "ticket_id": deal.ticket_id, **fields}
+        return self.party.append(tx, to=to, txn=deal.txn, app=APP_TICKET, kind=kind, payload=payload)

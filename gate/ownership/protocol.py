@@ -1,0 +1,134 @@
+"""The vocabulary of the flows: applications, block kinds, payload fields, amounts, the catalog.
+
+Applications (each seals with its own key per pair of parties, gate.ownership.seal):
+
+=================  ====================  =============================================
+application        between               kinds
+=================  ====================  =============================================
+``qrgate.ticket``  wallet <-> box office purchase_request, resale_request, reservation,
+                                         payment_request, hold, release, ownership,
+                                         timeout, superseded
+``qrgate.resale``  wallet <-> wallet     resale_request, invoice
+``qrgate.payment`` payer/payee <-> agent payment, payment_confirmation, payment_receipt
+=================  ====================  =============================================
+
+The resale price lives only in ``qrgate.resale`` and ``qrgate.payment``
+blocks between buyer, seller and agent: the box office holds none of their keys.
+Amounts are integers in minor units (cents); the block's ``txn`` is the payment reference.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from gate.exc import TicketFormatError
+from gate.holder import MODES, HolderTerms
+from gate.ownership.block import Block, Json
+from gate.ownership.exc import MalformedBlock
+
+APP_TICKET, APP_RESALE, APP_PAYMENT = "qrgate.ticket", "qrgate.resale", "qrgate.payment"
+CATALOG_FORMAT = "qrgate-catalog/1"
+
+
+def new_txn() -> str:
+    return secrets.token_hex(16)
+
+
+def parse_amount(text: str) -> int:
+    """'25.00' -> 2500 (minor units); ValueError for anything that is not a non-negative amount."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not an amount such as 25.00") from None
+    cents = value * 100
+    if not value.is_finite() or value < 0 or cents != cents.to_integral_value():
+        raise ValueError(f"{text!r} is not an amount such as 25.00")
+    return int(cents)
+
+
+def format_amount(cents: int, currency: str) -> str:
+    return f"{cents // 100}.{cents % 100:02d} {currency}"
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """What a buyer commits to in its request: its code chain's anchor and the mode."""
+
+    anchor: bytes
+    mode: int
+
+    def to_json(self) -> Json:
+        return {"anchor": self.anchor.hex(), "mode": self.mode}
+
+    @classmethod
+    def from_json(cls, d: object) -> CodeRequest:
+        bad = MalformedBlock(f"'code' must be {{anchor: 32 hex, mode: 0|1}}, not {d!r}")
+        if not isinstance(d, dict) or not isinstance(d.get("anchor"), str) or d.get("mode") not in MODES.values():
+            raise bad
+        try:
+            anchor = bytes.fromhex(d["anchor"])
+        except ValueError:
+            raise bad from None
+        if len(anchor) != 16 or isinstance(d["mode"], bool):
+            raise bad
+        return cls(anchor, int(d["mode"]))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One ticket as the box office lists it: seat, price and the terms of its holder code."""
+
+    event: str
+    ticket_id: str
+    seat: str
+    price: int
+    currency: str
+    valid_from: int
+    valid_until: int
+    slot: int
+    slots: int
+    state: str = "available"
+
+    def terms(self, code: CodeRequest) -> HolderTerms:
+        """The holder terms the box office signs for a buyer's code request; MalformedBlock if out of range."""
+        try:
+            return HolderTerms(code.anchor, self.valid_from, self.slot, self.slots, code.mode)
+        except TicketFormatError as exc:
+            raise MalformedBlock(str(exc)) from None
+
+    def to_json(self) -> Json:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, d: object) -> Listing:
+        if not isinstance(d, dict):
+            raise MalformedBlock("a catalog entry must be a JSON object")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise MalformedBlock(f"catalog entry: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What a box office publishes: its identity block and its listings (a JSON file)."""
+
+    boxoffice: Block
+    listings: tuple[Listing, ...]
+
+    def dumps(self) -> str:
+        return json.dumps({"format": CATALOG_FORMAT, "boxoffice": self.boxoffice.to_json(),
+                           "tickets": [x.to_json() for x in self.listings]}, indent=1)
+
+    @classmethod
+    def loads(cls, text: str) -> Catalog:
+        try:
+            d = json.loads(text)
+        except ValueError as exc:
+            raise MalformedBlock(f"not a JSON catalog: {exc}") from None
+        if not isinstance(d, dict) or d.get("format") != CATALOG_FORMAT or not isinstance(d.get("tickets"), list):
+            raise MalformedBlock(f"not a {CATALOG_FORMAT} file")
+        return cls(Block.from_json(d.get("boxoffice")), tuple(Listing.from_json(x) for x in d["tickets"]))

@@ -1,0 +1,373 @@
+"""Every write to the files of the ownership parties: box office, wallets, payment agents.
+
+One module writes each of these SQLite files (docs/architecture.md): the tables
+every party has (its own chain, the chains it knows, the blocks it wrote or
+opened: `Chains`), the box office's inventory and deals (`Inventory`), a
+wallet's catalog, deals and tickets (`Holdings`) and a payment agent's payments
+(`Payments`).  Reads that need no transaction of their own stay with their
+callers.  Every function runs inside the caller's ``BEGIN IMMEDIATE``
+transaction (`Database.transaction()`, gate/sqlite.py), so a block is written
+in the same commit as the state change it carries.
+
+The double-sale guard is in `Inventory.take`, `sell`, `hold` and `hand_over`:
+each is one UPDATE that compare-and-sets the ticket row on (state, holder,
+generation, pending deal), so of two concurrent attempts on one ticket exactly
+one matches a row and the other sees a count of 0.
+
+A wallet's file holds the code seed of each ticket (and only it holds it): the
+file is created 0600 in a 0700 folder, and nothing derived from the seed leaves
+the wallet but the anchor (in requests) and one back-step value per shown code.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gate.ownership.exc import ChainStoreError
+from gate.ownership.protocol import CodeRequest, Listing
+from gate.sqlite import Database, Migration
+
+
+def open_db(path: str | Path, migrations: list[Migration], *, busy_timeout: float = 10.0) -> Database:
+    """A party's file (0600 in a 0700 folder), migrated; every sqlite3/OS error becomes ChainStoreError."""
+    return Database.open(path, migrations, error=ChainStoreError, what="party's file", busy_timeout=busy_timeout,
+                         private=True)
+
+
+#: tables every party has: its own chain, the chains it knows, the blocks it wrote or opened
+PARTY_MIGRATION: Migration = (1, "party: own chain, known chains, blocks", (
+    """CREATE TABLE self (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        chain TEXT NOT NULL,
+        seed BLOB NOT NULL,
+        dh_private BLOB NOT NULL,
+        identity TEXT NOT NULL,
+        next_index INTEGER NOT NULL,
+        head TEXT NOT NULL
+    )""",
+    """CREATE TABLE parties (
+        chain TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        role TEXT NOT NULL,
+        trusted TEXT NOT NULL DEFAULT '',
+        anchor BLOB NOT NULL,
+        last_index INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    """CREATE TABLE blocks (
+        hash TEXT PRIMARY KEY,
+        chain TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        value BLOB NOT NULL,
+        txn TEXT NOT NULL,
+        app TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        block TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        stored_at REAL NOT NULL,
+        UNIQUE (chain, idx)
+    )""",
+    "CREATE INDEX blocks_txn ON blocks (txn)",
+))
+BOXOFFICE_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "box office: inventory, deals, supersessions", (
+    """CREATE TABLE tickets (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL, seat TEXT NOT NULL,
+        price INTEGER NOT NULL, currency TEXT NOT NULL,
+        valid_from INTEGER NOT NULL, valid_until INTEGER NOT NULL, slot INTEGER NOT NULL, slots INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'available' CHECK (state IN ('available', 'reserved', 'sold')),
+        holder TEXT NOT NULL DEFAULT '', generation INTEGER NOT NULL DEFAULT 0,
+        pending TEXT NOT NULL DEFAULT '', pending_until REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (event, ticket_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE deals (
+        txn TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('purchase', 'resale')),
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        buyer TEXT NOT NULL, seller TEXT NOT NULL DEFAULT '',
+        generation INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'done', 'expired', 'late')),
+        expires REAL NOT NULL, amount INTEGER NOT NULL DEFAULT 0, currency TEXT NOT NULL DEFAULT '',
+        code TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX deals_open ON deals (state, expires)",
+    """CREATE TABLE supersessions (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL, generation INTEGER NOT NULL,
+        at REAL NOT NULL, published INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (event, ticket_id, generation)
+    ) WITHOUT ROWID""",
+))]
+WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, deals, tickets", (
+    """CREATE TABLE catalog (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL, seat TEXT NOT NULL,
+        price INTEGER NOT NULL, currency TEXT NOT NULL,
+        valid_from INTEGER NOT NULL, valid_until INTEGER NOT NULL, slot INTEGER NOT NULL, slots INTEGER NOT NULL,
+        state TEXT NOT NULL, boxoffice TEXT NOT NULL,
+        PRIMARY KEY (event, ticket_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE deals (
+        txn TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('buyer', 'seller')),
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        other TEXT NOT NULL DEFAULT '', boxoffice TEXT NOT NULL,
+        seed BLOB, mode INTEGER NOT NULL DEFAULT 0,
+        amount INTEGER NOT NULL DEFAULT 0, currency TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL, updated REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE tickets (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        generation INTEGER NOT NULL, text TEXT NOT NULL, seed BLOB NOT NULL, txn TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('held', 'gone')), at REAL NOT NULL,
+        PRIMARY KEY (event, ticket_id)
+    ) WITHOUT ROWID""",
+))]
+AGENT_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "fake agent: payments", (
+    """CREATE TABLE payments (
+        txn TEXT NOT NULL, payer TEXT NOT NULL, payee TEXT NOT NULL,
+        amount INTEGER NOT NULL, currency TEXT NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (txn, payer)
+    ) WITHOUT ROWID""",
+))]
+
+
+class Chains:
+    """The tables every party has: `self` (its own chain), `parties` (chains it knows), `blocks`."""
+
+    @staticmethod
+    def create_self(tx: sqlite3.Connection, chain: str, seed: bytes, dh_private: bytes, identity: str,
+                    head: str) -> None:
+        tx.execute("INSERT INTO self VALUES (1, ?, ?, ?, ?, 1, ?)", (chain, seed, dh_private, identity, head))
+
+    @staticmethod
+    def advance(tx: sqlite3.Connection, next_index: int, head: str) -> None:
+        """The own chain's next free index and the hash of its newest block."""
+        tx.execute("UPDATE self SET next_index = ?, head = ?", (next_index, head))
+
+    @staticmethod
+    def learn(tx: sqlite3.Connection, chain: str, identity: str, role: str, anchor: bytes, trusted: str = "") -> None:
+        """Know a chain (once); `trusted` names a role it is trusted in."""
+        tx.execute("INSERT INTO parties (chain, identity, role, anchor) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                   (chain, identity, role, anchor))
+        if trusted:
+            tx.execute("UPDATE parties SET trusted = ? WHERE chain = ?", (trusted, chain))
+
+    @staticmethod
+    def verified(tx: sqlite3.Connection, chain: str, index: int) -> None:
+        """A block of `chain` at `index` was verified here."""
+        tx.execute("UPDATE parties SET last_index = max(last_index, ?) WHERE chain = ?", (index, chain))
+
+    @staticmethod
+    def store_block(tx: sqlite3.Connection, row: tuple[Any, ...]) -> None:
+        """(hash, chain, idx, value, txn, app, kind, recipient, block, payload, stored_at)"""
+        tx.execute("INSERT INTO blocks (hash, chain, idx, value, txn, app, kind, recipient, block, payload, stored_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+@dataclass(frozen=True)
+class Deal:
+    """A purchase or a resale in progress (or finished)."""
+
+    txn: str
+    kind: str
+    event: str
+    ticket_id: str
+    buyer: str
+    seller: str
+    generation: int  # the generation being handed over (0 for a purchase)
+    state: str
+    expires: float
+    amount: int
+    currency: str
+    code: CodeRequest
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds a ticket now."""
+
+    listing: Listing
+    holder: str
+    generation: int
+    pending: str
+    pending_until: float
+
+
+class Inventory:
+    """The box office's tickets (with their current holder), deals and supersessions."""
+
+    @staticmethod
+    def listing(tx: sqlite3.Connection, event: str, ticket_id: str) -> Holding | None:
+        row = tx.execute("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state,"
+                         " holder, generation, pending, pending_until FROM tickets WHERE event = ? AND ticket_id = ?",
+                         (event, ticket_id)).fetchone()
+        return Holding(Listing(*row[:10]), *row[10:]) if row else None
+
+    @staticmethod
+    def add(tx: sqlite3.Connection, item: Listing) -> bool:
+        return bool(tx.execute("INSERT INTO tickets (event, ticket_id, seat, price, currency, valid_from, valid_until,"
+                               " slot, slots) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               (item.event, item.ticket_id, item.seat, item.price, item.currency, item.valid_from,
+                                item.valid_until, item.slot, item.slots)).rowcount)
+
+    @staticmethod
+    def take(tx: sqlite3.Connection, event: str, ticket_id: str, txn: str, until: float) -> bool:
+        """Reserve an available ticket for a purchase: compare-and-set available -> reserved."""
+        return tx.execute("UPDATE tickets SET state = 'reserved', pending = ?, pending_until = ?"
+                          " WHERE event = ? AND ticket_id = ? AND state = 'available'",
+                          (txn, until, event, ticket_id)).rowcount == 1
+
+    @staticmethod
+    def sell(tx: sqlite3.Connection, deal: Deal) -> bool:
+        """Reserved by this purchase -> sold to its buyer, generation 1 (compare-and-set)."""
+        return tx.execute("UPDATE tickets SET state = 'sold', holder = ?, generation = generation + 1, pending = '',"
+                          " pending_until = 0 WHERE event = ? AND ticket_id = ? AND state = 'reserved' AND pending = ?",
+                          (deal.buyer, deal.event, deal.ticket_id, deal.txn)).rowcount == 1
+
+    @staticmethod
+    def hold(tx: sqlite3.Connection, held: Holding, seller: str, txn: str, until: float) -> bool:
+        """Hold a sold ticket for one resale: compare-and-set on (holder, generation, no deal pending)."""
+        return tx.execute("UPDATE tickets SET pending = ?, pending_until = ? WHERE event = ? AND ticket_id = ?"
+                          " AND state = 'sold' AND holder = ? AND generation = ? AND pending = ''",
+                          (txn, until, held.listing.event, held.listing.ticket_id, seller, held.generation)).rowcount == 1
+
+    @staticmethod
+    def hand_over(tx: sqlite3.Connection, deal: Deal) -> bool:
+        """The held ticket to the buyer with the generation raised (compare-and-set on holder, generation, deal)."""
+        return tx.execute("UPDATE tickets SET holder = ?, generation = generation + 1, pending = '', pending_until = 0"
+                          " WHERE event = ? AND ticket_id = ? AND state = 'sold' AND holder = ? AND generation = ?"
+                          " AND pending = ?", (deal.buyer, deal.event, deal.ticket_id, deal.seller, deal.generation,
+                                               deal.txn)).rowcount == 1
+
+    @staticmethod
+    def release_pending(tx: sqlite3.Connection, deal: Deal) -> None:
+        """Undo a reservation or hold of `deal` (it expired)."""
+        if deal.kind == "purchase":
+            tx.execute("UPDATE tickets SET state = 'available', pending = '', pending_until = 0"
+                       " WHERE event = ? AND ticket_id = ? AND state = 'reserved' AND pending = ?",
+                       (deal.event, deal.ticket_id, deal.txn))
+        else:
+            tx.execute("UPDATE tickets SET pending = '', pending_until = 0 WHERE event = ? AND ticket_id = ?"
+                       " AND pending = ?", (deal.event, deal.ticket_id, deal.txn))
+
+    @staticmethod
+    def open_deal(tx: sqlite3.Connection, deal: Deal, now: float) -> bool:
+        return bool(tx.execute("INSERT INTO deals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               (deal.txn, deal.kind, deal.event, deal.ticket_id, deal.buyer, deal.seller, deal.generation,
+                                deal.state, deal.expires, deal.amount, deal.currency,
+                                json.dumps(deal.code.to_json()), now, now)).rowcount)
+
+    @staticmethod
+    def deal(tx: sqlite3.Connection, txn: str) -> Deal | None:
+        row = tx.execute("SELECT txn, kind, event, ticket_id, buyer, seller, generation, state, expires, amount,"
+                         " currency, code FROM deals WHERE txn = ?", (txn,)).fetchone()
+        if row is None:
+            return None
+        return Deal(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+                    CodeRequest.from_json(json.loads(row[11])))
+
+    @staticmethod
+    def due(tx: sqlite3.Connection, now: float) -> list[Deal]:
+        rows = tx.execute("SELECT txn FROM deals WHERE state = 'open' AND expires < ? ORDER BY expires", (now,))
+        return [d for (txn,) in rows.fetchall() if (d := Inventory.deal(tx, txn)) is not None]
+
+    @staticmethod
+    def set_state(tx: sqlite3.Connection, txn: str, state: str, now: float) -> None:
+        tx.execute("UPDATE deals SET state = ?, updated = ? WHERE txn = ?", (state, now, txn))
+
+    @staticmethod
+    def supersede(tx: sqlite3.Connection, event: str, ticket_id: str, generation: int, now: float) -> None:
+        tx.execute("INSERT INTO supersessions (event, ticket_id, generation, at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT DO NOTHING", (event, ticket_id, generation, now))
+
+
+@dataclass(frozen=True)
+class WalletDeal:
+    txn: str
+    role: str
+    event: str
+    ticket_id: str
+    other: str  # buyer: the seller of a resale ('' from the box office); seller: the buyer
+    boxoffice: str
+    seed: bytes | None
+    mode: int
+    amount: int
+    currency: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Held:
+    event: str
+    ticket_id: str
+    generation: int
+    text: str
+    seed: bytes
+    txn: str
+    state: str
+
+
+class Holdings:
+    """A wallet's catalog of trusted box offices' listings, its deals and the tickets it holds."""
+
+    @staticmethod
+    def remember(tx: sqlite3.Connection, item: Listing, boxoffice: str) -> None:
+        tx.execute("INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event, ticket_id) DO UPDATE"
+                   " SET state = excluded.state, price = excluded.price",
+                   (item.event, item.ticket_id, item.seat, item.price, item.currency, item.valid_from, item.valid_until,
+                    item.slot, item.slots, item.state, boxoffice))
+
+    @staticmethod
+    def listing(tx: sqlite3.Connection, event: str, ticket_id: str) -> tuple[Listing, str] | None:
+        row = tx.execute("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state,"
+                         " boxoffice FROM catalog WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
+        return (Listing(*row[:10]), row[10]) if row else None
+
+    @staticmethod
+    def put_deal(tx: sqlite3.Connection, d: WalletDeal, now: float) -> None:
+        tx.execute("INSERT INTO deals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (d.txn, d.role, d.event, d.ticket_id, d.other, d.boxoffice, d.seed, d.mode, d.amount, d.currency,
+                    d.state, now))
+
+    @staticmethod
+    def deal(tx: sqlite3.Connection, txn: str, role: str) -> WalletDeal | None:
+        row = tx.execute("SELECT txn, role, event, ticket_id, other, boxoffice, seed, mode, amount, currency, state"
+                         " FROM deals WHERE txn = ? AND role = ?", (txn, role)).fetchone()
+        return WalletDeal(*row) if row else None
+
+    @staticmethod
+    def set_deal(tx: sqlite3.Connection, txn: str, role: str, now: float, **fields: object) -> None:
+        names = ", ".join(f"{k} = ?" for k in fields)  # keys are our own identifiers, never input
+        tx.execute(f"UPDATE deals SET {names}, updated = ? WHERE txn = ? AND role = ?", (*fields.values(), now, txn, role))
+
+    @staticmethod
+    def hold_ticket(tx: sqlite3.Connection, held: Held, now: float) -> None:
+        tx.execute("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, 'held', ?) ON CONFLICT (event, ticket_id) DO UPDATE"
+                   " SET generation = excluded.generation, text = excluded.text, seed = excluded.seed,"
+                   " txn = excluded.txn, state = 'held', at = excluded.at WHERE excluded.generation > generation",
+                   (held.event, held.ticket_id, held.generation, held.text, held.seed, held.txn, now))
+
+    @staticmethod
+    def ticket(tx: sqlite3.Connection, event: str, ticket_id: str) -> Held | None:
+        row = tx.execute("SELECT event, ticket_id, generation, text, seed, txn, state FROM tickets"
+                         " WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
+        return Held(*row) if row else None
+
+    @staticmethod
+    def let_go(tx: sqlite3.Connection, event: str, ticket_id: str, below: int) -> None:
+        """Mark a ticket gone once a generation `below` or newer holds it elsewhere."""
+        tx.execute("UPDATE tickets SET state = 'gone' WHERE event = ? AND ticket_id = ? AND generation < ?",
+                   (event, ticket_id, below))
+
+
+class Payments:
+    """A payment agent's payments: one per (txn, payer)."""
+
+    @staticmethod
+    def record(tx: sqlite3.Connection, txn: str, payer: str, payee: str, amount: int, currency: str,
+               at: float) -> bool:
+        """False if this payer paid this txn already."""
+        return bool(tx.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               (txn, payer, payee, amount, currency, at)).rowcount)

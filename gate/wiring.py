@@ -1,0 +1,276 @@
+"""Wiring: every part built from a Config, in one place (the CLI and the daemon call these; nothing else does).
+
+Each function reads the config sections it needs and imports the packages of
+that part only when called, so `gate mint` never loads paho or OpenCV and a
+gate never loads the ownership services.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gate.config import Config
+from gate.decide import Claimer, Decider, DecisionListener
+from gate.exc import ConfigError
+from gate.keys import KeyStore
+from gate.store import Store
+from gate.verify import Verifier
+
+if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, ...): only its users pay for it
+    from gate.daemon.scanloop import ScanLoop
+    from gate.ownership.boxoffice import BoxOffice
+    from gate.ownership.payment import FakePaymentAgent
+    from gate.ownership.wallet import Wallet
+    from hardware import Camera, Decoder, Feedback
+    from sync.admin import AdminClient
+    from sync.arbiter.service import Arbiter
+    from sync.arbiter.store import ArbiterStore
+    from sync.gateside.session import GateSync
+    from sync.link import Broker, Credentials
+    from sync.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+# -- the decision core -------------------------------------------------------------------------
+def open_store(config: Config) -> Store:
+    return Store.open(config.store_path, busy_timeout=config.store.busy_timeout)
+
+
+def build_verifier(config: Config) -> Verifier:
+    keyring = KeyStore(config.keys_dir).keyring()
+    return Verifier(keyring, config.gate.events, skew=config.gate.clock_skew, code_skew=config.ownership.code_skew)
+
+
+def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None,
+                  on_decision: DecisionListener | None = None) -> Decider:
+    return Decider(build_verifier(config), store or open_store(config), config.gate_id, clock=time.time,
+                   claimer=claimer, on_decision=on_decision)
+
+
+def sync_parts(config: Config) -> tuple[Broker, Topics, Credentials]:
+    """The broker, topic scheme and credentials of `config.sync` (SyncError if unusable)."""
+    from sync.link import Broker, Credentials
+    from sync.topics import Topics
+
+    s = config.sync
+
+    def home_path(name: str) -> str:
+        return str(config.path(name)) if name else ""
+    password = config.path(s.password_file) if s.password_file else None
+    credentials = Credentials.load(s.username, password, home_path(s.ca_file), home_path(s.cert_file),
+                                   home_path(s.key_file))
+    return Broker.parse(s.broker), Topics(s.prefix), credentials
+
+
+def start_gate_sync(config: Config, store: Store) -> GateSync:
+    """This gate's link to the arbiter, started (it connects in the background)."""
+    from gate.ledger import Ledger
+    from sync.gateside.session import GateSync
+
+    broker, topics, credentials = sync_parts(config)
+    s = config.sync
+    gate_sync = GateSync(Ledger(store), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
+                         status_every=s.status_every, keepalive=s.keepalive,
+                         reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
+                         client_suffix=f"-{os.getpid()}")
+    gate_sync.start()
+    return gate_sync
+
+
+@contextmanager
+def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decider]:
+    """The decision core for one run of `gate check` or the scan daemon.
+
+    Without `sync.broker` it decides from the local store alone, exactly as
+    `build_decider`.  With one, each scan is claimed at the arbiter (sync/,
+    docs/mqtt.md): it waits up to `sync.connect_wait` at start for the
+    arbiter (then decides offline until it answers) and up to
+    `sync.drain_wait` at exit for the outbox to drain.
+    """
+    store = open_store(config)
+    try:
+        if not config.sync.broker:
+            yield build_decider(config, store)
+            return
+        from sync.gateside.claimer import GateClaimer
+        from sync.gateside.feed import GateFeed
+
+        gate_sync = start_gate_sync(config, store)
+        # each decision on {prefix}/scan/{gate} for dashboards; Home Assistant discovery on every connect
+        feed = GateFeed(gate_sync.link, gate_sync.topics, config.gate_id,
+                        ha_prefix=config.sync.ha_prefix if config.sync.ha_discovery else None)
+        gate_sync.on_connect.append(feed.connected)
+        if gate_sync.link.ready:
+            feed.connected()
+        try:
+            if not gate_sync.wait_ready(config.sync.connect_wait):
+                log.warning("no answer from the arbiter via %s within %.1f s: deciding offline (%s) until it answers",
+                            gate_sync.link.broker, config.sync.connect_wait, config.sync.offline_policy)
+            claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
+            yield build_decider(config, store, claimer, on_decision=feed.decided)
+        finally:
+            if not gate_sync.close(config.sync.drain_wait):
+                log.warning("scans not yet confirmed by the arbiter stay in the outbox: `gate sync` delivers them")
+    finally:
+        store.close()
+
+
+# -- the gate daemon's parts -----------------------------------------------------------------------
+def camera_factory(config: Config, kind: str | None = None, source: str | None = None) -> Any:
+    """A no-argument callable opening the configured camera (the loop reopens it after a fault)."""
+    cam = config.camera
+    kind = kind or cam.kind
+    source = source if source is not None else cam.source
+    options: dict[str, Any]
+    if kind == "picamera2":
+        options = {"camera_num": cam.camera_num, "size": (cam.width, cam.height), "fps": cam.fps or None}
+    elif kind == "opencv":
+        options = {"source": source, "width": cam.width, "height": cam.height, "fps": cam.fps or None}
+    elif kind == "files":
+        if not Path(source).exists():  # a typo in the config, not a camera that may come back: refuse to start
+            raise ConfigError(f"camera.source: {source!r} does not exist (camera.kind = files wants an image or a folder)")
+        options = {"path": source, "fps": cam.fps or None, "loops": cam.loops or None}
+    else:
+        options = {"stream": sys.stdin} if source in ("-", "0", "") else {"device": source}
+
+    def open_it() -> Camera:
+        from hardware import open_camera
+        return open_camera(kind, **options)
+    return open_it
+
+
+def build_feedback(config: Config, kind: str | None = None) -> Feedback:
+    from hardware import Pins, open_feedback
+
+    fb = config.feedback
+    kind = kind or fb.kind
+    if kind == "gpio":
+        pins = Pins(green=fb.green, red=fb.red, amber=fb.amber, buzzer=fb.buzzer, relay=fb.relay,
+                    relay_active_high=fb.relay_active_high)
+        return open_feedback("gpio", pins=pins)
+    return open_feedback(kind)
+
+
+def build_decoder(config: Config, kind: str | None = None) -> Decoder:
+    from hardware import open_decoder
+
+    kind = kind or config.decoder.kind
+    if kind == "pipeline":
+        return open_decoder(kind, second=config.decoder.second)
+    return open_decoder(kind)
+
+
+def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedback, decider: Decider | None = None,
+               **hooks: Any) -> ScanLoop:
+    from gate.daemon.scanloop import Debouncer, ScanLoop
+
+    sc = config.scanner
+    decider = decider or build_decider(config)
+    return ScanLoop(open_cam, decoder, decider.decide, feedback,
+                    debouncer=Debouncer(sc.holdoff, sc.leave_frames), queue_size=sc.queue,
+                    health_every=sc.health_every, **hooks)
+
+
+
+
+# -- the arbiter, the dashboard and admin requests -------------------------------------------------------
+def open_arbiter(config: Config) -> tuple[Arbiter, ArbiterStore]:
+    """The arbiter on its store (`sync.arbiter_db`); close the store when done."""
+    from sync.arbiter.service import Arbiter
+    from sync.arbiter.store import ArbiterStore
+
+    broker, topics, credentials = sync_parts(config)
+    store = ArbiterStore.open(config.path(config.sync.arbiter_db))
+    s = config.sync
+    arbiter = Arbiter(store, broker, topics, keepalive=s.keepalive, reconnect=(s.reconnect_min, s.reconnect_max),
+                      credentials=credentials, status_every=s.status_every)
+    return arbiter, store
+
+
+@contextmanager
+def admin_client(config: Config, purpose: str) -> Iterator[AdminClient]:
+    """Admin requests as `gate.id` over a short-lived link (it waits up to `sync.connect_wait` to connect)."""
+    from sync.admin import AdminClient
+
+    broker, topics, credentials = sync_parts(config)
+    with AdminClient.connected(broker, topics, config.gate_id, credentials=credentials,
+                               wait=config.sync.connect_wait, purpose=purpose) as client:
+        yield client
+
+
+def history_path(config: Config) -> Path:
+    d = config.dashboard
+    return config.path(d.history_db) if d.history_db else config.store_path.parent / "dashboard.db"
+
+
+def build_dashboard(config: Config, host: str, port: int) -> Any:
+    """(service, server, hub, history) of the admins' page; the caller starts and stops them."""
+    from sync.dashboard.history import History
+    from sync.dashboard.model import Model
+    from sync.dashboard.server import AdminPassword, DashboardServer, Hub
+    from sync.dashboard.service import DashboardService
+
+    broker, topics, credentials = sync_parts(config)
+    d, s = config.dashboard, config.sync
+    password = AdminPassword.load(config.path(d.admin_password_file) if d.admin_password_file else None)
+    history = History.open(history_path(config))
+    model = Model(d.capacity, d.silent_after)
+    hub = Hub()
+    service = DashboardService(history, model, broker, topics, config.gate_id, push=hub.publish,
+                               credentials=credentials, keepalive=s.keepalive,
+                               reconnect=(s.reconnect_min, s.reconnect_max), client_suffix=f"-{os.getpid()}")
+    service.load()
+    try:
+        server = DashboardServer((host, port), service, model, hub, password)
+    except OSError as exc:
+        history.close()
+        raise ConfigError(f"dashboard.host/port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return service, server, hub, history
+
+
+# -- the ownership services (docs/ownership.md) ---------------------------------------------------------------
+def open_boxoffice(config: Config) -> BoxOffice:
+    """The box office on `ownership.boxoffice_db`, minting with the newest issuer key of each event."""
+    from gate.ownership.boxoffice import BoxOffice
+
+    keys = KeyStore(config.keys_dir)
+    return BoxOffice.open(str(config.path(config.ownership.boxoffice_db)),
+                          lambda ticket: keys.signing_key(ticket.event).sign(ticket),
+                          reservation=config.ownership.reservation)
+
+
+def create_boxoffice(config: Config, name: str) -> str:
+    """Make the box office's chain (its identity block) in `ownership.boxoffice_db`; its chain id."""
+    from gate.ownership.party import Party
+    from gate.ownership.store import BOXOFFICE_MIGRATIONS, open_db
+
+    with open_db(config.path(config.ownership.boxoffice_db), BOXOFFICE_MIGRATIONS) as db:
+        return Party.create(db, name, "boxoffice").chain
+
+
+def create_wallet(config: Config, name: str) -> str:
+    """Make this wallet's chain in `ownership.wallet_db`; its chain id."""
+    from gate.ownership.wallet import Wallet
+
+    return Wallet.create(str(config.path(config.ownership.wallet_db)), name).chain
+
+
+def open_wallet(config: Config) -> Wallet:
+    from gate.ownership.wallet import Wallet
+
+    return Wallet.open(str(config.path(config.ownership.wallet_db)))
+
+
+def open_fake_agent(home: Path, *, create: bool = False) -> FakePaymentAgent:
+    """The FAKE payment agent kept in `home` (it moves no money: demo and tests only)."""
+    from gate.ownership.payment import FakePaymentAgent
+
+    return FakePaymentAgent.open(str(home / "fake-agent.db"), create=create)

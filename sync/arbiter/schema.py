@@ -1,0 +1,58 @@
+"""The arbiter's schema: recorded migrations of its SQLite file (gate/sqlite.py applies them).
+
+A file made before the arbiter recorded its migrations (qrgate up to the
+layout redesign: ``meta`` holds ``schema = 1``, the later tables were added
+with CREATE TABLE IF NOT EXISTS on every open) is adopted at version 1;
+migrations 2 and 3 keep IF NOT EXISTS because such a file may already hold
+their tables, or (made by an older version still) may not.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gate.sqlite import Migration, has_table
+
+MIGRATIONS: list[Migration] = [
+    (1, "claims, scans, conflicts, revocations, the stream", (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+        """CREATE TABLE claims (
+            event TEXT NOT NULL, ticket_id TEXT NOT NULL, scan_id TEXT NOT NULL, gate_id TEXT NOT NULL,
+            at REAL NOT NULL, generation INTEGER NOT NULL, arbiter_at REAL NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (event, ticket_id)) WITHOUT ROWID""",
+        """CREATE TABLE scans (
+            scan_id TEXT PRIMARY KEY, event TEXT NOT NULL, ticket_id TEXT NOT NULL, gate_id TEXT NOT NULL,
+            at REAL NOT NULL, generation INTEGER NOT NULL, admitted INTEGER NOT NULL,
+            answer TEXT NOT NULL CHECK (answer IN ('won', 'lost', 'revoked', 'released')),
+            seq INTEGER, first_gate TEXT, first_at REAL, first_scan_id TEXT, first_arbiter_at REAL,
+            arbiter_at REAL NOT NULL) WITHOUT ROWID""",
+        """CREATE TABLE conflicts (
+            late_scan_id TEXT PRIMARY KEY, event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+            first_scan_id TEXT NOT NULL, first_gate TEXT NOT NULL, first_at REAL NOT NULL,
+            late_gate TEXT NOT NULL, late_at REAL NOT NULL, arbiter_at REAL NOT NULL, seq INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'void'))) WITHOUT ROWID""",
+        "CREATE INDEX conflicts_first ON conflicts (first_scan_id)",
+        """CREATE TABLE revoked (
+            event TEXT NOT NULL, ticket_id TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL,
+            reason TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (event, ticket_id)) WITHOUT ROWID""",
+        """CREATE TABLE stream (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL, arbiter_at REAL NOT NULL)""",
+        # the epoch names this database: gates that see another one follow it from sequence 0
+        "INSERT INTO meta VALUES ('schema', '1'), ('epoch', lower(hex(randomblob(16))))",
+    )),
+    (2, "the admins' overrides, audited", (
+        """CREATE TABLE IF NOT EXISTS overrides (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL, by TEXT NOT NULL, admin TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
+            answer TEXT NOT NULL, seq INTEGER, scan_id TEXT)""",
+    )),
+    (3, "raised ownership generations (docs/ownership.md)", (
+        """CREATE TABLE IF NOT EXISTS generations (event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+            generation INTEGER NOT NULL, PRIMARY KEY (event, ticket_id)) WITHOUT ROWID""",
+    )),
+]
+
+
+def adopt(db: sqlite3.Connection) -> int:
+    """A file of the arbiter before migrations were recorded holds `meta`: its layout is version 1."""
+    return 1 if has_table(db, "meta") else 0

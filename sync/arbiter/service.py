@@ -1,0 +1,343 @@
+"""`gate arbiter`: the central compare-and-set, answering over MQTT v5 request/response.
+
+What a caller may rely on:
+
+* Requests are decoded on the network thread and queued.  A batch (all that
+  is queued, up to `max_batch` ops) is decided in one durable transaction
+  (ArbiterStore.apply) and only then are its answers published, then its
+  new stream items (group commit: nothing is answered or published before
+  its commit).  Batches are committed one at a time, in arrival order, and
+  published in the same order; the next batch may commit while the last
+  one's answers are being sent (its fsync leaves the CPU free for them).
+* Who serves: the network thread itself, as soon as the socket holds no
+  more bytes and no earlier batch is still sending (no thread hop for a
+  lone claim; under load the batch grows while bytes keep coming); a
+  committer thread serves whatever waited longer than DEFER_GRACE, and
+  publishes the status.
+* A request that cannot be decoded is answered with an error (if it has a
+  ResponseTopic) and counted; it changes nothing.  A claim or release whose
+  `gate` is not the topic's sender is refused the same way.
+* If the store cannot commit, nothing of that batch is answered (the gates
+  time out and fall back to their offline policy); the status says "fault".
+* The retained status on `{prefix}/arbiter/status` is "online" while
+  running, "offline" after a clean stop or (last will) a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sync import wire
+from sync.arbiter.store import ArbiterStore, Op
+from sync.counters import Counters
+from sync.exc import ArbiterStoreError, BadMessage, BadTopicName
+from sync.link import QOS, REQUEST_QOS, Broker, Credentials, Inbound, Link
+from sync.topics import REQUESTS, Topics
+
+log = logging.getLogger(__name__)
+
+STREAM_CHUNK = 500
+#: seconds a request may wait for the network thread to serve it before the committer thread does
+DEFER_GRACE = 0.001
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message a served batch sends once it is its turn."""
+
+    topic: str
+    payload: wire.Json
+    qos: int = REQUEST_QOS
+    correlation: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Work:
+    """One decoded request waiting for the committer."""
+
+    kind: str
+    sender: str
+    response_topic: str | None
+    correlation: bytes | None
+    ops: list[Op] = field(default_factory=list)
+    after: int = 0
+    limit: int = 0
+
+
+class Arbiter:
+    """Run with `run(stop)` until `stop` is set; one arbiter per store file."""
+
+    def __init__(self, store: ArbiterStore, broker: Broker, topics: Topics, *, keepalive: int = 10,
+                 reconnect: tuple[int, int] = (1, 16), credentials: Credentials | None = None,
+                 status_every: float = 10.0, max_batch: int = 2000) -> None:
+        self.store = store
+        self.topics = topics
+        self.counters = Counters()
+        self.status_every = status_every
+        self.max_batch = max_batch
+        self._cond = threading.Condition()
+        self._pending: deque[Work] = deque()
+        self._since = 0.0  # when the oldest pending work arrived
+        self._busy = False
+        self._turns = 0  # batches taken so far: a batch's turn is its place in the order of publication
+        self._sent = threading.Condition()
+        self._sent_turns = 0  # batches whose messages have all been handed to paho
+        self._fault = ""
+        self._next_status = 0.0
+        self._announce: Callable[[], None] | None = None
+        self.link = Link(broker, f"{topics.prefix}-arbiter-{os.getpid()}",
+                         subscriptions=[topics.requests(kind) for kind in REQUESTS],
+                         on_message=self._received, on_ready=self._ready_changed, after_packet=self._drained,
+                         will=(topics.arbiter_status, self._status("offline", reason="lost")),
+                         keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until `stop` is set, then answer what is queued and publish "offline"."""
+        self._announce = on_ready
+        self.store.start_checkpointer()
+        self.link.start()
+        try:
+            while not stop.is_set():
+                self.step(timeout=0.2)
+            self._finish(deadline=time.monotonic() + 2.0)
+        finally:
+            self.link.stop(final=(self.topics.arbiter_status, self._status("offline", reason="stopped")))
+
+    def step(self, timeout: float) -> int:
+        """The committer's turn: serve work the network thread left waiting for DEFER_GRACE s (with
+        timeout 0: everything pending), then publish the status if it is due; the ops served."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while timeout and not self._overdue() and time.monotonic() < end:
+                self._cond.wait(DEFER_GRACE if self._pending else end - time.monotonic())
+        served = self._serve_pending()
+        self._status_turn()
+        return served
+
+    def _finish(self, deadline: float) -> None:
+        """Answer what is queued and let every batch's messages go out (a batch the network thread is still
+        serving included) before "offline" is published; at most until `deadline`."""
+        while time.monotonic() < deadline:
+            self.step(timeout=0)
+            with self._cond:
+                if not self._busy and not self._pending and self._sent_turns == self._turns:
+                    return
+            time.sleep(0.001)
+
+    def _overdue(self) -> bool:
+        return bool(self._pending) and not self._busy and time.monotonic() - self._since >= DEFER_GRACE
+
+    def _enqueue(self, work: Work) -> None:
+        with self._cond:
+            if not self._pending:
+                self._since = time.monotonic()
+            self._pending.append(work)
+
+    def _drained(self) -> None:
+        """After each packet (network thread): serve right here, with no thread hop, unless more bytes are
+        already waiting, in which case they join the batch (group commit) and the last packet serves it."""
+        if self.link.more_to_read():
+            with self._cond:
+                self._cond.notify()  # the committer takes it if nobody else does within DEFER_GRACE
+            return
+        self._serve_pending(may_wait=False)
+
+    def _serve_pending(self, may_wait: bool = True) -> int:
+        """Serve what is pending (up to `max_batch` ops) unless a batch is being served: one at a time, in order.
+
+        The network thread passes may_wait=False: it is inside a paho callback, holding paho's locks, so it
+        must not wait for an earlier batch's messages to go out (that publisher may need those locks); it
+        leaves the batch to the committer instead.
+        """
+        with self._cond:
+            if self._busy or not self._pending or (not may_wait and self._sent_turns != self._turns):
+                return 0
+            self._busy = True
+            batch, ops = [], 0
+            while self._pending and ops < self.max_batch:
+                batch.append(self._pending.popleft())
+                ops += len(batch[-1].ops)
+            self._since = time.monotonic()
+            turn, self._turns = self._turns, self._turns + 1
+        outgoing: list[Outgoing] = []
+        try:
+            self._serve(batch, outgoing)
+        except Exception as exc:  # after its commit (apply's own errors are handled in _serve): send what was
+            # made, keep serving; uncaught, it would stop the committer thread, or vanish inside paho's
+            self.counters.add("serve_errors")
+            log.exception("serving a batch of %d requests failed after its commit: %s", len(batch), exc)
+        finally:
+            with self._cond:
+                self._busy = False  # the next batch may commit while this one's messages go out
+                if self._pending:  # wake the committer only if there is work for it (a wake-up costs the GIL)
+                    self._cond.notify()
+            self._send_in_turn(turn, outgoing)
+        return max(ops, len(batch))
+
+    def _send_in_turn(self, turn: int, outgoing: list[Outgoing]) -> None:
+        """Publish a served batch's messages after every earlier batch's (so the stream goes out in order)."""
+        with self._sent:
+            while self._sent_turns != turn:
+                self._sent.wait()
+        try:
+            for out in outgoing:
+                self.link.publish(out.topic, out.payload, qos=out.qos, correlation=out.correlation)
+        finally:
+            with self._sent:
+                self._sent_turns += 1
+                self._sent.notify_all()
+
+    def _status_turn(self) -> None:
+        with self._cond:
+            # never while a batch is served or sent: the status's head must not overtake the stream
+            if self._busy or self._sent_turns != self._turns or time.monotonic() < self._next_status:
+                return
+            self._busy = True  # the status reads the store: never while a batch is being served
+        try:
+            self._maybe_status()
+        finally:
+            with self._cond:
+                self._busy = False
+                if self._pending:
+                    self._cond.notify()
+
+    def _serve(self, batch: list[Work], out: list[Outgoing]) -> None:
+        """Decide a batch (and read its catch-ups) under `_busy`; add what it must publish to `out`, in order."""
+        writes = [w for w in batch if w.kind in ("claim", "release", "revoke", "override")]
+        if writes:
+            try:
+                answers, stream = self.store.apply([op for w in writes for op in w.ops])
+            except ArbiterStoreError as exc:
+                self._set_fault(str(exc))
+            except Exception as exc:  # a bug or an op the checks let through: roll back, say so, keep serving
+                self.counters.add("batch_errors")
+                log.exception("batch of %d requests failed, nothing applied: %s", len(writes), exc)
+                for work in writes:
+                    self._reply(out, work, wire.error_reply(f"not applied: {exc}"))
+            else:
+                self._set_fault("")
+                self._answer(out, writes, answers)
+                self._stream(out, stream)
+        for work in batch:
+            if work.kind == "catchup":  # read here, under _busy: never during another batch's transaction
+                self._catch_up(out, work)
+
+    def _answer(self, out: list[Outgoing], writes: list[Work], answers: list[wire.Answer]) -> None:
+        now = time.time()
+        start = 0
+        for work in writes:
+            mine = answers[start:start + len(work.ops)]
+            start += len(work.ops)
+            self.counters.add(f"{work.kind}s", len(mine))
+            for a in mine:
+                self.counters.add(f"answer_{a.answer}")
+            self._reply(out, work, wire.answers_reply(work.kind, mine, now))
+
+    def _stream(self, out: list[Outgoing], stream: list[wire.Json]) -> None:
+        """A batch's new items go out after its answers (paho sends in the order queued)."""
+        for start in range(0, len(stream), STREAM_CHUNK):
+            out.append(Outgoing(self.topics.stream, wire.stream_batch(self.store.epoch, stream[start:start + STREAM_CHUNK]),
+                                QOS))
+        for item in stream:
+            if item["kind"] == "conflict":
+                try:
+                    topic = self.topics.conflict(str(item["event"]))
+                except BadTopicName as exc:  # an event name that is no topic level: the stream carries it anyway
+                    self.counters.add("conflicts_not_on_topic")
+                    log.warning("conflict %s only on the stream: %s", item["seq"], exc)
+                    continue
+                out.append(Outgoing(topic, {"v": wire.VERSION, **item}, QOS))
+
+    def _catch_up(self, out: list[Outgoing], work: Work) -> None:
+        try:
+            entries, head = self.store.read_stream(work.after, work.limit)
+        except ArbiterStoreError as exc:
+            self._set_fault(str(exc))
+            return
+        more = bool(entries) and entries[-1]["seq"] < head
+        self.counters.add("catchups")
+        self._reply(out, work, wire.catchup_reply(self.store.epoch, head, entries, more, time.time()))
+
+    def _reply(self, out: list[Outgoing], work: Work, payload: wire.Json) -> None:
+        if work.response_topic is None:
+            self.counters.add("no_response_topic")
+            return
+        out.append(Outgoing(work.response_topic, payload, REQUEST_QOS, work.correlation))
+
+    # -- the network thread -------------------------------------------------------------------
+    def _received(self, msg: Inbound) -> None:
+        parsed = self.topics.parse_request(msg.topic)
+        if parsed is None:
+            return
+        kind, sender = parsed
+        try:
+            work = self._parse(kind, sender, msg)
+        except Exception as exc:  # paho swallows callback errors: every one is counted, logged and answered
+            if not isinstance(exc, BadMessage):
+                log.exception("request from %s could not be read", sender)
+            self.counters.add("bad_requests")
+            log.warning("bad %s request from %s: %s", kind, sender, exc)
+            if msg.response_topic:  # the error goes to the sender's own reply topic, whatever it asked
+                self.link.publish(self.topics.reply(sender), wire.error_reply(str(exc)), qos=REQUEST_QOS,
+                                  correlation=msg.correlation)
+            return
+        self._enqueue(work)
+
+    def _parse(self, kind: str, sender: str, msg: Inbound) -> Work:
+        d = msg.payload
+        if kind == "catchup":
+            after, limit = wire.parse_catchup(d)
+            return Work(kind, sender, msg.response_topic, msg.correlation, after=after, limit=limit)
+        ops: list[Op]
+        if kind == "claim":
+            ops = list(wire.parse_claims(d))
+        elif kind == "release":
+            ops = list(wire.parse_releases(d))
+        elif kind == "override":  # an admin's admit or un-redeem (ArbiterStore: docs/dashboard.md)
+            ops = list(wire.parse_overrides(d, sender))
+        elif "generations" in d:  # raised ownership generations ride on the revoke request (docs/ownership.md)
+            ops = [wire.Supersession(g.event, g.ticket, g.gen, sender, g.at) for g in wire.parse_supersessions(d)]
+        else:
+            ops = [wire.Revocation(v.event, v.ticket, sender, v.reason, v.at) for v in wire.parse_revocations(d)]
+        if any(isinstance(op, wire.Claim | wire.Release) and op.gate != sender for op in ops):
+            raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
+        if msg.response_topic is not None and msg.response_topic != self.topics.reply(sender):
+            raise BadMessage(f"a {kind} asks for its answer on {msg.response_topic!r}, not the sender's reply topic")
+        return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops)
+
+    def _ready_changed(self, ready: bool) -> None:
+        if ready:
+            self._next_status = 0.0  # publish "online" at once (from the committer thread)
+            with self._cond:
+                self._cond.notify()  # the committer publishes it
+
+    # -- status -----------------------------------------------------------------------------------
+    def _status(self, state: str, **extra: object) -> wire.Json:
+        return {"v": wire.VERSION, "role": "arbiter", "state": state, "at": time.time(), **extra}
+
+    def _maybe_status(self) -> None:
+        now = time.monotonic()
+        if now < self._next_status or not self.link.ready:
+            return
+        self._next_status = now + self.status_every
+        state = "fault" if self._fault else "online"
+        payload = self._status(state, epoch=self.store.epoch, head=self.store.head(), store=self.store.counts(),
+                               counters=self.counters.snapshot(), detail=self._fault)
+        if self.link.publish(self.topics.arbiter_status, payload, retain=True) and self._announce is not None:
+            self._announce()
+            self._announce = None
+
+    def _set_fault(self, fault: str) -> None:
+        if fault:
+            self.counters.add("store_errors")
+            log.error("arbiter store fault, batch not answered: %s", fault)
+        if fault != self._fault:
+            self._fault = fault
+            self._next_status = 0.0

@@ -1,0 +1,1 @@
+"""The gate side of sync: the arbiter link (session.py), the claim step (claimer.py), the dashboards' feed."""
