@@ -24,6 +24,8 @@ from sync.link import Broker, Credentials, Link
 from sync.topics import Topics
 
 REQUEST_TIMEOUT = 5.0
+#: what an AdminResult says when the arbiter gave no usable answer
+NO_ANSWER = ("unreachable", "timeout", "error")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class AdminResult:
     answer: str
     detail: str = ""
     seq: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        """The arbiter answered (whatever it said)."""
+        return self.answer not in NO_ANSWER
 
     def to_json(self) -> wire.Json:
         return {"ok": self.ok, "answer": self.answer, "detail": self.detail, "seq": self.seq}

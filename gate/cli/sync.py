@@ -96,7 +96,7 @@ def distribute_revocation(config: Config, event: str | None, ticket_id: str, rea
     """Send a revocation to the arbiter, which puts it on every gate's stream; exit code 0 once it confirms."""
     with admin_client(config, "revoke") as admin:
         result = admin.revoke(event, ticket_id, reason)
-    if result.answer in ("unreachable", "timeout", "error"):
+    if not result.answered:
         print(f"gate: warning: the arbiter did not confirm via {config.sync.broker}: revoked on this gate only"
               f" ({result.detail})", file=sys.stderr)
         return 1
@@ -108,7 +108,7 @@ def distribute_generation(config: Config, event: str, ticket_id: str, generation
     """Send one raised ownership generation to the arbiter (docs/ownership.md); exit code 0 once it confirms."""
     with admin_client(config, "generation") as admin:
         result = admin.supersede(event, ticket_id, generation, at)
-    if result.answer in ("unreachable", "timeout", "error"):
+    if not result.answered:
         print(f"gate: warning: the arbiter did not confirm via {config.sync.broker}: gates have not heard of "
               f"generation {generation} yet (run again; {result.detail})", file=sys.stderr)
         return 1
