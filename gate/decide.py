@@ -104,7 +104,7 @@ class Decider:
         ticket = verdict.ticket
         scan = Scan(scan_id, self.gate_id, at,
                     ticket.event if ticket else None, ticket.ticket_id if ticket else None,
-                    ticket.generation if ticket else 0)
+                    ticket.generation if ticket else 0, text if verdict.ok else "")
         if not verdict.ok:
             return self._reject(scan, verdict)
         try:

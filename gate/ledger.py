@@ -172,11 +172,11 @@ class Ledger:
         with self.store.transaction() as tx:
             tx.db.execute("UPDATE outbox SET state = 'release', updated = ? WHERE state = 'claim' AND created < ?",
                           (self.clock(), stale_before))
-            rows = tx.db.execute("SELECT scan_id, state, event, ticket_id, generation, gate_id, at FROM outbox"
+            rows = tx.db.execute("SELECT scan_id, state, event, ticket_id, generation, gate_id, at, text FROM outbox"
                                  " WHERE state IN ('late', 'release') AND gate_id = ? ORDER BY created LIMIT ?",
                                  (gate_id, limit)).fetchall()
             tx.db.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE scan_id = ?", [(r[0],) for r in rows])
-        scans = {state: [Scan(s, g, at, e, t, gen) for s, st, e, t, gen, g, at in rows if st == state]
+        scans = {state: [Scan(s, g, at, e, t, gen, text) for s, st, e, t, gen, g, at, text in rows if st == state]
                  for state in ("late", "release")}
         return scans["late"], scans["release"]
 
@@ -275,9 +275,10 @@ class Ledger:
     def _enqueue(self, tx: StoreTx, scan: Scan, state: str) -> bool:
         now = self.clock()
         return bool(tx.db.execute(
-            "INSERT INTO outbox (scan_id, state, event, ticket_id, generation, gate_id, at, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (scan.scan_id, state, scan.event, scan.ticket_id, scan.generation, scan.gate_id, scan.at, now, now),
+            "INSERT INTO outbox (scan_id, state, event, ticket_id, generation, gate_id, at, created, updated, text)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (scan.scan_id, state, scan.event, scan.ticket_id, scan.generation, scan.gate_id, scan.at, now, now,
+             scan.text),
         ).rowcount)
 
     def _take(self, tx: StoreTx, scan: Scan, state: str, answer: str = "") -> bool:

@@ -91,4 +91,8 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
     (4, "drop redeemed_scan: the redemption path writes one b-tree less", (
         "DROP INDEX IF EXISTS redeemed_scan",
     )),
+    # A claim proves its ticket (docs/security.md): a late claim re-sent from the outbox carries the code too.
+    (5, "outbox: the code shown, for the arbiter to verify", (
+        "ALTER TABLE outbox ADD COLUMN text TEXT NOT NULL DEFAULT ''",
+    )),
 ]

@@ -46,6 +46,9 @@ class Scan:
     event: str | None = None
     ticket_id: str | None = None
     generation: int = 0
+    #: the code as shown (signed ticket text, or a holder's QH code): a claim carries it to the arbiter,
+    #: which verifies it before it spends anything; not part of the audit row
+    text: str = ""
 
 
 @dataclass(frozen=True)

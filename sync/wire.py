@@ -31,6 +31,12 @@ ANSWERS = ("won", "lost", "revoked", "superseded", "released", "refused", "inval
 STREAM_KINDS = ("redemption", "release", "revocation", "conflict", "generation")
 MAX_ITEMS = 1000
 MAX_TEXT = 256
+#: a code as shown at a gate: a ticket's text (gate.ticket.MAX_TEXT) plus a holder code's suffix
+MAX_CODE = 1100
+#: no legitimate payload is larger (a drain of 200 claims with holder codes is ~100 KB); the broker's
+#: message_size_limit (systemd/mosquitto/qrgate.conf.template) is the same, gates split a drain to stay
+#: under it, and the arbiter drops larger ones unread
+MAX_PAYLOAD = 512 * 1024
 
 Json = dict[str, Any]
 
@@ -54,10 +60,10 @@ def decode(payload: bytes | bytearray) -> Json:
 
 # -- field checks ---------------------------------------------------------------------
 
-def text(d: Json, key: str, default: str | None = None) -> str:
+def text(d: Json, key: str, default: str | None = None, *, limit: int = MAX_TEXT) -> str:
     value = d.get(key, default)
-    if not isinstance(value, str) or len(value) > MAX_TEXT or (default is None and not value):
-        raise BadMessage(f"{key!r} must be a non-empty string of at most {MAX_TEXT} characters, not {value!r}")
+    if not isinstance(value, str) or len(value) > limit or (default is None and not value):
+        raise BadMessage(f"{key!r} must be a non-empty string of at most {limit} characters, not {str(value)[:80]!r}")
     return value
 
 
@@ -104,7 +110,12 @@ def obj(d: Json, key: str) -> Json:
 
 @dataclass(frozen=True)
 class Claim:
-    """Spend (event, ticket) for scan `scan` at `gate`; `admitted`: the gate already admitted it offline."""
+    """Spend (event, ticket) for scan `scan` at `gate`; `admitted`: the gate already admitted it offline.
+
+    `text` is the code the gate was shown (the signed ticket text, or a holder's QH code): the arbiter
+    verifies it (signature, key, event, validity, the claiming gate's events) before it spends anything,
+    so a gate's credential alone spends nothing (docs/security.md).
+    """
 
     scan: str
     event: str
@@ -113,15 +124,16 @@ class Claim:
     at: float
     gen: int = 0
     admitted: bool = False
+    text: str = ""
 
     def to_json(self) -> Json:
         return {"scan": self.scan, "event": self.event, "ticket": self.ticket, "gen": self.gen,
-                "gate": self.gate, "at": self.at, "admitted": self.admitted}
+                "gate": self.gate, "at": self.at, "admitted": self.admitted, "text": self.text}
 
     @classmethod
     def from_json(cls, d: Json) -> Claim:
         return cls(text(d, "scan"), text(d, "event"), text(d, "ticket"), text(d, "gate"), number(d, "at"),
-                   integer(d, "gen", 0), flag(d, "admitted"))
+                   integer(d, "gen", 0), flag(d, "admitted"), text(d, "text", "", limit=MAX_CODE))
 
 
 @dataclass(frozen=True)

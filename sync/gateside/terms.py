@@ -10,7 +10,8 @@ from sync.wire import Answer, Claim, Release
 def claim_of(scan: Scan, *, admitted: bool = False) -> Claim:
     """The claim of a verified scan (`admitted`: the gate let the holder in offline already)."""
     assert scan.event is not None and scan.ticket_id is not None
-    return Claim(scan.scan_id, scan.event, scan.ticket_id, scan.gate_id, scan.at, scan.generation, admitted)
+    return Claim(scan.scan_id, scan.event, scan.ticket_id, scan.gate_id, scan.at, scan.generation, admitted,
+                 scan.text)
 
 
 def release_of(scan: Scan) -> Release:
