@@ -117,6 +117,9 @@ class SyncSection:
                           "tls/client.crt); empty: none")
     key_file: str = _opt("", "mqtts: the private key of cert_file, PEM, 0600 (relative to home)")
     arbiter_db: str = _opt("arbiter.db", "`gate arbiter`: its SQLite file (relative to home)")
+    arbiter_gates: str = _opt("", "`gate arbiter`: the file naming each gate's events (relative to home; `gate "
+                              "provision` writes it); a claim for an event its gate does not serve is refused. "
+                              "Empty: any gate may claim any event the arbiter holds a key for")
     ha_discovery: bool = _opt(False, "gates: announce this gate to Home Assistant by MQTT discovery (its status and "
                               "counters as sensors; docs/mqtt.md)")
     ha_prefix: str = _opt("homeassistant", "Home Assistant's MQTT discovery prefix")

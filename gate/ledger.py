@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 #: seconds past the claim budget after which a `claim` entry is an orphan of a crash
 STALE_GRACE = 2.0
 #: what the arbiter may answer to a claim that settles it (anything else: the offline policy decides)
-SETTLING = ("won", "lost", "revoked", "superseded")
+SETTLING = ("won", "lost", "revoked", "superseded", "refused")
 
 
 class OfflinePolicy(enum.StrEnum):
@@ -140,6 +140,9 @@ class Ledger:
             if ruling.answer == "superseded":  # an older owner's code; the generation item is on the stream
                 tx.audit(scan, Outcome.REVOKED, Reason.SUPERSEDED, ruling.detail)
                 return Redemption(Outcome.REVOKED, reason=Reason.SUPERSEDED, detail=ruling.detail)
+            if ruling.answer == "refused":  # the arbiter's check of the code failed: nothing was spent there
+                tx.audit(scan, Outcome.INVALID, Reason.REFUSED, ruling.detail)
+                return Redemption(Outcome.INVALID, reason=Reason.REFUSED, detail=ruling.detail)
             self._set_state(tx, scan.scan_id, "release")
             return self._deny(tx, scan, f"the arbiter answered {ruling.answer!r}")
 

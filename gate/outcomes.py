@@ -48,4 +48,7 @@ class Reason(enum.StrEnum):
     BAD_BACKSTEP = "bad_backstep"
     #: (with REVOKED) an older ownership generation: the ticket was resold or given away
     SUPERSEDED = "superseded"
+    #: (with INVALID) the arbiter would not spend it: its own check of the code failed (the detail says why,
+    #: sync/arbiter/trust.py); the gate's keyring or events differ from the arbiter's, or the claim was forged
+    REFUSED = "refused"
 

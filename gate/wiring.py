@@ -186,11 +186,14 @@ def open_arbiter(config: Config) -> tuple[Arbiter, ArbiterStore]:
     """The arbiter on its store (`sync.arbiter_db`); close the store when done."""
     from sync.arbiter.service import Arbiter
     from sync.arbiter.store import ArbiterStore
+    from sync.arbiter.trust import ClaimCheck
 
     broker, topics, credentials = sync_parts(config)
-    store = ArbiterStore.open(config.path(config.sync.arbiter_db))
     s = config.sync
-    arbiter = Arbiter(store, broker, topics, keepalive=s.keepalive, reconnect=(s.reconnect_min, s.reconnect_max),
+    check = ClaimCheck.load(config.keys_dir, config.path(s.arbiter_gates) if s.arbiter_gates else None,
+                            skew=config.gate.clock_skew)
+    store = ArbiterStore.open(config.path(config.sync.arbiter_db))
+    arbiter = Arbiter(store, broker, topics, check, keepalive=s.keepalive, reconnect=(s.reconnect_min, s.reconnect_max),
                       credentials=credentials, status_every=s.status_every)
     return arbiter, store
 

@@ -87,7 +87,7 @@ def provisioned(tmp_path: Path) -> Iterator[Site]:
     venue.provision("arbiter")
     venue.provision("dashboard")
     for gate in GATES:
-        venue.provision("gate", gate)
+        venue.provision("gate", gate, ("show7",))
     broker = VenueBroker(venue, tmp_path / "mosquitto", port).start()
     yield Site(venue, broker, key, home)
     broker.stop()

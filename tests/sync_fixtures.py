@@ -27,6 +27,7 @@ from conftest import ROOT, gate_env
 
 from gate.keys import IssuerKey, KeyStore
 from gate.ticket import Ticket
+from sync import wire
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 #: fast enough for tests, and proof that every timing is a config key
@@ -162,15 +163,33 @@ class Site:
     def mint(self, n: int, prefix: str = "t") -> list[str]:
         return [self.key.sign(Ticket(event="show7", ticket_id=f"{prefix}{i}", seat=f"R{i % 40}")) for i in range(n)]
 
+    def event_key(self, event: str) -> IssuerKey:
+        """The issuer key of `event` (made on first use: before the arbiter starts, which loads its keyring once)."""
+        if event == self.key.event:
+            return self.key
+        store = KeyStore(self.keys)
+        for key in store.issuer_keys():
+            if key.event == event:
+                return key
+        key = IssuerKey.new(event, "hmac")
+        store.add_issuer_key(key)
+        return key
+
+    def claim(self, scan: str, ticket: str, gate: str, at: float | None = None, *, event: str = "show7",
+              gen: int = 0, admitted: bool = False) -> wire.Claim:
+        """A claim as a gate shown a genuine ticket sends it (the arbiter verifies the code it carries)."""
+        text = self.event_key(event).sign(Ticket(event=event, ticket_id=ticket, generation=gen))
+        return wire.Claim(scan, event, ticket, gate, time.time() if at is None else at, gen, admitted, text)
+
     def env(self, home: Path, broker_url: str | None = None, **extra: str) -> dict[str, str]:
-        return gate_env(home, QRGATE_KEYS_DIR=str(self.keys), QRGATE_SYNC_BROKER=broker_url or self.broker.url,
-                        **{**FAST, **extra})
+        return gate_env(home, **{"QRGATE_KEYS_DIR": str(self.keys), "QRGATE_SYNC_BROKER": broker_url or self.broker.url,
+                                 **FAST, **extra})
 
     def home(self, gate_id: str) -> Path:
         return self.root / gate_id
 
-    def start_arbiter(self) -> Proc:
-        proc = Proc(["arbiter"], self.env(self.arbiter_home))
+    def start_arbiter(self, **extra: str) -> Proc:
+        proc = Proc(["arbiter"], self.env(self.arbiter_home, **extra))
         self.procs.append(proc)
         line = proc.line(20)
         assert line.startswith("arbiter ready"), line

@@ -15,6 +15,7 @@ from gate.deploy.mqttauth import PasswordFile, check_password, hash_password
 from gate.deploy.pki import Authority, common_name, server_names
 from gate.deploy.provision import ProvisionError, Venue
 from gate.keys import IssuerKey, KeyStore
+from sync.arbiter.trust import GateEvents
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -78,12 +79,36 @@ def test_arbiter_and_dashboard_bundles_use_the_local_broker(venue: Venue) -> Non
     assert dashboard.sync.username == "dashboard" and dashboard.dashboard.host == "0.0.0.0"
     admin = dashboard.path(dashboard.dashboard.admin_password_file)
     assert mode(admin) == 0o600 and len(admin.read_text().strip()) >= 40
-    assert not (venue.bundle("arbiter", "arbiter") / "keys").exists()  # no ticket keys where none are needed
+    assert not (venue.bundle("dashboard", "dashboard") / "keys").exists()  # no ticket keys where none are needed
+    ring = KeyStore(venue.bundle("arbiter", "arbiter") / "keys")  # it verifies the code each claim carries
+    assert [k.event for k in ring.keyring()] == ["show7"] and ring.issuer_keys() == []
+
+
+def test_a_gate_serves_named_events_and_the_arbiter_learns_them(venue: Venue, issuer: IssuerKey,
+                                                                 home: Path) -> None:
+    """No gate bundle holds every event's keys by default: a stolen gate exposes only the events it serves,
+    and the arbiter refuses its claims for any other (sync/arbiter/trust.py reads gates.toml)."""
+    before = snapshot(venue.folder)
+    with pytest.raises(ProvisionError, match=r"option --event: a gate serves named events"):
+        venue.provision("gate", "g1")
+    assert snapshot(venue.folder) == before
+    other = IssuerKey.new("show8", "ed25519")
+    KeyStore(home / "keys").add_issuer_key(other)
+    venue.provision("arbiter")
+    venue.provision("gate", "g1", ("show7",))
+    venue.provision("gate", "g8", ("show8",))
+    venue.provision("gate", "g1")  # again, with no --event: it keeps the events it serves
+    assert load_config(venue.bundle("gate", "g1"), env={}).gate.events == ("show7",)
+    assert [k.event for k in KeyStore(venue.bundle("gate", "g8") / "keys").keyring()] == ["show8"]
+    arbiter = load_config(venue.bundle("arbiter", "arbiter"), env={})
+    gates = GateEvents.load(arbiter.path(arbiter.sync.arbiter_gates))
+    assert gates.gates == {"g1": {"show7"}, "g8": {"show8"}}
+    assert sorted(k.event for k in KeyStore(arbiter.keys_dir).keyring()) == ["show7", "show8"]
 
 
 def test_running_again_changes_nothing(venue: Venue) -> None:
     for role, name in (("arbiter", None), ("dashboard", None), ("gate", "g1"), ("gate", "g2")):
-        venue.provision(role, name)
+        venue.provision(role, name, ("show7",) if role == "gate" else ())
     before = snapshot(venue.folder)
     reports = [venue.setup_broker(), venue.provision("arbiter"), venue.provision("gate", "g1"),
                venue.setup_broker("mqtts://gates.venue.lan:8883", ("10.0.0.2",))]
@@ -97,8 +122,8 @@ def test_running_again_changes_nothing(venue: Venue) -> None:
 
 
 def test_rotate_replaces_one_credential_and_nothing_else(venue: Venue) -> None:
-    venue.provision("gate", "g1")
-    venue.provision("gate", "g2")
+    venue.provision("gate", "g1", ("show7",))
+    venue.provision("gate", "g2", ("show7",))
     before = snapshot(venue.folder)
     changed = {str(p.relative_to(venue.folder)) for _, p in venue.provision("gate", "g1", rotate=True).changes}
     assert changed == {"gates/g1/mqtt.password", "gates/g1/tls/client.key", "gates/g1/tls/client.crt",
@@ -111,7 +136,7 @@ def test_rotate_replaces_one_credential_and_nothing_else(venue: Venue) -> None:
 
 
 def test_keys_the_operator_added_survive_and_owned_keys_are_reset(venue: Venue) -> None:
-    venue.provision("gate", "g1")
+    venue.provision("gate", "g1", ("show7",))
     toml = venue.bundle("gate", "g1") / "gate.toml"
     toml.write_text(toml.read_text().replace('username = "g1"', 'username = "g2"') + "\n[feedback]\nrelay = 24\n")
     changes = venue.provision("gate", "g1").changes
@@ -121,7 +146,7 @@ def test_keys_the_operator_added_survive_and_owned_keys_are_reset(venue: Venue) 
 
 
 def test_a_lost_bundle_password_is_replaced_and_said_so(venue: Venue) -> None:
-    venue.provision("gate", "g1")
+    venue.provision("gate", "g1", ("show7",))
     old = PasswordFile.read(venue.broker / "passwd").get("g1")
     (venue.bundle("gate", "g1") / "mqtt.password").unlink()
     report = venue.provision("gate", "g1")
@@ -191,6 +216,6 @@ def test_gate_provision_on_the_command_line(home: Path, issuer: IssuerKey, gate_
 def test_the_acl_names_each_gates_home_assistant_node_as_the_dashboard_does(venue: Venue) -> None:
     from sync.gateside.discovery import node_id
 
-    venue.provision("gate", "gate.north-1")
+    venue.provision("gate", "gate.north-1", ("show7",))
     acl = (venue.broker / "acl").read_text()
     assert f"topic write homeassistant/sensor/{node_id('gate.north-1')}/+/config" in acl

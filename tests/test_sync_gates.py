@@ -12,7 +12,7 @@ import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import GateProc, Mosquitto, Site, Watcher, rows, wait_until  # noqa: E402
+from sync_fixtures import GateProc, Site, Watcher, rows, wait_until  # noqa: E402
 
 from sync import wire  # noqa: E402
 from sync.link import RequestProperties  # noqa: E402
@@ -98,8 +98,9 @@ def test_a_ticket_used_at_gate_1_is_already_used_at_gate_2_after_gate_2_lost_the
 class Flood:
     """A gate's connection that keeps `in_flight` claims (each for a ticket of its own) at the arbiter."""
 
-    def __init__(self, broker: Mosquitto, gate: str, claims: int, in_flight: int) -> None:
-        self.gate, self.left, self.in_flight = gate, claims, in_flight
+    def __init__(self, site: Site, gate: str, claims: int, in_flight: int) -> None:
+        self.site, self.gate, self.left, self.in_flight = site, gate, claims, in_flight
+        broker = site.broker
         self.answers: list[str] = []
         self.topics = Topics()
         subscribed = threading.Event()
@@ -120,7 +121,7 @@ class Flood:
             return
         self.left -= 1
         scan = uuid.uuid4().hex
-        claim = wire.Claim(scan, "show7", f"{self.gate}-{scan[:8]}", self.gate, 1.8e9)
+        claim = self.site.claim(scan, f"{self.gate}-{scan[:8]}", self.gate)
         self.client.publish(self.topics.request("claim", self.gate), wire.encode(wire.request("claims", [claim])),
                             properties=RequestProperties(self.topics.reply(self.gate), scan.encode()))
 
@@ -138,7 +139,7 @@ def test_under_load_the_stream_goes_out_in_commit_order(site: Site) -> None:
     must still reach the wire in sequence order, and every claim be answered."""
     site.start_arbiter()
     watcher = Watcher(site.broker, "qrgate/stream")
-    floods = [Flood(site.broker, f"gate-{n}", claims=500, in_flight=16) for n in range(1, 7)]
+    floods = [Flood(site, f"gate-{n}", claims=500, in_flight=16) for n in range(1, 7)]
     for flood in floods:
         flood.start()
     for flood in floods:

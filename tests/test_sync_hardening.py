@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +64,7 @@ def request(client: mqtt.Client, topic: str, payload: dict[str, object], respons
 @pytest.fixture
 def at_arbiter(site: Site) -> Iterator[tuple[mqtt.Client, Watcher]]:
     """A running arbiter, a raw client to send it requests as any gate, and a watcher of everything."""
+    site.event_key("show/7 #2")  # an event name that is no topic level (the arbiter loads its keys at start)
     site.start_arbiter()
     watcher = Watcher(site.broker)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw-gate", protocol=mqtt.MQTTv5)
@@ -76,13 +76,13 @@ def at_arbiter(site: Site) -> Iterator[tuple[mqtt.Client, Watcher]]:
 
 
 def test_replies_go_only_to_the_senders_reply_topic_and_a_bad_claim_spoils_no_batch(
-        at_arbiter: tuple[mqtt.Client, Watcher]) -> None:
+        site: Site, at_arbiter: tuple[mqtt.Client, Watcher]) -> None:
     client, watcher = at_arbiter
-    claim = wire.Claim("s-steer", "show7", "t1", "gate-x", time.time()).to_json()
+    claim = site.claim("s-steer", "t1", "gate-x").to_json()
     request(client, "qrgate/claim/gate-x", {"v": 1, "claims": [claim]}, "qrgate/stream")
-    huge = {**wire.Claim("s-huge", "show7", "t2", "gate-x", time.time()).to_json(), "gen": 2**64}
+    huge = {**site.claim("s-huge", "t2", "gate-x").to_json(), "gen": 2**64}
     request(client, "qrgate/claim/gate-x", {"v": 1, "claims": [huge]}, "qrgate/reply/gate-x")
-    good = wire.Claim("s-good", "show7", "t3", "gate-x", time.time()).to_json()
+    good = site.claim("s-good", "t3", "gate-x").to_json()
     request(client, "qrgate/claim/gate-x", {"v": 1, "claims": [good]}, "qrgate/reply/gate-x")
     try:
         replies = wait_until(lambda: len(watcher.on("qrgate/reply/gate-x")) >= 3
@@ -95,19 +95,19 @@ def test_replies_go_only_to_the_senders_reply_topic_and_a_bad_claim_spoils_no_ba
 
 
 def test_a_conflict_on_an_event_that_is_no_topic_level_is_still_answered_and_streamed(
-        at_arbiter: tuple[mqtt.Client, Watcher]) -> None:
+        site: Site, at_arbiter: tuple[mqtt.Client, Watcher]) -> None:
     """Its conflict cannot have a topic of its own (qrgate/conflict/{event}): that once lost the whole batch's
     answers and stream message, after their commit."""
     client, watcher = at_arbiter
-    first = wire.Claim("s-first", "show/7 #2", "t1", "gate-a", time.time())
+    first = site.claim("s-first", "t1", "gate-a", event="show/7 #2")
     request(client, "qrgate/claim/gate-a", wire.request("claims", [first]), "qrgate/reply/gate-a")
-    late = wire.Claim("s-late", "show/7 #2", "t1", "gate-b", time.time(), admitted=True)
+    late = site.claim("s-late", "t1", "gate-b", event="show/7 #2", admitted=True)
     request(client, "qrgate/claim/gate-b", wire.request("claims", [late]), "qrgate/reply/gate-b")
     answer = wait_until(lambda: watcher.on("qrgate/reply/gate-b"), 5, "gate-b's answer")[0]["results"][0]
     assert (answer["answer"], answer["conflict"]) == ("lost", True)
     wait_until(lambda: "conflict" in [i["kind"] for m in watcher.on("qrgate/stream") for i in m["items"]], 5,
                "the conflict on the stream")
-    after = wire.Claim("s-after", "show7", "t9", "gate-a", time.time())
+    after = site.claim("s-after", "t9", "gate-a")
     request(client, "qrgate/claim/gate-a", wire.request("claims", [after]), "qrgate/reply/gate-a")
     wait_until(lambda: len(watcher.on("qrgate/reply/gate-a")) == 2, 5, "the arbiter still serving")
     assert watcher.on("qrgate/reply/gate-a")[1]["results"][0]["answer"] == "won"

@@ -8,7 +8,9 @@ What a caller may rely on:
   afresh from the bundles present, so it never holds a block twice either.  Files whose content would
   not change are not rewritten.
 * Secrets (CA key, TLS keys, MQTT passwords, the password file) are written 0600 in 0700 folders.
-* A gate's bundle holds verification keys only (exported keyrings), never an issuer secret.
+* A gate's bundle holds verification keys only (exported keyrings), never an issuer secret, and only
+  those of the events it serves: a gate is always provisioned for named events (docs/security.md).
+* The arbiter's bundle holds every event's verification keys and gates.toml, the events of each gate.
 * A bundle's gate.toml keeps every key the venue's IT person added; provisioning sets only the keys it
   owns (identity, broker, credentials) and, the first time, where the store lives.  It is checked with
   the same loader the gate uses, so a bundle that was written also loads.
@@ -177,19 +179,31 @@ class Venue:
         """Create or refresh one bundle and its broker credential; return what changed."""
         name = _check_name(role, name)
         settings = self.settings()
-        self._check_events(events)
-        report = self.setup_broker()
         bundle = self.bundle(role, name)
+        self._check_events(events)
+        if role == "gate":
+            events = self._gate_events(bundle, events)
+        report = self.setup_broker()
         bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._password(report, bundle, name, rotate)
         self._tls(report, bundle, name, rotate)
         if role == "gate":
-            events = self._keyring(report, bundle, events)
+            self._keyring(report, bundle, events)
         if role == "dashboard":
             self._admin_password(report, bundle, rotate)
         self._config(report, role, name, bundle, settings, events)
         self._render_acl(report, settings)
+        self._arbiter_trust(report)
         return report
+
+    def _gate_events(self, bundle: Path, events: tuple[str, ...]) -> tuple[str, ...]:
+        """The events a gate serves: --event, else those of its bundle from an earlier run.  A gate always
+        names them: its keyring holds only their keys, and the arbiter refuses its claims for any other."""
+        events = events or tuple(_read_toml(bundle / "gate.toml").get("gate", {}).get("events", ()))
+        if not events:
+            raise ProvisionError("option --event: a gate serves named events (repeat --event for several): "
+                                 "its bundle gets only their keys, so a stolen gate exposes only those")
+        return events
 
     def _check_events(self, events: tuple[str, ...]) -> None:
         known = {k.event for k in KeyStore(self.issuer_keys).issuer_keys()}
@@ -222,19 +236,31 @@ class Venue:
             self._put(report, key, new_key)
             self._put(report, cert, new_cert, private=False)
 
-    def _keyring(self, report: Report, bundle: Path, events: tuple[str, ...]) -> tuple[str, ...]:
-        """Write keys/venue.keyring.json: the verification keys of `events` (default: the bundle's
-        gate.events, else every event with an issuer key).  Returns the events the gate is pinned to."""
-        pinned = events or tuple(_read_toml(bundle / "gate.toml").get("gate", {}).get("events", ()))
+    def _keyring(self, report: Report, bundle: Path, events: tuple[str, ...]) -> None:
+        """Write keys/venue.keyring.json: the verification keys of `events` (empty: of every event)."""
         issuers = KeyStore(self.issuer_keys).issuer_keys()
-        keys = [k.verify_key().to_json() for k in issuers if not pinned or k.event in pinned]
+        keys = [k.verify_key().to_json() for k in issuers if not events or k.event in events]
         if not keys:
-            report.notes.append(f"no issuer keys in {self.issuer_keys}: this gate can verify no ticket yet "
+            report.notes.append(f"no issuer keys in {self.issuer_keys}: {bundle.name} can verify no ticket yet "
                                 "(`gate keys new`, then provision it again)")
         data = json.dumps({"format": KEYRING_FORMAT, "keys": keys}, indent=2).encode()
         (bundle / "keys").mkdir(exist_ok=True, mode=0o700)
         self._put(report, bundle / "keys" / "venue.keyring.json", data)
-        return events
+
+    def _arbiter_trust(self, report: Report) -> None:
+        """The arbiter's keyring (every event: it verifies each claim's code) and gates.toml (the events of
+        each gate bundle: it refuses a gate's claims for others), refreshed whenever a bundle changes; the
+        running arbiter rereads both when they change (sync/arbiter/trust.py)."""
+        arbiter = self.bundle("arbiter", "arbiter")
+        if not (arbiter / "gate.toml").exists():
+            return
+        self._keyring(report, arbiter, ())
+        lines = ["# the events each gate serves: written by `gate provision` from the gate bundles\n"]
+        for role, gate in self.principals():
+            if role == "gate":
+                served = _read_toml(self.bundle(role, gate) / "gate.toml").get("gate", {}).get("events", [])
+                lines.append(f"\n[gates.{json.dumps(gate)}]\nevents = {_value(list(served), gate)}\n")
+        self._put(report, arbiter / "gates.toml", "".join(lines).encode())
 
     def _config(self, report: Report, role: str, name: str, bundle: Path, settings: Settings,
                 events: tuple[str, ...]) -> None:
@@ -244,7 +270,8 @@ class Venue:
             "gate": {"id": name, **({"events": list(events)} if events else {})},
             "sync": {"broker": url, "prefix": settings.prefix, "username": name, "password_file": "mqtt.password",
                      "ca_file": "tls/ca.crt", "cert_file": "tls/client.crt", "key_file": "tls/client.key",
-                     **({"arbiter_db": f"{state}/arbiter.db"} if role == "arbiter" else {})},
+                     **({"arbiter_db": f"{state}/arbiter.db", "arbiter_gates": "gates.toml"}
+                        if role == "arbiter" else {})},
         }
         path = bundle / "gate.toml"
         data = _read_toml(path)

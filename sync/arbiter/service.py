@@ -17,6 +17,9 @@ What a caller may rely on:
 * A request that cannot be decoded is answered with an error (if it has a
   ResponseTopic) and counted; it changes nothing.  A claim or release whose
   `gate` is not the topic's sender is refused the same way.
+* A claim whose code does not verify (ClaimCheck: signature, key, event,
+  validity, the claiming gate's events) is answered "refused" with a stable
+  reason code in `detail`, counted, and never reaches the store.
 * If the store cannot commit, nothing of that batch is answered (the gates
   time out and fall back to their offline policy); the status says "fault".
 * The retained status on `{prefix}/arbiter/status` is "online" while
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 
 from sync import wire
 from sync.arbiter.store import ArbiterStore, Op
+from sync.arbiter.trust import ClaimCheck
 from sync.counters import Counters
 from sync.exc import ArbiterStoreError, BadMessage, BadTopicName
 from sync.link import QOS, REQUEST_QOS, Broker, Credentials, Inbound, Link
@@ -66,6 +70,8 @@ class Work:
     response_topic: str | None
     correlation: bytes | None
     ops: list[Op] = field(default_factory=list)
+    #: answers decided before the store: claims whose code did not verify (sync/arbiter/trust.py)
+    refused: list[wire.Answer] = field(default_factory=list)
     after: int = 0
     limit: int = 0
 
@@ -73,11 +79,12 @@ class Work:
 class Arbiter:
     """Run with `run(stop)` until `stop` is set; one arbiter per store file."""
 
-    def __init__(self, store: ArbiterStore, broker: Broker, topics: Topics, *, keepalive: int = 10,
+    def __init__(self, store: ArbiterStore, broker: Broker, topics: Topics, check: ClaimCheck, *, keepalive: int = 10,
                  reconnect: tuple[int, int] = (1, 16), credentials: Credentials | None = None,
                  status_every: float = 10.0, max_batch: int = 2000) -> None:
         self.store = store
         self.topics = topics
+        self.check = check
         self.counters = Counters()
         self.status_every = status_every
         self.max_batch = max_batch
@@ -201,6 +208,7 @@ class Arbiter:
                 return
             self._busy = True  # the status reads the store: never while a batch is being served
         try:
+            self.check.refresh()  # a gate provisioned or a key imported since: no restart needed
             self._maybe_status()
         finally:
             with self._cond:
@@ -233,7 +241,7 @@ class Arbiter:
         now = time.time()
         start = 0
         for work in writes:
-            mine = answers[start:start + len(work.ops)]
+            mine = answers[start:start + len(work.ops)] + work.refused
             start += len(work.ops)
             self.counters.add(f"{work.kind}s", len(mine))
             for a in mine:
@@ -310,7 +318,27 @@ class Arbiter:
             raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
         if msg.response_topic is not None and msg.response_topic != self.topics.reply(sender):
             raise BadMessage(f"a {kind} asks for its answer on {msg.response_topic!r}, not the sender's reply topic")
-        return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops)
+        refused = []
+        if kind == "claim":
+            ops, refused = self._checked(ops)
+        return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops, refused=refused)
+
+    def _checked(self, claims: list[Op]) -> tuple[list[Op], list[wire.Answer]]:
+        """(claims to decide, refusals): a claim whose code does not verify spends nothing."""
+        keep: list[Op] = []
+        refused: list[wire.Answer] = []
+        for claim in claims:
+            assert isinstance(claim, wire.Claim)
+            why = self.check.refusal(claim)
+            if why is None:
+                keep.append(claim)
+                continue
+            refused.append(wire.Answer(claim.scan, "refused", detail=why))
+            self.counters.add("claims_refused")
+            self.counters.add(f"refused_{why.split(':', 1)[0]}")
+        if refused:
+            log.warning("refused %d claims from %s: %s", len(refused), claims[0].gate, refused[0].detail)
+        return keep, refused
 
     def _ready_changed(self, ready: bool) -> None:
         if ready:

@@ -50,7 +50,7 @@ CLAIM_LOOKUP = """
     SELECT s.event, s.ticket_id, s.answer, s.admitted,
            EXISTS (SELECT 1 FROM revoked WHERE ticket_id = :ticket AND event IN (:event, :any)),
            coalesce((SELECT generation FROM generations WHERE event = :event AND ticket_id = :ticket), 0),
-           h.gate_id, h.at, h.scan_id, h.arbiter_at
+           h.gate_id, h.at, h.scan_id, h.arbiter_at, s.gate_id
     FROM (SELECT 1) AS one
     LEFT JOIN scans AS s ON s.scan_id = :scan
     LEFT JOIN claims AS h ON h.event = :event AND h.ticket_id = :ticket"""
@@ -156,6 +156,10 @@ class ArbiterStore:
         prior = row[0:4] if row[0] is not None else None
         revoked, current = row[4], row[5]
         holder = First(*row[6:10]) if row[6] is not None else None
+        if prior is not None and row[10] != c.gate:
+            # a scan id is bound to the gate that made it: ids of wins are on the stream for all to see, and
+            # another gate's claim with one must neither mark that scan admitted nor add a conflict to it
+            return Answer(c.scan, "refused", detail="scan_id_taken: the scan id belongs to another gate")
         if prior is not None and prior[2] == "released" and c.admitted and (prior[0], prior[1]) == (c.event, c.ticket):
             # someone was let in: that is a fact to record, whatever the tombstone said (a correct gate never
             # releases a scan it admitted, so this takes a buggy or forged release)
