@@ -58,7 +58,7 @@ from paho.mqtt.properties import Properties
 
 from bench._table import pct, table
 from gate.decide import Decider
-from gate.keys import IssuerKey, Keyring
+from gate.keys import IssuerKey, Keyring, KeyStore
 from gate.ledger import Ledger
 from gate.store import Store
 from gate.ticket import Ticket
@@ -170,9 +170,17 @@ def start(cmd: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[s
     return proc
 
 
+#: the bench's issuer key, the same in every process of a run: the arbiter verifies the code of each claim
+BENCH_KEY = IssuerKey("bench001", "hmac", "show7", bytes(range(32)), 0.0)
+
+
 def minted(n: int, prefix: str) -> tuple[IssuerKey, list[str]]:
-    key = IssuerKey.new("show7", "hmac")
-    return key, [key.sign(Ticket(event="show7", ticket_id=f"{prefix}{i}")) for i in range(n)]
+    return BENCH_KEY, [BENCH_KEY.sign(Ticket(event="show7", ticket_id=f"{prefix}{i}")) for i in range(n)]
+
+
+def claim_for(scan: str, ticket: str, gate: str, at: float) -> wire.Claim:
+    """A claim as a gate shown a genuine ticket sends it (with its code, which the arbiter verifies)."""
+    return wire.Claim(scan, "show7", ticket, gate, at, text=BENCH_KEY.sign(Ticket(event="show7", ticket_id=ticket)))
 
 
 def gate_sync(folder: Path, gate_id: str, url: str, prefix: str = "qrgate") -> tuple[GateSync, Store]:
@@ -196,7 +204,7 @@ def round_trips(gate_disk: Path, port: int, n: int) -> dict[str, list[float]]:
         if not s.wait_ready(10):
             raise SystemExit("bench: the arbiter (or the canned responder) did not answer")
     raw = RawRequester(port)
-    payload = wire.encode(wire.request("claims", [wire.Claim("x" * 32, "show7", "t" * 8, "bench-rtt", 1.8e9)]))
+    payload = wire.encode(wire.request("claims", [claim_for("x" * 32, "t" * 8, "bench-rtt", 1.8e9)]))
     ms: dict[str, list[float]] = {"raw": [], "canned": [], "durable": [], "claim": []}
     cases: dict[str, Callable[[int], object]] = {
         "raw": lambda i: raw(i, payload),
@@ -220,7 +228,7 @@ def round_trips(gate_disk: Path, port: int, n: int) -> dict[str, list[float]]:
 
 
 def claim_won(sync: GateSync, gate: str, i: int) -> None:
-    answer = sync.claim(wire.Claim(uuid.uuid4().hex, "show7", f"rtt{i}", gate, time.time()), 2.0)
+    answer = sync.claim(claim_for(uuid.uuid4().hex, f"rtt{i}", gate, time.time()), 2.0)
     if answer is None or answer.answer != "won":
         raise SystemExit(f"bench: claim {i} by {gate} got {answer}")
 
@@ -278,7 +286,7 @@ def gate_client(port: int, n: int, seconds: float, in_flight: int) -> None:
     def send() -> None:
         scan = uuid.uuid4().hex
         outstanding[scan.encode()] = scan
-        claim = wire.Claim(scan, "show7", scan[:12], gate, time.time())
+        claim = claim_for(scan, scan[:12], gate, time.time())
         client.publish(request_topic, wire.encode(wire.request("claims", [claim])), qos=0,
                        properties=RequestProperties(reply_topic, scan.encode()))
 
@@ -333,7 +341,7 @@ def link_client(port: int, n: int, seconds: float, in_flight: int) -> None:
 
     def run(slot: int) -> None:
         while time.monotonic() < stop:
-            claim = wire.Claim(uuid.uuid4().hex, "show7", uuid.uuid4().hex[:12], gate, time.time())
+            claim = claim_for(uuid.uuid4().hex, uuid.uuid4().hex[:12], gate, time.time())
             reply = link.request(topics.request("claim", gate), wire.request("claims", [claim]), 5.0)
             if reply is None or wire.parse_answers(reply)[0].answer != "won":
                 raise SystemExit("bench: a throughput claim went unanswered")
@@ -447,6 +455,7 @@ def run(args: argparse.Namespace, folder: Path, procs: list[subprocess.Popen[Any
     wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10, "mosquitto")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("QRGATE_")}, "PYTHONPATH": str(ROOT)}
     url = f"mqtt://127.0.0.1:{port}"
+    KeyStore(folder / "arbiter" / "keys").add_issuer_key(BENCH_KEY)
     procs.append(start([sys.executable, "-m", "gate.cli", "--home", str(folder / "arbiter"), "arbiter",
                         "--broker", url], env, "arbiter ready"))
     procs.append(start([sys.executable, __file__, "--echo", str(port), str(folder)], env, "ready"))

@@ -15,6 +15,8 @@ What a caller may rely on:
   waits for the matching reply; a reply that comes after its waiter gave up
   is counted (``late_replies``) and dropped.  A lost connection wakes every
   waiter at once with no reply.
+* `screen(msg)`, if given, sees every message before it is decoded and may
+  take it (return True: the link does nothing more with it).
 * Callbacks never raise into paho: bad payloads are counted
   (``bad_messages``) and dropped.  Handlers run on paho's network thread and
   must be quick.
@@ -39,7 +41,7 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sync import wire
-from sync.counters import Counters
+from sync.counters import Counters, Quiet
 from sync.exc import BadMessage, BrokerURLError, SyncError
 
 log = logging.getLogger(__name__)
@@ -163,6 +165,7 @@ class Link:
         on_message: Callable[[Inbound], None],
         on_ready: Callable[[bool], None] | None = None,
         after_packet: Callable[[], None] | None = None,
+        screen: Callable[[mqtt.MQTTMessage], bool] | None = None,
         reply_topic: str | None = None,
         will: tuple[str, wire.Json] | None = None,
         keepalive: int = 10,
@@ -177,6 +180,8 @@ class Link:
         self._on_message = on_message
         self._on_ready = on_ready
         self._after_packet = after_packet
+        self._screen = screen
+        self._quiet = Quiet()
         self._keepalive = keepalive
         self._ready = False
         self._stopping = False
@@ -313,13 +318,16 @@ class Link:
         self._wake_all()
 
     def _message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._screen is not None and self._screen(msg):  # taken (or dropped) before it is decoded
+            if self._after_packet is not None:
+                self._after_packet()
+            return
         props = msg.properties
         correlation = getattr(props, "CorrelationData", None)
         try:
             payload = wire.decode(msg.payload)
         except BadMessage as exc:
-            self.counters.add("bad_messages")
-            log.warning("dropped a message on %s: %s", msg.topic, exc)
+            self._bad(msg.topic, exc)
             return
         if msg.topic == self.reply_topic:
             self._resolve(correlation, payload)
@@ -328,10 +336,15 @@ class Link:
         try:
             self._on_message(inbound)
         except (BadMessage, SyncError) as exc:
-            self.counters.add("bad_messages")
-            log.warning("dropped a message on %s: %s", msg.topic, exc)
+            self._bad(msg.topic, exc)
         if self._after_packet is not None:
             self._after_packet()
+
+    def _bad(self, topic: str, exc: Exception) -> None:
+        self.counters.add("bad_messages")
+        if self._quiet("bad_messages"):
+            log.warning("dropped a message on %s: %s (counted in bad_messages; logged once every %.0f s)", topic,
+                        exc, self._quiet.every)
 
     def _published(self, _client: mqtt.Client, _userdata: Any, _mid: int, _reason: Any, _props: Any) -> None:
         if self._after_packet is not None:  # a PUBACK was read: the socket may be drained now

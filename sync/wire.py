@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +34,13 @@ MAX_ITEMS = 1000
 MAX_TEXT = 256
 #: a code as shown at a gate: a ticket's text (gate.ticket.MAX_TEXT) plus a holder code's suffix
 MAX_CODE = 1100
-#: no legitimate payload is larger (a drain of 200 claims with holder codes is ~100 KB); the broker's
-#: message_size_limit (systemd/mosquitto/qrgate.conf.template) is the same, gates split a drain to stay
-#: under it, and the arbiter drops larger ones unread
-MAX_PAYLOAD = 512 * 1024
+#: no legitimate payload is larger: gates split a drain into requests of MAX_PAYLOAD // 4 (wire.requests),
+#: a catch-up reply holds at most CATCHUP_MAX items (~300 KB at the longest names), a stream batch 500.
+#: The broker's max_packet_size (systemd/mosquitto/qrgate.conf.template) is this plus room for the topic
+#: and properties; every parser here refuses a larger payload unread (decode), the arbiter before it
+#: reaches a parser (sync/arbiter/intake.py)
+MAX_PAYLOAD = 1024 * 1024
+CATCHUP_MAX = 500
 
 Json = dict[str, Any]
 
@@ -46,7 +50,10 @@ def encode(obj: Json) -> bytes:
 
 
 def decode(payload: bytes | bytearray) -> Json:
-    """The JSON object of a version-1 payload; BadMessage for anything else."""
+    """The JSON object of a version-1 payload; BadMessage for anything else (checked before parsing: a
+    payload over MAX_PAYLOAD is refused unread)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise BadMessage(f"{len(payload)} bytes: over the limit of {MAX_PAYLOAD}")
     try:
         obj = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -198,6 +205,25 @@ def request(key: str, entries: list[Claim] | list[Release] | list[Revocation] | 
     return {"v": VERSION, key: [e.to_json() for e in entries]}
 
 
+def requests(key: str, entries: Sequence[Claim | Release], limit: int = MAX_PAYLOAD // 4) -> list[Json]:
+    """`request(key, entries)` split into payloads of at most about `limit` bytes each (in order; an entry is
+    never split): an outbox drain of holder codes stays well under the broker's and the arbiter's limit."""
+    out: list[Json] = []
+    chunk: list[Json] = []
+    size = 0
+    for entry in entries:
+        d = entry.to_json()
+        n = len(json.dumps(d)) + 2
+        if chunk and size + n > limit:
+            out.append({"v": VERSION, key: chunk})
+            chunk, size = [], 0
+        chunk.append(d)
+        size += n
+    if chunk:
+        out.append({"v": VERSION, key: chunk})
+    return out
+
+
 def parse_claims(d: Json) -> list[Claim]:
     return [Claim.from_json(c) for c in items(d, "claims")]
 
@@ -219,7 +245,7 @@ def catchup_request(after: int, limit: int) -> Json:
 
 
 def parse_catchup(d: Json) -> tuple[int, int]:
-    return integer(d, "after"), min(integer(d, "limit", 500, minimum=1), MAX_ITEMS)
+    return integer(d, "after"), min(integer(d, "limit", CATCHUP_MAX, minimum=1), CATCHUP_MAX)
 
 
 # -- answers ---------------------------------------------------------------------------

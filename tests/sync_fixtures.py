@@ -66,7 +66,8 @@ class Mosquitto:
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                             f"set_tcp_nodelay true\nmax_queued_messages 100000\nlog_dest file {folder}/mosquitto.log\n")
+                             f"set_tcp_nodelay true\nmax_queued_messages 100000\nmax_packet_size 1064960\n"
+                             f"log_dest file {folder}/mosquitto.log\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

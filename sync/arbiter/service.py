@@ -2,7 +2,10 @@
 
 What a caller may rely on:
 
-* Requests are decoded on the network thread and queued.  A batch (all that
+* Every request is screened before it is decoded (sync/arbiter/intake.py:
+  size, a rate per sender); small ones (every online claim) are decoded on
+  the network thread, large ones (drains) on the intake's thread, one
+  sender at a time in turn.  Decoded requests are queued.  A batch (all that
   is queued, up to `max_batch` ops) is decided in one durable transaction
   (ArbiterStore.apply) and only then are its answers published, then its
   new stream items (group commit: nothing is answered or published before
@@ -37,9 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sync import wire
+from sync.arbiter.intake import Intake, Raw
 from sync.arbiter.store import ArbiterStore, Op
 from sync.arbiter.trust import ClaimCheck
-from sync.counters import Counters
+from sync.counters import Counters, Quiet
 from sync.exc import ArbiterStoreError, BadMessage, BadTopicName
 from sync.link import QOS, REQUEST_QOS, Broker, Credentials, Inbound, Link
 from sync.topics import REQUESTS, Topics
@@ -98,9 +102,12 @@ class Arbiter:
         self._fault = ""
         self._next_status = 0.0
         self._announce: Callable[[], None] | None = None
+        self._quiet = Quiet()
+        self.intake = Intake(self._received_large, self.counters)
         self.link = Link(broker, f"{topics.prefix}-arbiter-{os.getpid()}",
                          subscriptions=[topics.requests(kind) for kind in REQUESTS],
                          on_message=self._received, on_ready=self._ready_changed, after_packet=self._drained,
+                         screen=self.intake.screen,
                          will=(topics.arbiter_status, self._status("offline", reason="lost")),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
 
@@ -109,12 +116,14 @@ class Arbiter:
         """Serve until `stop` is set, then answer what is queued and publish "offline"."""
         self._announce = on_ready
         self.store.start_checkpointer()
+        self.intake.start()
         self.link.start()
         try:
             while not stop.is_set():
                 self.step(timeout=0.2)
             self._finish(deadline=time.monotonic() + 2.0)
         finally:
+            self.intake.stop()
             self.link.stop(final=(self.topics.arbiter_status, self._status("offline", reason="stopped")))
 
     def step(self, timeout: float) -> int:
@@ -288,15 +297,35 @@ class Arbiter:
         try:
             work = self._parse(kind, sender, msg)
         except Exception as exc:  # paho swallows callback errors: every one is counted, logged and answered
-            if not isinstance(exc, BadMessage):
-                log.exception("request from %s could not be read", sender)
-            self.counters.add("bad_requests")
-            log.warning("bad %s request from %s: %s", kind, sender, exc)
-            if msg.response_topic:  # the error goes to the sender's own reply topic, whatever it asked
-                self.link.publish(self.topics.reply(sender), wire.error_reply(str(exc)), qos=REQUEST_QOS,
-                                  correlation=msg.correlation)
+            self._refuse(kind, sender, msg.response_topic, msg.correlation, exc)
             return
         self._enqueue(work)
+
+    def _received_large(self, raw: Raw) -> None:
+        """A large request, on the intake's decoder thread (sync/arbiter/intake.py)."""
+        parsed = self.topics.parse_request(raw.topic)
+        if parsed is None:
+            return
+        try:
+            payload = wire.decode(raw.payload)
+        except BadMessage as exc:
+            self._refuse(*parsed, raw.response_topic, raw.correlation, exc)
+            return
+        self._received(Inbound(raw.topic, payload, raw.response_topic, raw.correlation))
+        with self._cond:
+            self._cond.notify()  # nothing else wakes the committer for it
+
+    def _refuse(self, kind: str, sender: str, response_topic: str | None, correlation: bytes | None,
+                exc: Exception) -> None:
+        if not isinstance(exc, BadMessage):
+            log.exception("request from %s could not be read", sender)
+        self.counters.add("bad_requests")
+        if self._quiet("bad_requests"):
+            log.warning("bad %s request from %s: %s (counted in bad_requests; logged once every %.0f s)", kind,
+                        sender, exc, self._quiet.every)
+        if response_topic:  # the error goes to the sender's own reply topic, whatever it asked
+            self.link.publish(self.topics.reply(sender), wire.error_reply(str(exc)), qos=REQUEST_QOS,
+                              correlation=correlation)
 
     def _parse(self, kind: str, sender: str, msg: Inbound) -> Work:
         d = msg.payload
@@ -336,8 +365,9 @@ class Arbiter:
             refused.append(wire.Answer(claim.scan, "refused", detail=why))
             self.counters.add("claims_refused")
             self.counters.add(f"refused_{why.split(':', 1)[0]}")
-        if refused:
-            log.warning("refused %d claims from %s: %s", len(refused), claims[0].gate, refused[0].detail)
+        if refused and self._quiet("refused"):
+            log.warning("refused %d claims from %s: %s (counted in claims_refused; logged once every %.0f s)",
+                        len(refused), claims[0].gate, refused[0].detail, self._quiet.every)
         return keep, refused
 
     def _ready_changed(self, ready: bool) -> None:

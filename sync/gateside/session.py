@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gate.exc import StoreError
-from gate.ledger import STALE_GRACE, Ledger
+from gate.ledger import STALE_GRACE, Ledger, Ruling
 from sync import wire
 from sync.counters import Counters
 from sync.exc import BadMessage, SyncError
@@ -263,15 +263,16 @@ class GateSync:
                 return
 
     def _send(self, entries: list[wire.Claim] | list[wire.Release], kind: str, key: str) -> bool:
-        if not entries:
-            return True
-        reply = self.link.request(self.topics.request(kind, self.gate_id), wire.request(key, entries),
-                                  REQUEST_TIMEOUT)
-        if reply is None:
-            self.counters.add("drain_timeouts")
-            return False
-        self._answered(reply)
-        rulings = [ruling_of(a) for a in wire.parse_answers(reply)]
+        for payload in wire.requests(key, entries):  # each well under the broker's message size limit
+            reply = self.link.request(self.topics.request(kind, self.gate_id), payload, REQUEST_TIMEOUT)
+            if reply is None:
+                self.counters.add("drain_timeouts")
+                return False
+            self._answered(reply)
+            self._settle(kind, [ruling_of(a) for a in wire.parse_answers(reply)])
+        return True
+
+    def _settle(self, kind: str, rulings: list[Ruling]) -> None:
         if kind == "claim":
             tally = self.ledger.settle_late(rulings)
             self.counters.add("late_won", tally.get("won", 0))
@@ -282,7 +283,6 @@ class GateSync:
                 log.error("the arbiter refused %d late admissions: %s", odd, tally)
         else:
             self.counters.add("released", self.ledger.settle_released(rulings))
-        return True
 
     def _answered(self, reply: wire.Json) -> None:
         self._unanswered = 0
