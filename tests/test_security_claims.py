@@ -178,3 +178,12 @@ def test_a_gate_provisioned_while_the_arbiter_runs_is_served_without_a_restart(v
                    20, "the arbiter to read the new gates file")
     finally:
         newcomer.close()
+
+
+def test_a_request_that_is_not_even_json_gets_an_error_reply(venue: Site, rogue: Rogue) -> None:
+    """docs/mqtt.md promises an error reply for every request the arbiter cannot read (it was dropped
+    silently when the payload was no JSON at all)."""
+    rogue.client.publish("qrgate/claim/gate-a", b"{not json", qos=1,
+                         properties=RequestProperties("qrgate/reply/gate-a", b"c1")).wait_for_publish(5)
+    reply = wait_until(lambda: rogue.watcher.on("qrgate/reply/gate-a"), 10, "the error reply")[0]
+    assert "not JSON" in reply["error"], reply

@@ -9,12 +9,12 @@ What a caller may rely on:
   messages or in bytes (``dropped_over_rate``; a token bucket per sender, the
   sender being the topic's last level, which the broker's ACL binds to the
   credential).
-* A small request (every online claim is one) is left to the caller to
-  decode at once on the network thread: a claim never waits behind another
-  gate's drain.  A large one (an outbox drain, or a flood) is queued per
+* A small request (every online claim is one) is handed to `now` at once,
+  on the network thread: a claim never waits behind another gate's drain.
+  A large one (an outbox drain, or a flood) is queued per
   sender, at most `depth` a sender (``dropped_queue_full`` beyond), and a
   decoder thread takes the queues in turn, one message a sender at a time,
-  so one sender's backlog delays no other's.
+  so one sender's backlog delays no other's, and hands each to `later`.
 * Handlers never raise into the decoder thread: an error is counted
   (``intake_errors``) and logged.
 """
@@ -76,11 +76,12 @@ class Raw:
 class Intake:
     """Screen on the network thread, decode large requests on a thread of its own; `start`, then `stop`."""
 
-    def __init__(self, handle: Callable[[Raw], None], counters: Counters, *, small: int = SMALL, depth: int = 8,
+    def __init__(self, now: Callable[[Raw], None], later: Callable[[Raw], None], counters: Counters, *,
+                 small: int = SMALL, depth: int = 8,
                  message_rate: float = MESSAGE_RATE, message_burst: float = MESSAGE_BURST,
                  byte_rate: float = BYTE_RATE, byte_burst: float = BYTE_BURST,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.handle = handle
+        self.now, self.later = now, later
         self.counters = counters
         self.small = small
         self.depth = depth
@@ -105,7 +106,7 @@ class Intake:
 
     # -- the network thread ---------------------------------------------------------------------------
     def screen(self, msg: mqtt.MQTTMessage) -> bool:
-        """True if the message is taken here (queued or dropped); False: decode it now, it is small."""
+        """Take the message (the Link's `screen`: always True): dropped, handled now, or queued."""
         size = len(msg.payload)
         sender = msg.topic.rpartition("/")[2]
         if size > wire.MAX_PAYLOAD:
@@ -114,11 +115,12 @@ class Intake:
         now = self.clock()
         if not messages.take(1, now) or not volume.take(size, now):
             return self._drop("dropped_over_rate", sender, "over its message or byte rate")
-        if size <= self.small:
-            return False
         props = msg.properties
-        raw = Raw(msg.topic, bytes(msg.payload), getattr(props, "ResponseTopic", None),
+        raw = Raw(msg.topic, msg.payload, getattr(props, "ResponseTopic", None),
                   getattr(props, "CorrelationData", None))
+        if size <= self.small:
+            self.now(raw)
+            return True
         with self._cond:
             queue = self._queues.setdefault(sender, deque())
             if len(queue) >= self.depth:
@@ -160,7 +162,7 @@ class Intake:
                 if queue:
                     self._queues[sender] = queue  # back of the line: one message a sender per turn
             try:
-                self.handle(raw)
+                self.later(raw)
             except Exception as exc:  # the thread must outlive any one request
                 self.counters.add("intake_errors")
                 log.exception("a request from %s could not be handled: %s", sender, exc)

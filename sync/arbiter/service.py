@@ -103,7 +103,7 @@ class Arbiter:
         self._next_status = 0.0
         self._announce: Callable[[], None] | None = None
         self._quiet = Quiet()
-        self.intake = Intake(self._received_large, self.counters)
+        self.intake = Intake(self._arrived, self._arrived_large, self.counters)
         self.link = Link(broker, f"{topics.prefix}-arbiter-{os.getpid()}",
                          subscriptions=[topics.requests(kind) for kind in REQUESTS],
                          on_message=self._received, on_ready=self._ready_changed, after_packet=self._drained,
@@ -301,8 +301,9 @@ class Arbiter:
             return
         self._enqueue(work)
 
-    def _received_large(self, raw: Raw) -> None:
-        """A large request, on the intake's decoder thread (sync/arbiter/intake.py)."""
+    def _arrived(self, raw: Raw) -> None:
+        """A request as the intake hands it over (sync/arbiter/intake.py): one that is not even JSON is
+        answered with an error like any other bad request, not dropped unanswered."""
         parsed = self.topics.parse_request(raw.topic)
         if parsed is None:
             return
@@ -312,8 +313,12 @@ class Arbiter:
             self._refuse(*parsed, raw.response_topic, raw.correlation, exc)
             return
         self._received(Inbound(raw.topic, payload, raw.response_topic, raw.correlation))
+
+    def _arrived_large(self, raw: Raw) -> None:
+        """A large request, on the intake's decoder thread."""
+        self._arrived(raw)
         with self._cond:
-            self._cond.notify()  # nothing else wakes the committer for it
+            self._cond.notify()  # no packet read wakes the committer for it
 
     def _refuse(self, kind: str, sender: str, response_topic: str | None, correlation: bytes | None,
                 exc: Exception) -> None:
