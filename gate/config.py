@@ -34,6 +34,10 @@ class GateSection:
     id: str = _opt("", "this gate's id in the audit log and on MQTT (default: the host name)")
     events: tuple[str, ...] = _opt((), "events this gate admits; empty admits any event it holds a key for")
     clock_skew: float = _opt(120.0, "seconds of clock error tolerated at the edges of a validity window", min=0)
+    untrusted_time: Literal["local", "deny"] = _opt(
+        "local", "with no trustworthy time (clock not synchronised and no recent arbiter time, gate/clock.py): "
+        "local (judge validity windows on the local clock anyway; the status says untrusted) or deny (refuse "
+        "tickets that have a validity window)")
 
 
 @dataclass(frozen=True)

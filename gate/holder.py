@@ -143,12 +143,18 @@ def split(text: str) -> tuple[str, Code | None]:
     return PREFIX + body[:-SUFFIX_CHARS], Code(t, raw[2:])
 
 
-def check(ticket: Ticket, code: Code | None, now: float, skew: int = DEFAULT_SKEW) -> tuple[Reason, str]:
-    """Reason.NONE when the ticket needs no code or `code` is its valid code at `now`; never raises."""
+def check(ticket: Ticket, code: Code | None, now: float, skew: int = DEFAULT_SKEW, *,
+          required: bool = False) -> tuple[Reason, str]:
+    """Reason.NONE when the ticket needs no code or `code` is its valid code at `now`; never raises.
+
+    `required` (the key is holder-only, gate/keys.py): a ticket without holder terms is refused too.
+    """
     try:
         terms = terms_of(ticket)
     except TicketFormatError as exc:
         return Reason.MALFORMED, str(exc)
+    if terms is None and required:
+        return Reason.BAD_BACKSTEP, f"key {ticket.kid} admits holder tickets only: this is a plain copy"
     if terms is None:
         return (Reason.NONE, "") if code is None else (Reason.MALFORMED, "a code for a ticket without holder terms")
     if code is None:

@@ -5,8 +5,11 @@ Two schemes:
 * HMAC-SHA256, tag truncated to 128 bits.  The issuer holds a master secret
   per key id; the key that signs and verifies tickets of one event is
   ``HKDF-SHA256(master, salt=b"qrgate/v1/event-key", info=event)``, so a gate
-  (which holds only derived keys) that is stolen exposes one event only.
-* Ed25519: gates hold only public keys, so a stolen gate can mint nothing.
+  (which holds only derived keys) that is stolen exposes only the events it
+  serves (`gate provision` gives a gate the keys of its events alone).
+* Ed25519 (the default): gates hold only public keys, so a stolen gate can
+  mint nothing.  Choose HMAC only knowing what it is: shorter codes, but a
+  gate holding an event's key can mint tickets for that event.
 
 Key files are JSON, written 0600 in a 0700 folder.  An issuer key file holds
 the secret; an exported keyring holds only what a gate needs to verify.
@@ -72,12 +75,17 @@ class IssuerKey:
     secret: bytes  # HMAC master secret, or Ed25519 private key (raw 32 bytes)
     created: float
     retired: bool = False
+    #: tickets under this key are admitted only with their holder code (gate/holder.py): a plain `QG:`
+    #: copy of a ticket sold to a holder's wallet is refused, so the rotating code cannot be skipped
+    holder_only: bool = False
 
     @classmethod
-    def new(cls, event: str, scheme: str = "hmac") -> IssuerKey:
+    def new(cls, event: str, scheme: str = "ed25519", *, holder_only: bool = False) -> IssuerKey:
+        """A fresh key; Ed25519 by default, so the gates verifying it hold no key that can mint."""
         if scheme not in SCHEME_IDS:
             raise ValueError(f"unknown scheme {scheme!r}: expected hmac or ed25519")
-        return cls(secrets.token_hex(4), scheme, event, secrets.token_bytes(32), time.time())
+        return cls(secrets.token_hex(4), scheme, event, secrets.token_bytes(32), time.time(),
+                   holder_only=holder_only)
 
     def verify_key(self) -> VerifyKey:
         """What a gate needs: the derived event key, or the public key."""
@@ -87,7 +95,7 @@ class IssuerKey:
             material = Ed25519PrivateKey.from_private_bytes(self.secret).public_key().public_bytes(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
             )
-        return VerifyKey(self.kid, self.scheme, self.event, material, self.retired)
+        return VerifyKey(self.kid, self.scheme, self.event, material, self.retired, self.holder_only)
 
     def sign(self, ticket: Ticket) -> str:
         """Mint: the QR text of `ticket` signed with this key (kid and scheme are set here)."""
@@ -110,7 +118,7 @@ class IssuerKey:
         return cls(
             kid=str(d["kid"]), scheme=str(d["scheme"]), event=str(d["event"]),
             secret=bytes.fromhex(str(d["secret"])), created=float(d["created"]),  # type: ignore[arg-type]
-            retired=bool(d.get("retired", False)),
+            retired=bool(d.get("retired", False)), holder_only=bool(d.get("holder_only", False)),
         )
 
 
@@ -123,6 +131,7 @@ class VerifyKey:
     event: str
     material: bytes  # derived HMAC key or Ed25519 public key
     retired: bool = False
+    holder_only: bool = False  # see IssuerKey.holder_only
 
     def verify(self, signed: SignedTicket) -> bool:
         """True when the tag is right; the HMAC compare is constant-time."""
@@ -139,13 +148,16 @@ class VerifyKey:
         return False
 
     def to_json(self) -> dict[str, object]:
-        return {"kid": self.kid, "scheme": self.scheme, "event": self.event,
-                "key": self.material.hex(), "retired": self.retired}
+        d: dict[str, object] = {"kid": self.kid, "scheme": self.scheme, "event": self.event,
+                                "key": self.material.hex(), "retired": self.retired}
+        if self.holder_only:  # only when set: keyrings without it stay as they were
+            d["holder_only"] = True
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> VerifyKey:
         return cls(str(d["kid"]), str(d["scheme"]), str(d["event"]),
-                   bytes.fromhex(str(d["key"])), bool(d.get("retired", False)))
+                   bytes.fromhex(str(d["key"])), bool(d.get("retired", False)), bool(d.get("holder_only", False)))
 
 
 class Keyring:

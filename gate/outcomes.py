@@ -51,4 +51,7 @@ class Reason(enum.StrEnum):
     #: (with INVALID) the arbiter would not spend it: its own check of the code failed (the detail says why,
     #: sync/arbiter/trust.py); the gate's keyring or events differ from the arbiter's, or the claim was forged
     REFUSED = "refused"
+    #: (with INVALID) the ticket has a validity window and this gate has no trustworthy time to check it
+    #: against (gate.untrusted_time = "deny", gate/clock.py)
+    UNTRUSTED_TIME = "untrusted_time"
 

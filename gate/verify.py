@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from gate import holder
+from gate.clock import TimeTrust
 from gate.exc import TicketFormatError
 from gate.keys import Keyring
 from gate.outcomes import Reason
@@ -33,6 +34,8 @@ class Verifier:
     `skew` (seconds) widens the validity window: gates have no real-time clock.
     `code_skew` (slots) is the clock error tolerated for a holder's rotating
     code (gate/holder.py): a code of an older slot is a screenshot.
+    `time_trust` (gate/clock.py) may refuse windowed tickets while this
+    gate has no trustworthy time.
     """
 
     def __init__(
@@ -43,12 +46,14 @@ class Verifier:
         skew: float = 120.0,
         clock: Callable[[], float] | None = None,
         code_skew: int = holder.DEFAULT_SKEW,
+        time_trust: TimeTrust | None = None,
     ) -> None:
         self.keyring = keyring
         self.events = frozenset(events)
         self.skew = skew
         self.code_skew = code_skew
         self.clock = clock or time.time
+        self.time_trust = time_trust
 
     def verify(self, text: str, now: float | None = None) -> Verdict:
         try:
@@ -69,9 +74,12 @@ class Verifier:
         if self.events and ticket.event not in self.events:
             return Verdict(Reason.WRONG_EVENT, ticket, f"this gate admits {', '.join(sorted(self.events))}")
         now = self.clock() if now is None else now
+        if (ticket.valid_from or ticket.valid_until) and self.time_trust and self.time_trust.denies_windows():
+            return Verdict(Reason.UNTRUSTED_TIME, ticket, "no trustworthy time to check its validity window "
+                           "(clock not synchronised, no arbiter time; gate.untrusted_time = deny)")
         if ticket.valid_from and now + self.skew < ticket.valid_from:
             return Verdict(Reason.NOT_YET_VALID, ticket)
         if ticket.valid_until and now - self.skew > ticket.valid_until:
             return Verdict(Reason.EXPIRED, ticket)
-        reason, detail = holder.check(ticket, code, now, self.code_skew)
+        reason, detail = holder.check(ticket, code, now, self.code_skew, required=key.holder_only)
         return Verdict(reason, ticket, detail)

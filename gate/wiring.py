@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gate.clock import TimeTrust
 from gate.config import Config
 from gate.decide import Claimer, Decider, DecisionListener
 from gate.exc import ConfigError
@@ -44,14 +45,19 @@ def open_store(config: Config) -> Store:
     return Store.open(config.store_path, busy_timeout=config.store.busy_timeout)
 
 
-def build_verifier(config: Config) -> Verifier:
+def time_trust(config: Config) -> TimeTrust:
+    return TimeTrust(config.gate.untrusted_time, skew=config.gate.clock_skew)
+
+
+def build_verifier(config: Config, trust: TimeTrust | None = None) -> Verifier:
     keyring = KeyStore(config.keys_dir).keyring()
-    return Verifier(keyring, config.gate.events, skew=config.gate.clock_skew, code_skew=config.ownership.code_skew)
+    return Verifier(keyring, config.gate.events, skew=config.gate.clock_skew, code_skew=config.ownership.code_skew,
+                    time_trust=trust or time_trust(config))
 
 
 def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None,
-                  on_decision: DecisionListener | None = None) -> Decider:
-    return Decider(build_verifier(config), store or open_store(config), config.gate_id, clock=time.time,
+                  on_decision: DecisionListener | None = None, trust: TimeTrust | None = None) -> Decider:
+    return Decider(build_verifier(config, trust), store or open_store(config), config.gate_id, clock=time.time,
                    claimer=claimer, on_decision=on_decision)
 
 
@@ -70,7 +76,7 @@ def sync_parts(config: Config) -> tuple[Broker, Topics, Credentials]:
     return Broker.parse(s.broker), Topics(s.prefix), credentials
 
 
-def start_gate_sync(config: Config, store: Store) -> GateSync:
+def start_gate_sync(config: Config, store: Store, trust: TimeTrust | None = None) -> GateSync:
     """This gate's link to the arbiter, started (it connects in the background)."""
     from gate.ledger import Ledger
     from sync.gateside.session import GateSync
@@ -80,7 +86,7 @@ def start_gate_sync(config: Config, store: Store) -> GateSync:
     gate_sync = GateSync(Ledger(store), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
                          status_every=s.status_every, keepalive=s.keepalive,
                          reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
-                         client_suffix=f"-{os.getpid()}")
+                         client_suffix=f"-{os.getpid()}", time_trust=trust or time_trust(config))
     gate_sync.start()
     return gate_sync
 
@@ -103,7 +109,8 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
         from sync.gateside.claimer import GateClaimer
         from sync.gateside.feed import GateFeed
 
-        gate_sync = start_gate_sync(config, store)
+        trust = time_trust(config)
+        gate_sync = start_gate_sync(config, store, trust)
         # each decision on {prefix}/scan/{gate} for dashboards; Home Assistant discovery on every connect
         feed = GateFeed(gate_sync.link, gate_sync.topics, config.gate_id,
                         ha_prefix=config.sync.ha_prefix if config.sync.ha_discovery else None)
@@ -115,7 +122,7 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
                 log.warning("no answer from the arbiter via %s within %.1f s: deciding offline (%s) until it answers",
                             gate_sync.link.broker, config.sync.connect_wait, config.sync.offline_policy)
             claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
-            yield build_decider(config, store, claimer, on_decision=feed.decided)
+            yield build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
         finally:
             if not gate_sync.close(config.sync.drain_wait):
                 log.warning("scans not yet confirmed by the arbiter stay in the outbox: `gate sync` delivers them")

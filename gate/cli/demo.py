@@ -53,11 +53,11 @@ def _run(home: Path) -> int:
         config, scanner=dataclasses.replace(config.scanner, health_every=3600),
         camera=dataclasses.replace(config.camera, kind="files", source=str(home / "frames"), fps=0.0),
         feedback=dataclasses.replace(config.feedback, kind="console"))
-    key = IssuerKey.new("show7", "hmac")
+    key = IssuerKey.new("show7")
     KeyStore(config.keys_dir).add_issuer_key(key)
     ticket = key.sign(Ticket(event="show7", ticket_id="9f2", seat="12B"))
     refunded = key.sign(Ticket(event="show7", ticket_id="a11", seat="14C"))
-    print(f"issuer key {key.kid} (HMAC, throwaway) in {config.keys_dir}")
+    print(f"issuer key {key.kid} (Ed25519, throwaway) in {config.keys_dir}")
     print(f"minted show7|12B|9f2: {ticket}")
     story = [
         ("a friend's screenshot of the ticket", ticket, Outcome.ADMIT),

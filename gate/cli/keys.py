@@ -16,9 +16,14 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                           description="Issuer keys and gate keyrings.")
     ks = keys.add_subparsers(title="key commands", metavar="ACTION")
     p = command(ks, common, "new", cmd_keys_new, "create an issuer key for an event (file 0600)",
-                 "gate keys new --event show7 --scheme ed25519")
+                 "gate keys new --event show7")
     p.add_argument("--event", required=True)
-    p.add_argument("--scheme", choices=("hmac", "ed25519"), default="hmac")
+    p.add_argument("--scheme", choices=("ed25519", "hmac"), default="ed25519",
+                   help="ed25519 (the default): gates hold public keys only and can mint nothing; hmac: shorter "
+                        "codes, but a gate holding the event's key can mint tickets for that event")
+    p.add_argument("--holder-only", action="store_true",
+                   help="tickets of this key need their holder code (sold to wallets by the box office): a "
+                        "plain QG: copy is refused at every gate and at the arbiter")
     command(ks, common, "list", cmd_keys_list, "list key ids, schemes and events", "gate keys list")
     p = command(ks, common, "export", cmd_keys_export,
                  "write what a gate needs to verify an event (derived HMAC key or public key)",
@@ -35,7 +40,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_keys_new(args: argparse.Namespace, config: Config) -> int:
-    key = IssuerKey.new(args.event, args.scheme)
+    key = IssuerKey.new(args.event, args.scheme, holder_only=args.holder_only)
     path = KeyStore(config.keys_dir).add_issuer_key(key)
     print(f"{key.kid} {key.scheme} {key.event} {path}")
     return EXIT_OK
@@ -46,7 +51,8 @@ def cmd_keys_list(args: argparse.Namespace, config: Config) -> int:
     issuers = {k.kid for k in store.issuer_keys()}
     for key in store.keyring():
         role = "issuer" if key.kid in issuers else "verify"
-        print(f"{key.kid} {key.scheme:7} {key.event} {role}{' retired' if key.retired else ''}")
+        flags = (' retired' if key.retired else '') + (' holder-only' if key.holder_only else '')
+        print(f"{key.kid} {key.scheme:7} {key.event} {role}{flags}")
     return EXIT_OK
 
 

@@ -55,6 +55,10 @@ def cmd_mint(args: argparse.Namespace, config: Config) -> int:
         print("gate: error: --count must be at least 1", file=sys.stderr)
         return EXIT_ERROR
     key = KeyStore(config.keys_dir).signing_key(args.event, args.kid)
+    if key.holder_only:  # its gates refuse plain tickets: minting them would only make INVALID at the door
+        print(f"gate: error: key {key.kid} is holder-only: its tickets are sold to wallets by the box office "
+              "(`gate boxoffice`), a plain ticket would be refused at every gate", file=sys.stderr)
+        return EXIT_ERROR
     if args.qr:
         args.qr.mkdir(parents=True, exist_ok=True)
     for ticket_id in mint_ids(args.ticket_id, args.count):

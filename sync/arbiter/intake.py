@@ -116,7 +116,7 @@ class Intake:
         if not messages.take(1, now) or not volume.take(size, now):
             return self._drop("dropped_over_rate", sender, "over its message or byte rate")
         props = msg.properties
-        raw = Raw(msg.topic, msg.payload, getattr(props, "ResponseTopic", None),
+        raw = Raw(msg.topic, bytes(msg.payload), getattr(props, "ResponseTopic", None),
                   getattr(props, "CorrelationData", None))
         if size <= self.small:
             self.now(raw)

@@ -352,12 +352,12 @@ class Arbiter:
             raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
         if msg.response_topic is not None and msg.response_topic != self.topics.reply(sender):
             raise BadMessage(f"a {kind} asks for its answer on {msg.response_topic!r}, not the sender's reply topic")
-        refused = []
+        refused: list[wire.Answer] = []
         if kind == "claim":
-            ops, refused = self._checked(ops)
+            ops, refused = self._checked(sender, ops)
         return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops, refused=refused)
 
-    def _checked(self, claims: list[Op]) -> tuple[list[Op], list[wire.Answer]]:
+    def _checked(self, sender: str, claims: list[Op]) -> tuple[list[Op], list[wire.Answer]]:
         """(claims to decide, refusals): a claim whose code does not verify spends nothing."""
         keep: list[Op] = []
         refused: list[wire.Answer] = []
@@ -372,7 +372,7 @@ class Arbiter:
             self.counters.add(f"refused_{why.split(':', 1)[0]}")
         if refused and self._quiet("refused"):
             log.warning("refused %d claims from %s: %s (counted in claims_refused; logged once every %.0f s)",
-                        len(refused), claims[0].gate, refused[0].detail, self._quiet.every)
+                        len(refused), sender, refused[0].detail, self._quiet.every)
         return keep, refused
 
     def _ready_changed(self, ready: bool) -> None:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gate.clock import TimeTrust
 from gate.exc import StoreError
 from gate.ledger import STALE_GRACE, Ledger, Ruling
 from sync import wire
@@ -55,8 +56,9 @@ class GateSync:
     def __init__(self, ledger: Ledger, gate_id: str, broker: Broker, topics: Topics, *, budget: float = 0.3,
                  batch: int = 200, status_every: float = 10.0, keepalive: int = 10,
                  reconnect: tuple[int, int] = (1, 16), credentials: Credentials | None = None,
-                 client_suffix: str = "") -> None:
+                 client_suffix: str = "", time_trust: TimeTrust | None = None) -> None:
         self.ledger = ledger
+        self.time_trust = time_trust or TimeTrust()
         self.gate_id = gate_id
         self.topics = topics
         self.budget = budget
@@ -289,6 +291,7 @@ class GateSync:
         at = reply.get("at")
         if isinstance(at, int | float):
             self._clock_offset = at - time.time()
+            self.time_trust.note_arbiter(self._clock_offset)
 
     # -- status ------------------------------------------------------------------------------------------
     def _status_payload(self, state: str, **extra: object) -> wire.Json:
@@ -307,5 +310,6 @@ class GateSync:
             outbox, seq, outcomes = {}, -1, {}
         payload = self._status_payload("fault" if self._fault else "online", detail=self._fault,
                                        arbiter=self._arbiter, stream_seq=seq, outbox=outbox, decisions=outcomes,
-                                       counters=self.counters.snapshot(), clock_offset=self._clock_offset)
+                                       counters=self.counters.snapshot(), clock_offset=self._clock_offset,
+                                       time=self.time_trust.source())
         self.link.publish(self.topics.status(self.gate_id), payload, retain=True)
