@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from gate.files import write_file
 
 NOT_BEFORE = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
 CA_YEARS, LEAF_YEARS = 25, 10
@@ -130,24 +131,10 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def write_private(path: Path, data: bytes) -> bool:
-    """Write atomically with mode 0600; False (and nothing written) if the file already holds `data`."""
-    return _write(path, data, 0o600)
+    """Write atomically with mode 0600, never through a symlink (gate/files.py); False (and nothing
+    written) if the file already holds `data`."""
+    return write_file(path, data, 0o600)
 
 
 def write_public(path: Path, data: bytes) -> bool:
-    return _write(path, data, 0o644)
-
-
-def _write(path: Path, data: bytes, mode: int) -> bool:
-    if path.exists() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)  # an older tmp left behind may have had another mode
-    os.replace(tmp, path)
-    return True
+    return write_file(path, data, 0o644)
