@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
 from conftest import ROOT, gate_env
+from playwright.sync_api import Browser, Page, sync_playwright
 from sync_fixtures import Proc, Site
 
 CHROMIUM = "/usr/bin/chromium"

@@ -15,6 +15,7 @@ from gate.deploy.mqttauth import PasswordFile, check_password, hash_password
 from gate.deploy.pki import Authority, common_name, server_names
 from gate.deploy.provision import ProvisionError, Venue
 from gate.keys import IssuerKey, KeyStore
+from sync.dashboard.accounts import Accounts
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -75,9 +76,14 @@ def test_arbiter_and_dashboard_bundles_use_the_local_broker(venue: Venue) -> Non
     assert arbiter.sync.broker == "mqtts://localhost:8883" and arbiter.sync.username == "arbiter"
     assert arbiter.path(arbiter.sync.arbiter_db) == Path("/var/lib/qrgate-arbiter/arbiter.db")
     dashboard = load_config(venue.bundle("dashboard", "dashboard"), env={})
-    assert dashboard.sync.username == "dashboard" and dashboard.dashboard.host == "0.0.0.0"
-    admin = dashboard.path(dashboard.dashboard.admin_password_file)
+    d = dashboard.dashboard
+    assert dashboard.sync.username == "dashboard" and d.host == "127.0.0.1"  # not every interface by default
+    admin = dashboard.path("admin.password")
     assert mode(admin) == 0o600 and len(admin.read_text().strip()) >= 40
+    accounts = Accounts(dashboard.path(d.accounts_file))
+    assert mode(accounts.path) == 0o600 and accounts.check("admin", admin.read_text().strip()) is not None
+    assert Authority.load(venue.ca_key, venue.ca_cert).signed(dashboard.path(d.cert_file)) and mode(dashboard.path(d.key_file)) == 0o600
+    assert {"localhost", "127.0.0.1"} <= server_names(dashboard.path(d.cert_file)) and "localhost" in d.hosts
     assert not (venue.bundle("arbiter", "arbiter") / "keys").exists()  # no ticket keys where none are needed
 
 

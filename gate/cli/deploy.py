@@ -38,6 +38,9 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--event", action="append", default=[], metavar="EVENT",
                    help="--gate: admit only this event and hold only its keys (repeatable; default: every event "
                         "with an issuer key in HOME/keys)")
+    p.add_argument("--listen", metavar="ADDR",
+                   help="--dashboard: the address its page listens on (dashboard.host; first time 127.0.0.1), also "
+                        "named in its HTTPS certificate and Host allow-list")
     p.add_argument("--rotate", action="store_true",
                    help="replace the credential (password, TLS key and certificate; --mosquitto: the broker's)")
 
@@ -51,7 +54,8 @@ def cmd_provision(args: argparse.Namespace, config: Config) -> int:
             if args.broker_url or args.broker_host or args.prefix:
                 report = venue.setup_broker(args.broker_url, tuple(args.broker_host), args.prefix)
             role = "gate" if args.gate else "arbiter" if args.arbiter else "dashboard"
-            report = venue.provision(role, args.gate, tuple(args.event), args.rotate)
+            report = venue.provision(role, args.gate, tuple(args.event), args.rotate,
+                                     args.listen if role == "dashboard" else None)
     except OSError as exc:  # a template that cannot be read (not a checkout) or a folder that cannot be made
         print(f"gate: error: {exc}", file=sys.stderr)
         return 2

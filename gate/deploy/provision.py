@@ -36,6 +36,7 @@ from gate.deploy.mqttauth import (
 from gate.deploy.pki import LOCAL_NAMES, Authority, cert_pem, common_name, server_names, write_private, write_public
 from gate.exc import ConfigError, GateError
 from gate.keys import KEYRING_FORMAT, KeyStore
+from sync.dashboard.accounts import Accounts
 
 ROLES = ("gate", "arbiter", "dashboard")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -48,6 +49,10 @@ INSTALL = {"gate": ("/etc/qrgate", "/var/lib/qrgate"),
 BROKER_DIR = "/etc/mosquitto/qrgate"
 SETTINGS = "venue.toml"
 ADMIN_PASSWORD = "admin.password"
+ACCOUNTS = "dashboard.accounts"
+FIRST_ACCOUNT = "admin"
+#: keys an older provisioning wrote that this version's config no longer has: dropped from a bundle it refreshes
+OBSOLETE = ("dashboard.admin_password_file",)
 
 
 class ProvisionError(GateError, ValueError):
@@ -173,8 +178,9 @@ class Venue:
         return found
 
     def provision(self, role: str, name: str | None = None, events: tuple[str, ...] = (),
-                  rotate: bool = False) -> Report:
-        """Create or refresh one bundle and its broker credential; return what changed."""
+                  rotate: bool = False, listen: str | None = None) -> Report:
+        """Create or refresh one bundle and its broker credential; return what changed.  `listen`: the
+        dashboard's address (dashboard.host, kept from the bundle when None; first time 127.0.0.1)."""
         name = _check_name(role, name)
         settings = self.settings()
         self._check_events(events)
@@ -185,9 +191,10 @@ class Venue:
         self._tls(report, bundle, name, rotate)
         if role == "gate":
             events = self._keyring(report, bundle, events)
+        extra: dict[str, Any] = {}
         if role == "dashboard":
-            self._admin_password(report, bundle, rotate)
-        self._config(report, role, name, bundle, settings, events)
+            extra = self._dashboard(report, bundle, settings, rotate, listen)
+        self._config(report, role, name, bundle, settings, events, extra)
         self._render_acl(report, settings)
         return report
 
@@ -237,7 +244,7 @@ class Venue:
         return events
 
     def _config(self, report: Report, role: str, name: str, bundle: Path, settings: Settings,
-                events: tuple[str, ...]) -> None:
+                events: tuple[str, ...], extra: dict[str, Any]) -> None:
         home, state = INSTALL[role]
         url = settings.broker_url if role == "gate" else f"mqtts://localhost:{settings.port}"
         owned: dict[str, dict[str, Any]] = {
@@ -253,6 +260,10 @@ class Venue:
             section, _, name_ = key.partition(".")
             if key in known:
                 data.setdefault(section, {}).setdefault(name_, value)
+        for key, value in extra.items():
+            owned.setdefault(key.partition(".")[0], {})[key.partition(".")[2]] = value
+        for key in OBSOLETE:
+            data.get(key.partition(".")[0], {}).pop(key.partition(".")[2], None)
         for section, values in owned.items():
             data.setdefault(section, {}).update(values)
         header = (f"# {role} {name}: written by `gate provision`; install this folder as {home}.\n"
@@ -263,11 +274,37 @@ class Venue:
         except ConfigError as exc:
             raise ProvisionError(f"{path}: the bundle does not load: {exc}") from None
 
-    def _admin_password(self, report: Report, bundle: Path, rotate: bool) -> None:
-        """The password the dashboard's page asks for before a revoke or an override."""
-        path = bundle / ADMIN_PASSWORD
-        if "dashboard.admin_password_file" in {key for key, *_ in describe()} and (rotate or not path.exists()):
-            self._put(report, path, f"{new_password()}\n".encode())
+    def _dashboard(self, report: Report, bundle: Path, settings: Settings, rotate: bool,
+                   listen: str | None) -> dict[str, Any]:
+        """The dashboard's HTTPS certificate from the venue CA, its first account, and the keys it owns."""
+        if listen is not None and not HOST.fullmatch(listen):
+            raise ProvisionError(f"option --listen: {listen!r} is not an address")
+        host = listen or str(_read_toml(bundle / "gate.toml").get("dashboard", {}).get("host", "127.0.0.1"))
+        names = sorted({*LOCAL_NAMES, _host(settings.broker_url), *settings.hosts,
+                        *([host] if host not in ("0.0.0.0", "::") else [])})
+        ca = self._authority(report)
+        cert, key = bundle / "tls" / "server.crt", bundle / "tls" / "server.key"
+        if rotate or not key.exists() or not ca.signed(cert) or not set(names) <= server_names(cert):
+            new_key, new_cert = ca.issue("dashboard", server_names=names)
+            self._put(report, key, new_key)
+            self._put(report, cert, new_cert, private=False)
+        self._first_account(report, bundle, rotate)
+        return {"dashboard.host": host, "dashboard.hosts": names, "dashboard.cert_file": "tls/server.crt",
+                "dashboard.key_file": "tls/server.key", "dashboard.accounts_file": ACCOUNTS}
+
+    def _first_account(self, report: Report, bundle: Path, rotate: bool) -> None:
+        """With no account yet: an admin called `admin`, its password in admin.password for the first login."""
+        accounts = Accounts(bundle / ACCOUNTS)
+        existing = accounts.all()
+        if existing and not (rotate and FIRST_ACCOUNT in existing):
+            return
+        password = new_password()
+        self._put(report, bundle / ADMIN_PASSWORD, f"{password}\n".encode())
+        accounts.add(FIRST_ACCOUNT, "admin", password)
+        report.changes.append(("updated" if existing else "created", accounts.path))
+        report.notes.append(f"dashboard: log in as {FIRST_ACCOUNT!r} with the password in {bundle / ADMIN_PASSWORD}, "
+                            "add a named account per person (`gate dashboard user add NAME --role admin|viewer "
+                            f"--home {INSTALL['dashboard'][0]}`) and remove {FIRST_ACCOUNT!r}")
 
     def _render_acl(self, report: Report, settings: Settings) -> None:
         self._put(report, self.broker / "acl", render_acl(self.principals(), settings.prefix).encode())
@@ -283,12 +320,8 @@ class Venue:
 
 
 def _first_time(role: str, state: str) -> dict[str, Any]:
-    """Keys a new bundle starts with (the operator may change them): where the store lives; the dashboard
-    listens on every interface (its unit lets only private networks in) with admin actions on."""
-    keys: dict[str, Any] = {"store.path": f"{state}/gate.db"}
-    if role == "dashboard":
-        keys.update({"dashboard.host": "0.0.0.0", "dashboard.admin_password_file": ADMIN_PASSWORD})
-    return keys
+    """Keys a new bundle starts with (the operator may change them): where the store lives."""
+    return {"store.path": f"{state}/gate.db"}
 
 
 def _check_name(role: str, name: str | None) -> str:

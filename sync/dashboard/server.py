@@ -176,7 +176,7 @@ class _Writer(io.RawIOBase):
 
 class Handler(BaseHTTPRequestHandler):
     server: DashboardServer  # type: ignore[assignment]
-    request: Request  # type: ignore[assignment]
+    request: Request
     server_version = "qrgate-dashboard"
 
     def setup(self) -> None:
