@@ -9,6 +9,8 @@ What a caller may rely on:
   that is itself a link is refused with `SymlinkRefused` (an ``OSError``, errno ``ELOOP``) instead of
   being replaced.  So someone who can write the folder of a key file but not the key file's target
   cannot make us overwrite, say, /etc/passwd or a file they will read later.
+* A file that is replaced keeps its owner and group (as far as we may set them): an operator running
+  `sudo gate dashboard user add` leaves the file readable by the service's group as before.
 * It returns False (and writes nothing) when the file already holds exactly `data` with `mode`.
 
 Standard library only: the decision core, deployment and the dashboard share it.
@@ -16,6 +18,7 @@ Standard library only: the decision core, deployment and the dashboard share it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -29,7 +32,8 @@ def write_file(path: Path, data: bytes, mode: int = 0o600) -> bool:
     path = Path(path)
     if path.is_symlink():
         raise SymlinkRefused(errno.ELOOP, "refusing to write through a symbolic link", str(path))
-    if path.exists() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+    old = path.stat() if path.exists() else None
+    if old is not None and path.read_bytes() == data and (old.st_mode & 0o777) == mode:
         return False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -38,6 +42,9 @@ def write_file(path: Path, data: bytes, mode: int = 0o600) -> bool:
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)  # the umask may have narrowed it
+            if old is not None and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+                with contextlib.suppress(PermissionError):
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -12,7 +12,8 @@ What a caller may rely on:
   not say which names exist.
 * `Accounts` re-reads the file when it changes (size, mtime, inode): an account removed with
   `gate dashboard user remove` loses its sessions at its next request, with no restart.
-* `add`/`remove` rewrite the file atomically, 0600, never through a symlink (gate/files.py).  They are
+* `add`/`remove` rewrite the file atomically, never through a symlink, keeping its owner, group and
+  mode (at most 0640: the service's group may read it; new files 0600) (gate/files.py).  They are
   its only writers (the `gate dashboard user` command and provisioning call them).
 """
 
@@ -164,6 +165,7 @@ class Accounts:
         text = "# qrgate dashboard accounts: NAME:ROLE:HASH; edit with `gate dashboard user`\n"
         text += "".join(a.line() for a in sorted(accounts.values(), key=lambda a: a.name))
         try:
-            write_file(self.path, text.encode(), 0o600)
+            mode = (self.path.stat().st_mode & 0o640) | 0o600 if self.path.exists() else 0o600
+            write_file(self.path, text.encode(), mode)
         except OSError as exc:
             raise AccountError(f"{self.path}: cannot write the accounts file: {exc.strerror or exc}") from None
