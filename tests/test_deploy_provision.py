@@ -108,7 +108,7 @@ def test_rotate_replaces_one_credential_and_nothing_else(venue: Venue) -> None:
     before = snapshot(venue.folder)
     changed = {str(p.relative_to(venue.folder)) for _, p in venue.provision("gate", "g1", rotate=True).changes}
     assert changed == {"gates/g1/mqtt.password", "gates/g1/tls/client.key", "gates/g1/tls/client.crt",
-                       "broker/passwd"}
+                       "broker/passwd", "broker/crl.pem"}  # the old certificate is revoked
     after = snapshot(venue.folder)
     assert {k for k in after if after[k][0] != before[k][0]} == changed
     assert PasswordFile.read(venue.broker / "passwd").users() == ["g1", "g2"]

@@ -28,6 +28,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     role.add_argument("--gate", metavar="ID", help="a gate's bundle (ID: its gate.id and MQTT user name)")
     role.add_argument("--arbiter", action="store_true", help="the arbiter's bundle")
     role.add_argument("--dashboard", action="store_true", help="the dashboard's bundle (read all, admin commands)")
+    role.add_argument("--retire-gate", metavar="ID", help="retire a gate: revoke its certificate (broker/crl.pem), "
+                      "remove its password and ACL block, move its bundle to retired/")
     p.add_argument("--venue", type=Path, metavar="DIR", help="the venue folder (default: HOME/venue); keep it private "
                    "and backed up: it holds the CA key and every credential")
     p.add_argument("--broker-url", metavar="URL", help="mqtts://HOST[:PORT] the gates connect to (first run; kept in "
@@ -50,6 +52,8 @@ def cmd_provision(args: argparse.Namespace, config: Config) -> int:
     try:
         if args.mosquitto:
             report = venue.setup_broker(args.broker_url, tuple(args.broker_host), args.prefix, args.rotate)
+        elif args.retire_gate:
+            report = venue.retire(args.retire_gate)
         else:
             if args.broker_url or args.broker_host or args.prefix:
                 report = venue.setup_broker(args.broker_url, tuple(args.broker_host), args.prefix)
@@ -59,7 +63,9 @@ def cmd_provision(args: argparse.Namespace, config: Config) -> int:
     except OSError as exc:  # a template that cannot be read (not a checkout) or a folder that cannot be made
         print(f"gate: error: {exc}", file=sys.stderr)
         return 2
-    print_report(report, venue, "broker" if args.mosquitto else args.gate or ("arbiter" if args.arbiter else "dashboard"))
+    what = "broker" if args.mosquitto or args.retire_gate else \
+        args.gate or ("arbiter" if args.arbiter else "dashboard")
+    print_report(report, venue, what)
     return 0
 
 

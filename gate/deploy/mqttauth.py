@@ -80,6 +80,12 @@ class PasswordFile:
                 done = True
         self.lines = out if done else [*out, entry]
 
+    def remove(self, user: str) -> bool:
+        """Drop every line of `user`; False if it had none."""
+        kept = [line for line in self.lines if line.partition(":")[0] != user]
+        removed, self.lines = len(kept) != len(self.lines), kept
+        return removed
+
     def users(self) -> list[str]:
         return [line.partition(":")[0] for line in self.lines]
 

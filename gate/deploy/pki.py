@@ -9,8 +9,12 @@ What a caller may rely on:
   "now"): a Raspberry Pi has no real-time clock and may boot with an old
   time, and a certificate that is "not yet valid" would keep it off the
   broker until NTP answers.
-* A client certificate's common name is the MQTT user name; the server
-  certificate names every host the clients use (plus localhost).
+* A client certificate's common name is the MQTT user name (the broker takes it as the user name:
+  ``use_identity_as_username``); the server certificate names every host the clients use (plus
+  localhost).
+* `Authority.crl` signs a revocation list (PEM) of the serial numbers given, valid from `NOT_BEFORE`
+  until CRL_YEARS from now: the broker refuses those certificates (``crlfile``), and an expired list
+  would refuse every client, so it is made to outlive the certificates.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from gate.files import write_file
 
 NOT_BEFORE = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
 CA_YEARS, LEAF_YEARS = 25, 10
+CRL_YEARS = LEAF_YEARS + 1
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -85,6 +90,15 @@ class Authority:
                                             critical=False)
         return key_pem(key), cert_pem(builder.sign(self.key, hashes.SHA256()))
 
+    def crl(self, revoked: Iterable[tuple[int, dt.datetime]]) -> bytes:
+        """A CRL (PEM) revoking each (serial number, when)."""
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject).last_update(NOT_BEFORE)
+                   .next_update(dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * CRL_YEARS)))
+        for serial, when in sorted(revoked):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
     def signed(self, cert_file: Path) -> bool:
         """True if `cert_file` exists and was issued by this CA (same issuer name and a valid signature)."""
         try:
@@ -107,6 +121,18 @@ def _general_name(name: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
+
+
+def revoked_serials(crl_file: Path) -> dict[int, dt.datetime]:
+    """Serial number -> revocation date of a CRL file ({} if there is none yet)."""
+    if not crl_file.exists():
+        return {}
+    crl = x509.load_pem_x509_crl(crl_file.read_bytes())
+    return {r.serial_number: r.revocation_date_utc for r in crl}
+
+
+def serial_number(cert_file: Path) -> int:
+    return int(x509.load_pem_x509_certificate(cert_file.read_bytes()).serial_number)
 
 
 def common_name(cert_file: Path) -> str:

@@ -16,6 +16,7 @@ What a caller may rely on:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import tomllib
@@ -33,7 +34,17 @@ from gate.deploy.mqttauth import (
     render_acl,
     render_broker_conf,
 )
-from gate.deploy.pki import LOCAL_NAMES, Authority, cert_pem, common_name, server_names, write_private, write_public
+from gate.deploy.pki import (
+    LOCAL_NAMES,
+    Authority,
+    cert_pem,
+    common_name,
+    revoked_serials,
+    serial_number,
+    server_names,
+    write_private,
+    write_public,
+)
 from gate.exc import ConfigError, GateError
 from gate.keys import KEYRING_FORMAT, KeyStore
 from sync.dashboard.accounts import Accounts
@@ -49,6 +60,7 @@ INSTALL = {"gate": ("/etc/qrgate", "/var/lib/qrgate"),
 BROKER_DIR = "/etc/mosquitto/qrgate"
 SETTINGS = "venue.toml"
 ADMIN_PASSWORD = "admin.password"
+CRL = "crl.pem"
 ACCOUNTS = "dashboard.accounts"
 FIRST_ACCOUNT = "admin"
 #: keys an older provisioning wrote that this version's config no longer has: dropped from a bundle it refreshes
@@ -118,6 +130,8 @@ class Venue:
             new_key, new_cert = ca.issue(_host(settings.broker_url), server_names=names)
             self._put(report, key, new_key)
             self._put(report, cert, new_cert, private=False)
+        if not (self.broker / CRL).exists():
+            self._put(report, self.broker / CRL, ca.crl([]), private=False)
         conf = render_broker_conf(BROKER_DIR, str(settings.port))
         self._put(report, self.broker / "qrgate.conf", conf.encode(), private=False)
         self._put(report, self.broker / "passwd", PasswordFile.read(self.broker / "passwd").text().encode())
@@ -198,6 +212,41 @@ class Venue:
         self._render_acl(report, settings)
         return report
 
+    def retire(self, name: str) -> Report:
+        """Retire a gate: its certificate revoked (broker/crl.pem), its password line removed, its ACL block
+        gone, its bundle moved to retired/ (kept for the record; it holds no credential that still works)."""
+        name = _check_name("gate", name)
+        settings = self.settings()
+        bundle = self.bundle("gate", name)
+        if not (bundle / "gate.toml").exists():
+            gates = ", ".join(user for role, user in self.principals() if role == "gate") or "none"
+            raise ProvisionError(f"{bundle}: no such gate to retire (the gates: {gates})")
+        report = self.setup_broker()
+        ca = self._authority(report)
+        cert = bundle / "tls" / "client.crt"
+        if ca.signed(cert):
+            self._revoke(report, ca, [serial_number(cert)])
+        passwd = PasswordFile.read(self.broker / "passwd")
+        if passwd.remove(name):
+            self._put(report, self.broker / "passwd", passwd.text().encode())
+        target = self.folder / "retired" / f"{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+        target.parent.mkdir(exist_ok=True, mode=0o700)
+        bundle.rename(target)
+        report.changes.append(("retired", target))
+        self._render_acl(report, settings)
+        report.notes.append(f"{name}: retired; install the broker's files and RESTART mosquitto (`systemctl restart "
+                            "mosquitto`): a restart drops the gate's open connection and makes the broker read "
+                            "the revocation list; the other gates reconnect by themselves")
+        return report
+
+    def _revoke(self, report: Report, ca: Authority, serials: list[int]) -> None:
+        revoked = revoked_serials(self.broker / CRL)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if set(serials) <= set(revoked):
+            return
+        revoked.update({serial: now for serial in serials if serial not in revoked})
+        self._put(report, self.broker / CRL, ca.crl(revoked.items()), private=False)
+
     def _check_events(self, events: tuple[str, ...]) -> None:
         known = {k.event for k in KeyStore(self.issuer_keys).issuer_keys()}
         for event in events:
@@ -225,6 +274,8 @@ class Venue:
         self._put(report, tls / "ca.crt", cert_pem(ca.cert), private=False)
         cert, key = tls / "client.crt", tls / "client.key"
         if rotate or not key.exists() or not ca.signed(cert) or common_name(cert) != user:
+            if ca.signed(cert):  # the old certificate names this user to the broker: it must stop working
+                self._revoke(report, ca, [serial_number(cert)])
             new_key, new_cert = ca.issue(user)
             self._put(report, key, new_key)
             self._put(report, cert, new_cert, private=False)
