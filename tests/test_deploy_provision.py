@@ -200,3 +200,18 @@ def test_the_acl_names_each_gates_home_assistant_node_as_the_dashboard_does(venu
     venue.provision("gate", "gate.north-1")
     acl = (venue.broker / "acl").read_text()
     assert f"topic write homeassistant/sensor/{node_id('gate.north-1')}/+/config" in acl
+
+
+def test_gates_with_different_ids_get_different_home_assistant_nodes(venue: Venue) -> None:
+    from sync.gateside.discovery import node_id
+
+    assert node_id("gate_1") == "qrgate_gate_1" and node_id("gate-1") == "qrgate_gate-1"  # clean ids as before
+    assert node_id("gate.1") != node_id("gate_1")  # they collided: gate.1 could write gate_1's sensor configs
+    venue.provision("gate", "gate.1")
+    venue.provision("gate", "gate_1")
+    blocks = (venue.broker / "acl").read_text().split("\nuser ")
+    homes = {block.split("\n")[0]: [line for line in block.splitlines() if "homeassistant" in line] for block in blocks}
+    assert homes["gate.1"] != homes["gate_1"]
+    lookalike = node_id("gate.1").removeprefix("qrgate_")  # a gate named after gate.1's node
+    with pytest.raises(ProvisionError, match="node id"):
+        venue.provision("gate", lookalike)

@@ -31,6 +31,7 @@ from gate.deploy.mqttauth import (
     check_password,
     hash_password,
     new_password,
+    node_id,
     render_acl,
     render_broker_conf,
 )
@@ -198,6 +199,7 @@ class Venue:
         name = _check_name(role, name)
         settings = self.settings()
         self._check_events(events)
+        self._check_node(role, name)
         report = self.setup_broker()
         bundle = self.bundle(role, name)
         bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -246,6 +248,14 @@ class Venue:
             return
         revoked.update({serial: now for serial in serials if serial not in revoked})
         self._put(report, self.broker / CRL, ca.crl(revoked.items()), private=False)
+
+    def _check_node(self, role: str, name: str) -> None:
+        """Two gates may not share a Home Assistant node id (the ACL lets each write its node's configs)."""
+        clash = [user for r, user in self.principals() if r == "gate" and user != name and role == "gate"
+                 and node_id(user) == node_id(name)]
+        if clash:
+            raise ProvisionError(f"option --gate {name}: its Home Assistant node id {node_id(name)} is gate "
+                                 f"{clash[0]}'s too: choose another id")
 
     def _check_events(self, events: tuple[str, ...]) -> None:
         known = {k.event for k in KeyStore(self.issuer_keys).issuer_keys()}
