@@ -89,8 +89,11 @@ def test_the_gate_unit_is_a_watched_restarting_notify_service() -> None:
     assert d["WatchdogSec"] and d["Restart"] == ["always"]
     assert d["User"] == ["qrgate"] and {"gpio", "video"} <= set(d["SupplementaryGroups"][0].split())
     for key, value in {"ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
-                       "ProtectHome": "yes", "CapabilityBoundingSet": ""}.items():
+                       "ProtectHome": "yes", "CapabilityBoundingSet": "", "MemoryDenyWriteExecute": "yes",
+                       "ProtectProc": "invisible", "IPAddressDeny": "any"}.items():
         assert d[key] == [value], key
+    allow = d["IPAddressAllow"][0].split()
+    assert "localhost" in allow and "0.0.0.0/0" not in allow and "any" not in allow  # the venue's networks only
     assert d["DevicePolicy"] == ["closed"]  # and the GPIO and camera devices are let through:
     allowed = {v.split()[0] for v in d["DeviceAllow"]}
     assert {"char-gpiochip", "char-video4linux", "char-media", "char-dma_heap"} <= allowed
