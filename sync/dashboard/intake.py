@@ -182,7 +182,7 @@ class Intake:
         except OSError:
             p.sock.close()
             return
-        if request.data.startswith(self._streams) and self._streams:
+        if self._streams and request.data.startswith(self._streams):
             if not self._stream_slots.acquire(blocking=False):
                 self.count("streams_refused")
                 _answer(p.sock, 503, "Service Unavailable")

@@ -39,8 +39,8 @@ import io
 import json
 import logging
 import queue
+import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
@@ -50,6 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sync.dashboard.auth import Session, Sessions, Throttle
 from sync.dashboard.history import HistoryError
+from sync.dashboard.hub import Hub, sse
 from sync.dashboard.intake import Intake, Limits, Request
 from sync.dashboard.model import Model
 from sync.dashboard.service import ActionResult, DashboardService
@@ -70,50 +71,6 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 PING_EVERY = 5.0
 MAX_BODY = 8192
 MAX_FIELD = 200
-CLIENT_QUEUE = 2000
-
-
-class Hub:
-    """Fans pushed events out to every open page; a page that cannot keep up is dropped (it reconnects)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: set[queue.Queue[bytes | None]] = set()
-        self.dropped = 0
-
-    def subscribe(self) -> queue.Queue[bytes | None]:
-        q: queue.Queue[bytes | None] = queue.Queue(CLIENT_QUEUE)
-        with self._lock:
-            self._clients.add(q)
-        return q
-
-    def unsubscribe(self, q: queue.Queue[bytes | None]) -> None:
-        with self._lock:
-            self._clients.discard(q)
-
-    def publish(self, event: str, data: Any) -> None:
-        chunk = sse(event, data)
-        with self._lock:
-            clients = list(self._clients)
-        for q in clients:
-            try:
-                q.put_nowait(chunk)
-            except queue.Full:
-                self.dropped += 1
-                self.unsubscribe(q)
-                with q.mutex:
-                    q.queue.clear()
-                q.put_nowait(None)  # its handler ends the stream; the page's EventSource reconnects
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients), set()
-        for q in clients:
-            q.put(None)
-
-
-def sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 class DashboardServer:
@@ -182,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         """The request was read whole by the intake: read it from memory, write to the socket."""
         self.connection = self.request.sock
-        self.connection.setsockopt(6, 1, 1)  # TCP_NODELAY: events are small writes in a row
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # events: small writes in a row
         self.rfile = io.BytesIO(self.request.data)
         self.wfile = _Writer(self.request)  # type: ignore[assignment]
 
