@@ -218,8 +218,9 @@ def build_dashboard(config: Config, host: str, port: int) -> Any:
     """(service, server, hub, history) of the admins' page; the caller starts and stops them."""
     from sync.dashboard.auth import Sessions
     from sync.dashboard.history import History
+    from sync.dashboard.hub import Hub
     from sync.dashboard.model import Model
-    from sync.dashboard.server import DashboardServer, Hub
+    from sync.dashboard.server import DashboardServer
     from sync.dashboard.service import DashboardService
 
     broker, topics, credentials = sync_parts(config)

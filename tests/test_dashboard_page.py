@@ -171,3 +171,21 @@ def test_the_page_survives_a_broker_restart(site: Site, page: Page) -> None:
     assert decision["outcome"] == "ADMIT" and not decision["provisional"]
     page.locator(f'#feed tr[data-scan="{decision["scan_id"]}"]').wait_for(timeout=2000)
     shot(page, "broker-back")
+
+
+def test_the_page_needs_a_login_and_a_viewer_cannot_act(site: Site, page: Page) -> None:
+    dashboard = start_dashboard(site)
+    page.goto(dashboard.url)
+    page.wait_for_url(dashboard.url + "login")  # no session: the login form, and nothing else
+    page.fill("#login-name", "victor")
+    page.fill("#login-password", "not his password")
+    page.click("#login-submit")
+    expect(page.locator("#login-result")).to_have_attribute("data-answer", "denied")
+    login(page, dashboard.url, "victor")
+    expect(page.locator("#account")).to_have_text("victor (viewer)")
+    expect(page.locator("#admin-submit")).to_be_disabled()
+    page.click("#logout")
+    page.wait_for_url(dashboard.url + "login")
+    page.goto(dashboard.url)
+    page.wait_for_url(dashboard.url + "login")  # the session ended with the logout
+    shot(page, "login")
