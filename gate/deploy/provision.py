@@ -236,9 +236,9 @@ class Venue:
         bundle.rename(target)
         report.changes.append(("retired", target))
         self._render_acl(report, settings)
-        report.notes.append(f"{name}: retired; install the broker's files and RESTART mosquitto (`systemctl restart "
-                            "mosquitto`): a restart drops the gate's open connection and makes the broker read "
-                            "the revocation list; the other gates reconnect by themselves")
+        report.notes.append(f"{name}: retired; install the broker's files and reload mosquitto (it rereads the "
+                            "revocation list, password file and ACL); `systemctl restart mosquitto` also drops "
+                            "the gate's open connection (the other gates reconnect by themselves)")
         return report
 
     def _revoke(self, report: Report, ca: Authority, serials: list[int]) -> None:
