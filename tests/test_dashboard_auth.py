@@ -179,3 +179,16 @@ def test_a_long_stream_of_honest_requests_needs_few_threads(site: Site) -> None:
         statuses = list(pool.map(lambda _n: alice.call("/api/state")[0], range(200)))
     assert statuses == [200] * 200
     wait_until(lambda: threads(dashboard) < 40, 10, "the dashboard's threads to stay bounded")
+
+
+def test_a_broken_accounts_file_is_a_clear_error_not_a_dropped_connection(site: Site) -> None:
+    dashboard = start_dashboard(site)
+    alice = dashboard.client("alice")
+    path = site.root / "dashboard" / "dashboard.accounts"
+    good = path.read_text()
+    path.write_text(good + "someone edited this by hand\n")
+    status, answer = alice.call("/api/state")
+    assert status == 500 and "line 4" in answer["error"] and "gate dashboard user" in answer["error"]
+    path.write_text(good)
+    assert alice.call("/api/state")[0] == 200
+    assert dashboard.proc.poll() is None

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sync.dashboard.accounts import AccountError
 from sync.dashboard.auth import Session, Sessions, Throttle
 from sync.dashboard.history import HistoryError
 from sync.dashboard.hub import Hub, sse
@@ -199,8 +200,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._ticket(parse_qs(url.query))
             else:
                 self._json(404, {"error": "not found"})
-        except HistoryError as exc:
-            log.error("dashboard history: %s", exc)
+        except (HistoryError, AccountError) as exc:
+            log.error("dashboard: %s", exc)
             self._json(500, {"error": str(exc)})
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the browser went away
@@ -267,7 +268,8 @@ class Handler(BaseHTTPRequestHandler):
                     self._admin(path, form, session)
             else:
                 self._json(404, {"error": "not found"})
-        except HistoryError as exc:
+        except (HistoryError, AccountError) as exc:
+            log.error("dashboard: %s", exc)
             self._json(500, {"ok": False, "answer": "error", "detail": str(exc)})
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass
