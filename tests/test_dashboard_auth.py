@@ -131,10 +131,14 @@ def test_failed_logins_are_throttled_per_account_and_for_the_whole_server(site: 
     assert Client(dashboard.url).login("alice")[0] == 429  # her right password waits too: it is not even checked
     assert Client(dashboard.url).login("victor")[0] == 200  # another account is not locked out
 
+    started = time.monotonic()
     with ThreadPoolExecutor(10) as pool:  # spread over many names: the server's own limit stops it
         answers = list(pool.map(lambda n: Client(dashboard.url).login(f"name{n}", "guess")[0], range(40)))
-    assert answers.count(429) >= 40 - 20, answers
-    assert Client(dashboard.url).login("victor")[0] == 429
+    elapsed = time.monotonic() - started
+    # at most the 20 of the burst (5 went to alice's guesses, 1 came back with victor's login) and one
+    # more every 2 s of the time it took (a loaded machine makes that longer: not a timing assertion)
+    assert answers.count(401) <= 20 - 5 + 1 + elapsed / 2 + 1, (answers, elapsed)
+    assert answers.count(429) + answers.count(401) == 40
 
 
 def test_half_sent_requests_hold_no_thread_and_do_not_block_an_honest_one(site: Site) -> None:
