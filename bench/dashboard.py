@@ -204,6 +204,9 @@ def feed_gate(gate: subprocess.Popen[str], texts: list[str], every: float, out: 
         out.append(json.loads(gate.stdout.readline()))
 
 
+BENCH_PASSWORD = "bench password, viewer only"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gates", type=int, default=12)
@@ -223,6 +226,8 @@ def main() -> int:
     try:
         run.broker()
         first_line(run.start(["arbiter"], "arbiter"), "arbiter ready")
+        account = run.start(["dashboard", "user", "add", "bench", "--role", "viewer"], "dashboard")
+        account.communicate(BENCH_PASSWORD + "\n", timeout=60)
         dashboard = run.start(["dashboard", "--gate-id", "admin", "--port", "0"], "dashboard",
                               QRGATE_DASHBOARD_CAPACITY=str(args.gates * per_gate))
         url = first_line(dashboard, "dashboard ready on").split()[3]
@@ -244,7 +249,11 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.add_init_script(OBSERVER)
-            page.goto(url)
+            page.goto(url + "login")
+            page.fill("#login-name", "bench")
+            page.fill("#login-password", BENCH_PASSWORD)
+            page.click("#login-submit")
+            page.wait_for_url(url, timeout=30_000)
             for n in range(args.gates):
                 page.wait_for_selector(f'.gate[data-gate="gate-{n + 1}"][data-state="online"]', timeout=30_000)
             sampler = Sampler(dashboard.pid)

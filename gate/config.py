@@ -147,11 +147,18 @@ class OwnershipSection:
 class DashboardSection:
     """`gate dashboard`: the admins' live page over MQTT (sync/dashboard/, docs/dashboard.md)."""
 
-    host: str = _opt("127.0.0.1", "address the page listens on (0.0.0.0: every interface)")
+    host: str = _opt("127.0.0.1", "address the page listens on (a non-loopback address needs cert_file: "
+                     "passwords do not cross the network in clear)")
     port: int = _opt(8080, "port of the page", min=0, max=65535)
     capacity: int = _opt(0, "tickets issued, shown against the tickets admitted; 0: not set", min=0)
-    admin_password_file: str = _opt("", "file holding the admin password that revoking and overriding from the page "
-                                    "need (relative to home); empty: admin actions are off")
+    accounts_file: str = _opt("dashboard.accounts", "the named accounts (viewer, admin) that may log in, with "
+                              "salted scrypt hashes; `gate dashboard user add` writes it (relative to home)")
+    cert_file: str = _opt("", "HTTPS: the page's certificate, PEM (`gate provision --dashboard` writes tls/server.crt "
+                          "from the venue CA; relative to home); empty: plain HTTP, loopback only")
+    key_file: str = _opt("", "HTTPS: the private key of cert_file, PEM, 0600 (relative to home)")
+    hosts: tuple[str, ...] = _opt((), "host names and addresses the page answers for (the Host header), besides "
+                                  "dashboard.host and the loopback names; any other is refused (DNS rebinding)")
+    session_hours: float = _opt(12.0, "hours a login lasts", min=0.01, max=24 * 30)
     history_db: str = _opt("", "its SQLite file of scans, stream items and admin actions (relative to home); "
                            "empty: dashboard.db beside store.path")
     silent_after: float = _opt(30.0, "seconds without a message after which an online gate shows as silent", min=1)

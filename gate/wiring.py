@@ -7,6 +7,7 @@ gate never loads the ownership services.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -25,6 +26,8 @@ from gate.store import Store
 from gate.verify import Verifier
 
 if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, ...): only its users pay for it
+    import ssl
+
     from gate.daemon.scanloop import ScanLoop
     from gate.ownership.boxoffice import BoxOffice
     from gate.ownership.payment import FakePaymentAgent
@@ -223,14 +226,20 @@ def history_path(config: Config) -> Path:
 
 def build_dashboard(config: Config, host: str, port: int) -> Any:
     """(service, server, hub, history) of the admins' page; the caller starts and stops them."""
+    from sync.dashboard.auth import Sessions
     from sync.dashboard.history import History
+    from sync.dashboard.hub import Hub
     from sync.dashboard.model import Model
-    from sync.dashboard.server import AdminPassword, DashboardServer, Hub
+    from sync.dashboard.server import DashboardServer
     from sync.dashboard.service import DashboardService
 
     broker, topics, credentials = sync_parts(config)
     d, s = config.dashboard, config.sync
-    password = AdminPassword.load(config.path(d.admin_password_file) if d.admin_password_file else None)
+    accounts = dashboard_accounts(config)
+    if not accounts.all():
+        raise ConfigError(f"{accounts.path}: no dashboard accounts (dashboard.accounts_file): add one with "
+                          "`gate dashboard user add NAME --role admin`")
+    tls = dashboard_tls(config, host)
     history = History.open(history_path(config))
     model = Model(d.capacity, d.silent_after)
     hub = Hub()
@@ -239,11 +248,47 @@ def build_dashboard(config: Config, host: str, port: int) -> Any:
                                reconnect=(s.reconnect_min, s.reconnect_max), client_suffix=f"-{os.getpid()}")
     service.load()
     try:
-        server = DashboardServer((host, port), service, model, hub, password)
+        server = DashboardServer((host, port), service, model, hub, Sessions(accounts, d.session_hours * 3600),
+                                 tls=tls, hosts=d.hosts)
     except OSError as exc:
         history.close()
         raise ConfigError(f"dashboard.host/port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return service, server, hub, history
+
+
+def dashboard_accounts(config: Config) -> Any:
+    """The dashboard's accounts file (dashboard.accounts_file)."""
+    from sync.dashboard.accounts import Accounts
+
+    return Accounts(config.path(config.dashboard.accounts_file))
+
+
+def dashboard_tls(config: Config, host: str) -> ssl.SSLContext | None:
+    """The page's TLS context from dashboard.cert_file/key_file; None (plain HTTP) only on a loopback address."""
+    import ssl
+
+    d = config.dashboard
+    if not d.cert_file:
+        if not _loopback(host):
+            raise ConfigError(f"dashboard.host = {host!r} is not a loopback address and dashboard.cert_file is "
+                              "empty: passwords would cross the network in clear (`gate provision --dashboard` "
+                              "writes tls/server.crt; or listen on 127.0.0.1)")
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.path(d.cert_file), config.path(d.key_file) if d.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"dashboard.cert_file/key_file: cannot load {config.path(d.cert_file)}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    return context
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # -- the ownership services (docs/ownership.md) ---------------------------------------------------------------

@@ -7,7 +7,11 @@ downloaded.  Screenshots go to artifacts/ (gitignored) for people to look at.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT, gate_env
 from playwright.sync_api import Browser, Page, sync_playwright
 from sync_fixtures import Proc, Site
 
@@ -23,32 +28,76 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 PASSWORD = "correct horse battery staple"
+ADMIN_ACCOUNT = "alice"  # the dashboard account of the admin in the tests
 ADMIN = "admin"  # the dashboard's MQTT id (gate.id): its requests go to qrgate/revoke/admin etc.
 
 
-class DashboardProc(Proc):
-    """A running `gate dashboard`; `url` is where its page is."""
+class Client:
+    """One logged-in (or not) HTTP client of a dashboard: its own cookie jar and CSRF token."""
 
-    url = ""
+    def __init__(self, url: str, context: ssl.SSLContext | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.jar = http.cookiejar.CookieJar()
+        handlers: list[Any] = [urllib.request.HTTPCookieProcessor(self.jar)]
+        if context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self.opener = urllib.request.build_opener(*handlers)
+        self.csrf = ""
 
-    def api(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        """GET (or POST `body` as JSON) one API route; (status, JSON answer)."""
+    def login(self, name: str, password: str = PASSWORD) -> tuple[int, dict[str, Any]]:
+        status, answer = self.call("/api/login", {"name": name, "password": password})
+        self.csrf = str(answer.get("csrf", ""))
+        return status, answer
+
+    def call(self, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+             ) -> tuple[int, dict[str, Any]]:
+        """GET (or POST `body` as JSON, with the CSRF token) one route; (status, JSON answer)."""
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url.rstrip("/") + path, data=data,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(self.url + path, data=data, headers={
+            "Content-Type": "application/json", **({"X-CSRF-Token": self.csrf} if self.csrf else {}),
+            **(headers or {})})
         try:
-            with urllib.request.urlopen(request, timeout=15) as response:
+            with self.opener.open(request, timeout=15) as response:
                 return response.status, dict(json.loads(response.read()))
         except urllib.error.HTTPError as exc:
-            return exc.code, dict(json.loads(exc.read()))
+            return exc.code, dict(json.loads(exc.read() or b"{}"))
 
 
-def start_dashboard(site: Site, *, capacity: int = 500, broker_url: str | None = None, **extra: str) -> DashboardProc:
+class DashboardProc(Proc):
+    """A running `gate dashboard`; `url` is where its page is; `api` is the admin alice, logged in."""
+
+    url = ""
+    _admin: Client | None = None
+
+    def client(self, name: str | None = None, password: str = PASSWORD) -> Client:
+        c = Client(self.url)
+        if name is not None:
+            status, answer = c.login(name, password)
+            assert status == 200, answer
+        return c
+
+    def api(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        if self._admin is None:
+            self._admin = self.client(ADMIN_ACCOUNT)
+        return self._admin.call(path, body)
+
+
+def add_account(home: Path, name: str, role: str, password: str = PASSWORD) -> None:
+    """`gate dashboard user add NAME --role ROLE`, the password on stdin (as an operator would pipe it)."""
+    done = subprocess.run([sys.executable, "-m", "gate.cli", "dashboard", "user", "add", name, "--role", role],
+                          input=password + "\n", capture_output=True, text=True, cwd=ROOT, env=gate_env(home),
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def start_dashboard(site: Site, *, capacity: int = 500, broker_url: str | None = None,
+                    accounts: dict[str, str] | None = None, **extra: str) -> DashboardProc:
+    """A dashboard with the accounts given (default: alice, admin, and victor, viewer; password PASSWORD)."""
     home = site.root / "dashboard"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "admin.password").write_text(PASSWORD + "\n")
-    settings = {"QRGATE_DASHBOARD_ADMIN_PASSWORD_FILE": "admin.password", "QRGATE_DASHBOARD_CAPACITY": str(capacity),
-                **extra}
+    for name, role in (accounts if accounts is not None else {ADMIN_ACCOUNT: "admin", "victor": "viewer"}).items():
+        add_account(home, name, role)
+    settings = {"QRGATE_DASHBOARD_CAPACITY": str(capacity), **extra}
     env = site.env(home, broker_url, **settings)
     proc = DashboardProc(["dashboard", "--gate-id", ADMIN, "--port", "0"], env)
     site.procs.append(proc)
@@ -56,6 +105,16 @@ def start_dashboard(site: Site, *, capacity: int = 500, broker_url: str | None =
     assert line.startswith("dashboard ready on "), line
     proc.url = line.split()[3]
     return proc
+
+
+def login(page: Page, url: str, name: str = "alice", password: str = PASSWORD) -> None:
+    """Log in through the login form, as a person would, and wait for the page."""
+    page.goto(url.rstrip("/") + "/login")
+    page.fill("#login-name", name)
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    page.wait_for_url(url.rstrip("/") + "/", timeout=15_000)
+    page.locator("#account").filter(has_text=name).wait_for(timeout=15_000)
 
 
 @pytest.fixture(scope="module")

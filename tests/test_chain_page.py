@@ -7,7 +7,10 @@ artifacts/wallet-page.png.
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +35,8 @@ def page() -> Iterator[Page]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            yield browser.new_page(viewport={"width": 420, "height": 640})
+            # bypass_csp: the page's own policy forbids eval, which wait_for_function's predicate needs
+            yield browser.new_page(viewport={"width": 420, "height": 640}, bypass_csp=True)
         finally:
             browser.close()
 
@@ -85,7 +89,33 @@ def test_the_wallet_page_renders_and_rotates_the_code(served: tuple[World, Walle
 
 def test_the_page_answers_errors_as_json(served: tuple[World, WalletPage], page: Page) -> None:
     _world, wallet_page = served
-    missing = page.goto(wallet_page.url + "code.json?event=show7&ticket=nope")
-    assert missing is not None and missing.status == 404 and missing.json()["error"] == "not_holder"
-    tickets = page.goto(wallet_page.url + "tickets.json")
-    assert tickets is not None and tickets.json() == [{"event": "show7", "ticket_id": "9f2", "generation": 1}]
+    key = {"X-Wallet-Key": wallet_page.secret}
+    missing = page.request.get(wallet_page.base + "code.json?event=show7&ticket=nope", headers=key)
+    assert missing.status == 404 and missing.json()["error"] == "not_holder"
+    tickets = page.request.get(wallet_page.base + "tickets.json", headers=key)
+    assert tickets.json() == [{"event": "show7", "ticket_id": "9f2", "generation": 1}]
+
+
+def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status, dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(json.loads(exc.read()))
+
+
+def test_a_page_the_holder_visits_cannot_read_the_live_code(served: tuple[World, WalletPage]) -> None:
+    """DNS rebinding: attacker.example resolves to 127.0.0.1, so its script reaches the wallet page but
+    sends its own Host; and without the page's secret (in the fragment of the URL the holder opened) no
+    script gets a code, even with the right Host."""
+    _world, wallet_page = served
+    code = wallet_page.base + "code.json?event=show7&ticket=9f2"
+    port = wallet_page.server.server_address[1]
+    key = {"X-Wallet-Key": wallet_page.secret}
+    for host in ("attacker.example", f"attacker.example:{port}", f"127.0.0.1.nip.io:{port}"):
+        assert get(code, {"Host": host, **key}) == (421, {"error": "bad_host"})
+    assert get(code, {}) == (401, {"error": "no_key"})
+    assert get(wallet_page.base + "tickets.json", {"X-Wallet-Key": "guess"}) == (401, {"error": "no_key"})
+    status, answer = get(code, {"Host": f"localhost:{port}", **key})
+    assert status == 200 and str(answer["text"]).startswith("QH:")
+    assert "#k=" in wallet_page.url and wallet_page.secret not in wallet_page.base

@@ -9,9 +9,14 @@ already have.
 
 from __future__ import annotations
 
+import shutil
+import signal
+import ssl
 import threading
 import time
+from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
 pytest.register_assert_rewrite("deploy_fixtures")
@@ -20,8 +25,8 @@ pytest_plugins = ["deploy_fixtures"]
 from deploy_fixtures import GATES, Site, connect  # noqa: E402
 from sync_fixtures import wait_until  # noqa: E402
 
-from gate.deploy.mqttauth import render_broker_conf  # noqa: E402
-from gate.deploy.provision import BROKER_DIR  # noqa: E402
+from gate.deploy.mqttauth import PasswordFile, render_broker_conf  # noqa: E402
+from gate.deploy.provision import BROKER_DIR, ProvisionError  # noqa: E402
 
 P = "qrgate"
 
@@ -31,6 +36,7 @@ def test_the_generated_broker_config(provisioned: Site) -> None:
     assert conf == render_broker_conf(BROKER_DIR, str(provisioned.broker.port))
     lines = set(conf.splitlines())
     assert {"allow_anonymous false", "set_tcp_nodelay true", "persistence true", "require_certificate true",
+            "use_identity_as_username true", f"crlfile {BROKER_DIR}/crl.pem",
             f"password_file {BROKER_DIR}/passwd", f"acl_file {BROKER_DIR}/acl"} <= lines
     assert "Opening ipv4 listen socket" in provisioned.broker.log()
 
@@ -42,23 +48,72 @@ def test_every_provisioned_user_connects_over_tls(provisioned: Site) -> None:
         client.close()
 
 
-def test_anonymous_clients_are_refused(provisioned: Site) -> None:
-    client = connect(provisioned, None, cert_of="gate-north-1")
-    assert client.refused and client.refused != "no CONNACK", client.refused
-    wait_until(lambda: "not authorised" in provisioned.broker.log(), 10, "the broker's log line")
+def test_a_certificate_speaks_only_as_its_own_user(provisioned: Site) -> None:
+    """use_identity_as_username: with gate-north-1's certificate, the dashboard's user name and password (or
+    none) still make the client gate-north-1, which may not revoke."""
+    arbiter = connect(provisioned, "arbiter")
+    arbiter.subscribe(f"{P}/revoke/+")
+    arbiter.subscribe(f"{P}/claim/+")
+    as_dashboard = connect(provisioned, "dashboard", cert_of="gate-north-1", name="north-as-dashboard")
+    nameless = connect(provisioned, None, cert_of="gate-north-1", name="north-nameless")
+    assert as_dashboard.refused == "" and nameless.refused == ""
+    for client in (as_dashboard, nameless):
+        client.publish(f"{P}/revoke/dashboard", b'{"forged": true}')
+        client.publish(f"{P}/claim/gate-north-1")
+    assert arbiter.received(until_topic=f"{P}/claim/gate-north-1") == [f"{P}/claim/gate-north-1"]
+    assert arbiter.received(until_topic=f"{P}/claim/gate-north-1") == [f"{P}/claim/gate-north-1"]
+    for client in (arbiter, as_dashboard, nameless):
+        client.close()
 
 
-def test_a_wrong_password_is_refused(provisioned: Site) -> None:
-    assert connect(provisioned, "gate-north-1", "not-the-password").refused
-    assert connect(provisioned, "gate-north-1", provisioned.password("gate-south-1")).refused  # another gate's password
-    assert connect(provisioned, "arbiter", "").refused
+def test_a_retired_gate_and_a_rotated_certificate_no_longer_connect(provisioned: Site, tmp_path: Path) -> None:
+    venue = provisioned.venue
+    assert not refused_with(provisioned, provisioned.bundle("gate-south-1") / "tls", "gate-south-1")  # before
+    old = tmp_path / "old-north"
+    shutil.copytree(provisioned.bundle("gate-north-1") / "tls", old)
+    venue.provision("gate", "gate-north-1", rotate=True)  # say its SD card was copied: a new key, the old revoked
+    south = provisioned.bundle("gate-south-1")
+    kept = tmp_path / "south-tls"
+    shutil.copytree(south / "tls", kept)
+    report = venue.retire("gate-south-1")
+    assert not south.exists() and any(p.name.startswith("gate-south-1-") for p in (venue.folder / "retired").iterdir())
+    assert PasswordFile.read(venue.broker / "passwd").get("gate-south-1") is None
+    assert "gate-south-1" not in (venue.broker / "acl").read_text()
+    assert any("reload mosquitto" in note for note in report.notes)
+    assert provisioned.broker.proc is not None
+    provisioned.broker.proc.send_signal(signal.SIGHUP)  # `systemctl reload mosquitto`: rereads the list
+    wait_until(lambda: "Reloading config" in provisioned.broker.log(), 10, "the broker to reload")
+
+    for tls, user in ((kept, "gate-south-1"), (old, "gate-north-1")):
+        assert refused_with(provisioned, tls, user), f"{user}'s revoked certificate still connects"
+    wait_until(lambda: provisioned.broker.log().count("certificate verify failed") >= 2, 10, "the broker's log lines")
+    assert connect(provisioned, "gate-north-1").refused == ""  # its new certificate
+    assert connect(provisioned, "arbiter").refused == ""
+    with pytest.raises(ProvisionError, match="no such gate"):
+        venue.retire("gate-south-1")
+
+
+def refused_with(site: Site, tls: Path, user: str) -> bool:
+    """True if the broker refuses a client with the certificate in `tls`."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"old-{user}", protocol=mqtt.MQTTv5)
+    c.tls_set(ca_certs=str(tls / "ca.crt"), certfile=str(tls / "client.crt"), keyfile=str(tls / "client.key"))
+    c.username_pw_set(user, "whatever")
+    connected = threading.Event()
+    c.on_connect = lambda _c, _u, _f, reason, _p: None if reason.is_failure else connected.set()
+    try:
+        c.connect("localhost", site.broker.port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not connected.is_set():
+            if c.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:  # TLS 1.3: the refusal comes with the first read
+                return True
+    except (ssl.SSLError, OSError):
+        return True
+    finally:
+        c.disconnect()
+    return not connected.is_set()
 
 
 def test_a_client_without_the_venues_certificate_is_refused(provisioned: Site) -> None:
-    import ssl
-
-    import paho.mqtt.client as mqtt
-
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="no-cert", protocol=mqtt.MQTTv5)
     c.tls_set(ca_certs=str(provisioned.bundle("gate-north-1") / "tls" / "ca.crt"))
     c.username_pw_set("gate-north-1", provisioned.password("gate-north-1"))

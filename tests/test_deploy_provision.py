@@ -16,6 +16,7 @@ from gate.deploy.pki import Authority, common_name, server_names
 from gate.deploy.provision import ProvisionError, Venue
 from gate.keys import IssuerKey, KeyStore
 from sync.arbiter.trust import GateEvents
+from sync.dashboard.accounts import Accounts
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -76,9 +77,14 @@ def test_arbiter_and_dashboard_bundles_use_the_local_broker(venue: Venue) -> Non
     assert arbiter.sync.broker == "mqtts://localhost:8883" and arbiter.sync.username == "arbiter"
     assert arbiter.path(arbiter.sync.arbiter_db) == Path("/var/lib/qrgate-arbiter/arbiter.db")
     dashboard = load_config(venue.bundle("dashboard", "dashboard"), env={})
-    assert dashboard.sync.username == "dashboard" and dashboard.dashboard.host == "0.0.0.0"
-    admin = dashboard.path(dashboard.dashboard.admin_password_file)
+    d = dashboard.dashboard
+    assert dashboard.sync.username == "dashboard" and d.host == "127.0.0.1"  # not every interface by default
+    admin = dashboard.path("admin.password")
     assert mode(admin) == 0o600 and len(admin.read_text().strip()) >= 40
+    accounts = Accounts(dashboard.path(d.accounts_file))
+    assert mode(accounts.path) == 0o600 and accounts.check("admin", admin.read_text().strip()) is not None
+    assert Authority.load(venue.ca_key, venue.ca_cert).signed(dashboard.path(d.cert_file)) and mode(dashboard.path(d.key_file)) == 0o600
+    assert {"localhost", "127.0.0.1"} <= server_names(dashboard.path(d.cert_file)) and "localhost" in d.hosts
     assert not (venue.bundle("dashboard", "dashboard") / "keys").exists()  # no ticket keys where none are needed
     ring = KeyStore(venue.bundle("arbiter", "arbiter") / "keys")  # it verifies the code each claim carries
     assert [k.event for k in ring.keyring()] == ["show7"] and ring.issuer_keys() == []
@@ -127,7 +133,7 @@ def test_rotate_replaces_one_credential_and_nothing_else(venue: Venue) -> None:
     before = snapshot(venue.folder)
     changed = {str(p.relative_to(venue.folder)) for _, p in venue.provision("gate", "g1", rotate=True).changes}
     assert changed == {"gates/g1/mqtt.password", "gates/g1/tls/client.key", "gates/g1/tls/client.crt",
-                       "broker/passwd"}
+                       "broker/passwd", "broker/crl.pem"}  # the old certificate is revoked
     after = snapshot(venue.folder)
     assert {k for k in after if after[k][0] != before[k][0]} == changed
     assert PasswordFile.read(venue.broker / "passwd").users() == ["g1", "g2"]
@@ -219,3 +225,18 @@ def test_the_acl_names_each_gates_home_assistant_node_as_the_dashboard_does(venu
     venue.provision("gate", "gate.north-1", ("show7",))
     acl = (venue.broker / "acl").read_text()
     assert f"topic write homeassistant/sensor/{node_id('gate.north-1')}/+/config" in acl
+
+
+def test_gates_with_different_ids_get_different_home_assistant_nodes(venue: Venue) -> None:
+    from sync.gateside.discovery import node_id
+
+    assert node_id("gate_1") == "qrgate_gate_1" and node_id("gate-1") == "qrgate_gate-1"  # clean ids as before
+    assert node_id("gate.1") != node_id("gate_1")  # they collided: gate.1 could write gate_1's sensor configs
+    venue.provision("gate", "gate.1", ("show7",))
+    venue.provision("gate", "gate_1", ("show7",))
+    blocks = (venue.broker / "acl").read_text().split("\nuser ")
+    homes = {block.split("\n")[0]: [line for line in block.splitlines() if "homeassistant" in line] for block in blocks}
+    assert homes["gate.1"] != homes["gate_1"]
+    lookalike = node_id("gate.1").removeprefix("qrgate_")  # a gate named after gate.1's node
+    with pytest.raises(ProvisionError, match="node id"):
+        venue.provision("gate", lookalike)

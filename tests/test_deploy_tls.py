@@ -4,10 +4,13 @@ started from the generated config, and a gate claims through the arbiter."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import sqlite3
+import ssl
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ pytest.register_assert_rewrite("deploy_fixtures")
 pytest_plugins = ["deploy_fixtures"]
 
 from conftest import ROOT, gate_env  # noqa: E402
+from dashboard_fixtures import Client  # noqa: E402
 from deploy_fixtures import Site  # noqa: E402
 from sync_fixtures import FAST, Proc  # noqa: E402
 
@@ -68,12 +72,37 @@ def test_a_gate_claims_through_the_arbiter_over_tls(provisioned: Site, tmp_path:
         assert f"u'{user}'" in log, f"{user} never connected"
 
 
-def test_the_dashboard_runs_from_its_bundle(provisioned: Site, tmp_path: Path) -> None:
-    env = {**bundle_env(provisioned, "dashboard", tmp_path), "QRGATE_DASHBOARD_HOST": "127.0.0.1", "QRGATE_DASHBOARD_PORT": "0"}
+def test_the_dashboard_runs_from_its_bundle_over_https_with_the_venue_ca(provisioned: Site, tmp_path: Path) -> None:
+    bundle = provisioned.bundle("dashboard")
+    env = {**bundle_env(provisioned, "dashboard", tmp_path), "QRGATE_DASHBOARD_PORT": "0",
+           "QRGATE_DASHBOARD_HISTORY_DB": str(tmp_path / "dashboard.db")}
     dashboard = Proc(["dashboard"], env)
     try:
         line = dashboard.line(30)
-        assert line.startswith("dashboard ready on http://127.0.0.1:") and "admin actions on" in line, line
+        assert line.startswith("dashboard ready on https://127.0.0.1:") and "1 accounts" in line, line
         assert "mqtts://localhost:" in line
+        port = int(line.split()[3].rsplit(":", 1)[1].strip("/"))
+        venue_ca = ssl.create_default_context(cafile=str(bundle / "tls" / "ca.crt"))
+        client = Client(f"https://localhost:{port}", venue_ca)  # the certificate names localhost
+        assert client.call("/api/state")[0] == 401
+        status, answer = client.login("admin", (bundle / "admin.password").read_text().strip())
+        assert (status, answer["role"]) == (200, "admin"), answer
+        cookie = next(iter(client.jar))
+        assert cookie.name == "__Host-qrgate" and cookie.secure and cookie.has_nonstandard_attr("HttpOnly")
+        assert client.call("/api/state")[0] == 200
+        with pytest.raises(urllib.error.URLError) as refused:  # a client that does not trust the venue CA
+            Client(f"https://localhost:{port}", ssl.create_default_context()).call("/api/state")
+        assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+        with pytest.raises((http.client.HTTPException, ConnectionError, urllib.error.URLError)):
+            Client(f"http://127.0.0.1:{port}").call("/api/state")  # no plain HTTP on the HTTPS port
     finally:
         dashboard.kill()
+
+
+def test_a_dashboard_on_a_network_address_without_a_certificate_does_not_start(provisioned: Site,
+                                                                               tmp_path: Path) -> None:
+    env = {**bundle_env(provisioned, "dashboard", tmp_path), "QRGATE_DASHBOARD_PORT": "0",
+           "QRGATE_DASHBOARD_CERT_FILE": "", "QRGATE_DASHBOARD_HISTORY_DB": str(tmp_path / "dashboard.db")}
+    dashboard = Proc(["dashboard", "--host", "0.0.0.0"], env)
+    assert dashboard.finish(30) == 2
+    assert "not a loopback address" in dashboard.stderr and "Traceback" not in dashboard.stderr

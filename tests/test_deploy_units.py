@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,8 +90,11 @@ def test_the_gate_unit_is_a_watched_restarting_notify_service() -> None:
     assert d["WatchdogSec"] and d["Restart"] == ["always"]
     assert d["User"] == ["qrgate"] and {"gpio", "video"} <= set(d["SupplementaryGroups"][0].split())
     for key, value in {"ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
-                       "ProtectHome": "yes", "CapabilityBoundingSet": ""}.items():
+                       "ProtectHome": "yes", "CapabilityBoundingSet": "", "MemoryDenyWriteExecute": "yes",
+                       "ProtectProc": "invisible", "IPAddressDeny": "any"}.items():
         assert d[key] == [value], key
+    allow = d["IPAddressAllow"][0].split()
+    assert "localhost" in allow and "0.0.0.0/0" not in allow and "any" not in allow  # the venue's networks only
     assert d["DevicePolicy"] == ["closed"]  # and the GPIO and camera devices are let through:
     allowed = {v.split()[0] for v in d["DeviceAllow"]}
     assert {"char-gpiochip", "char-video4linux", "char-media", "char-dma_heap"} <= allowed
@@ -124,3 +128,29 @@ def test_sysusers_files_create_the_users_in_their_groups(tmp_path: Path) -> None
     for role, unit in UNITS.items():
         user = directives(unit)["User"][0]
         assert any(f"u {user} " in f.read_text() for f in files), f"{role}: no sysusers entry for {user}"
+
+
+MDWE = """
+import ctypes, mmap, runpy, sys
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) == 0
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    sys.exit("W+X memory was allowed: the check means nothing")
+except PermissionError:
+    pass
+sys.argv = ["gate", *sys.argv[1:]]
+runpy.run_module("gate.cli", run_name="__main__")
+"""
+
+
+def test_the_gate_runs_without_writable_executable_memory(tmp_path: Path) -> None:
+    """MemoryDenyWriteExecute=yes in the gate unit: the kernel's own W^X switch (PR_SET_MDWE, what the unit
+    asks systemd for) under the demo, which mints, renders frames, decodes them (OpenCV, zxing-cpp) and
+    decides, as a gate does."""
+    from conftest import gate_env
+
+    result = subprocess.run([sys.executable, "-c", MDWE, "demo"], capture_output=True, text=True, cwd=ROOT,
+                            env=gate_env(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ADMIT" in result.stdout and "ALREADY_USED" in result.stdout

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gate", "sync", "hardware")
 
 CORE = ("gate.exc", "gate.outcomes", "gate.base45", "gate.ticket", "gate.keys", "gate.verify", "gate.decide",
-        "gate.holder", "gate.backstep", "gate.store", "gate.ledger", "gate.migrations", "gate.sqlite", "gate.sequence", "gate.config")
+        "gate.holder", "gate.backstep", "gate.store", "gate.ledger", "gate.migrations", "gate.sqlite", "gate.sequence", "gate.config",
+        "gate.files")
 #: libraries and packages the decision core must not import (MQTT, cameras, decoders, GPIO, HTTP, the rest)
 CORE_FORBIDDEN = ("paho", "cv2", "numpy", "zxingcpp", "pyzbar", "picamera2", "gpiozero", "http", "urllib.request",
                   "segno", "sync", "hardware", "gate.cli", "gate.daemon", "gate.deploy", "gate.ownership",

@@ -28,6 +28,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     role.add_argument("--gate", metavar="ID", help="a gate's bundle (ID: its gate.id and MQTT user name)")
     role.add_argument("--arbiter", action="store_true", help="the arbiter's bundle")
     role.add_argument("--dashboard", action="store_true", help="the dashboard's bundle (read all, admin commands)")
+    role.add_argument("--retire-gate", metavar="ID", help="retire a gate: revoke its certificate (broker/crl.pem), "
+                      "remove its password and ACL block, move its bundle to retired/")
     p.add_argument("--venue", type=Path, metavar="DIR", help="the venue folder (default: HOME/venue); keep it private "
                    "and backed up: it holds the CA key and every credential")
     p.add_argument("--broker-url", metavar="URL", help="mqtts://HOST[:PORT] the gates connect to (first run; kept in "
@@ -38,6 +40,9 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--event", action="append", default=[], metavar="EVENT",
                    help="--gate: admit only this event and hold only its keys (repeatable; default: every event "
                         "with an issuer key in HOME/keys)")
+    p.add_argument("--listen", metavar="ADDR",
+                   help="--dashboard: the address its page listens on (dashboard.host; first time 127.0.0.1), also "
+                        "named in its HTTPS certificate and Host allow-list")
     p.add_argument("--rotate", action="store_true",
                    help="replace the credential (password, TLS key and certificate; --mosquitto: the broker's)")
 
@@ -47,15 +52,20 @@ def cmd_provision(args: argparse.Namespace, config: Config) -> int:
     try:
         if args.mosquitto:
             report = venue.setup_broker(args.broker_url, tuple(args.broker_host), args.prefix, args.rotate)
+        elif args.retire_gate:
+            report = venue.retire(args.retire_gate)
         else:
             if args.broker_url or args.broker_host or args.prefix:
                 report = venue.setup_broker(args.broker_url, tuple(args.broker_host), args.prefix)
             role = "gate" if args.gate else "arbiter" if args.arbiter else "dashboard"
-            report = venue.provision(role, args.gate, tuple(args.event), args.rotate)
+            report = venue.provision(role, args.gate, tuple(args.event), args.rotate,
+                                     args.listen if role == "dashboard" else None)
     except OSError as exc:  # a template that cannot be read (not a checkout) or a folder that cannot be made
         print(f"gate: error: {exc}", file=sys.stderr)
         return 2
-    print_report(report, venue, "broker" if args.mosquitto else args.gate or ("arbiter" if args.arbiter else "dashboard"))
+    what = "broker" if args.mosquitto or args.retire_gate else \
+        args.gate or ("arbiter" if args.arbiter else "dashboard")
+    print_report(report, venue, what)
     return 0
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import string
 from collections.abc import Iterable
 from pathlib import Path
+
+from sync.gateside.discovery import node_id
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto"
 ITERATIONS = 101
@@ -80,6 +81,12 @@ class PasswordFile:
                 done = True
         self.lines = out if done else [*out, entry]
 
+    def remove(self, user: str) -> bool:
+        """Drop every line of `user`; False if it had none."""
+        kept = [line for line in self.lines if line.partition(":")[0] != user]
+        removed, self.lines = len(kept) != len(self.lines), kept
+        return removed
+
     def users(self) -> list[str]:
         return [line.partition(":")[0] for line in self.lines]
 
@@ -109,11 +116,6 @@ def render_acl(principals: Iterable[tuple[str, str]], prefix: str) -> str:
     for role, user in principals:
         parts.append("\n" + string.Template(blocks[role]).substitute(user=user, prefix=prefix, node=node_id(user)))
     return "".join(parts)
-
-
-def node_id(user: str) -> str:
-    """A gate's Home Assistant node id, as the dashboard's discovery configs name it."""
-    return "qrgate_" + re.sub(r"[^A-Za-z0-9_-]", "_", user)
 
 
 def render_broker_conf(folder: str, listener: str) -> str:

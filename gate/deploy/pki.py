@@ -9,15 +9,18 @@ What a caller may rely on:
   "now"): a Raspberry Pi has no real-time clock and may boot with an old
   time, and a certificate that is "not yet valid" would keep it off the
   broker until NTP answers.
-* A client certificate's common name is the MQTT user name; the server
-  certificate names every host the clients use (plus localhost).
+* A client certificate's common name is the MQTT user name (the broker takes it as the user name:
+  ``use_identity_as_username``); the server certificate names every host the clients use (plus
+  localhost).
+* `Authority.crl` signs a revocation list (PEM) of the serial numbers given, valid from `NOT_BEFORE`
+  until CRL_YEARS from now: the broker refuses those certificates (``crlfile``), and an expired list
+  would refuse every client, so it is made to outlive the certificates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +31,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gate.files import write_file
+
 NOT_BEFORE = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
 CA_YEARS, LEAF_YEARS = 25, 10
+CRL_YEARS = LEAF_YEARS + 1
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -84,6 +90,15 @@ class Authority:
                                             critical=False)
         return key_pem(key), cert_pem(builder.sign(self.key, hashes.SHA256()))
 
+    def crl(self, revoked: Iterable[tuple[int, dt.datetime]]) -> bytes:
+        """A CRL (PEM) revoking each (serial number, when)."""
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject).last_update(NOT_BEFORE)
+                   .next_update(dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * CRL_YEARS)))
+        for serial, when in sorted(revoked):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
     def signed(self, cert_file: Path) -> bool:
         """True if `cert_file` exists and was issued by this CA (same issuer name and a valid signature)."""
         try:
@@ -108,6 +123,18 @@ def _general_name(name: str) -> x509.GeneralName:
         return x509.DNSName(name)
 
 
+def revoked_serials(crl_file: Path) -> dict[int, dt.datetime]:
+    """Serial number -> revocation date of a CRL file ({} if there is none yet)."""
+    if not crl_file.exists():
+        return {}
+    crl = x509.load_pem_x509_crl(crl_file.read_bytes())
+    return {r.serial_number: r.revocation_date_utc for r in crl}
+
+
+def serial_number(cert_file: Path) -> int:
+    return int(x509.load_pem_x509_certificate(cert_file.read_bytes()).serial_number)
+
+
 def common_name(cert_file: Path) -> str:
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
     return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
@@ -130,24 +157,10 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def write_private(path: Path, data: bytes) -> bool:
-    """Write atomically with mode 0600; False (and nothing written) if the file already holds `data`."""
-    return _write(path, data, 0o600)
+    """Write atomically with mode 0600, never through a symlink (gate/files.py); False (and nothing
+    written) if the file already holds `data`."""
+    return write_file(path, data, 0o600)
 
 
 def write_public(path: Path, data: bytes) -> bool:
-    return _write(path, data, 0o644)
-
-
-def _write(path: Path, data: bytes, mode: int) -> bool:
-    if path.exists() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)  # an older tmp left behind may have had another mode
-    os.replace(tmp, path)
-    return True
+    return write_file(path, data, 0o644)

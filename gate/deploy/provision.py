@@ -18,6 +18,7 @@ What a caller may rely on:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import tomllib
@@ -32,12 +33,24 @@ from gate.deploy.mqttauth import (
     check_password,
     hash_password,
     new_password,
+    node_id,
     render_acl,
     render_broker_conf,
 )
-from gate.deploy.pki import LOCAL_NAMES, Authority, cert_pem, common_name, server_names, write_private, write_public
+from gate.deploy.pki import (
+    LOCAL_NAMES,
+    Authority,
+    cert_pem,
+    common_name,
+    revoked_serials,
+    serial_number,
+    server_names,
+    write_private,
+    write_public,
+)
 from gate.exc import ConfigError, GateError
 from gate.keys import KEYRING_FORMAT, KeyStore
+from sync.dashboard.accounts import Accounts
 
 ROLES = ("gate", "arbiter", "dashboard")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -50,6 +63,11 @@ INSTALL = {"gate": ("/etc/qrgate", "/var/lib/qrgate"),
 BROKER_DIR = "/etc/mosquitto/qrgate"
 SETTINGS = "venue.toml"
 ADMIN_PASSWORD = "admin.password"
+CRL = "crl.pem"
+ACCOUNTS = "dashboard.accounts"
+FIRST_ACCOUNT = "admin"
+#: keys an older provisioning wrote that this version's config no longer has: dropped from a bundle it refreshes
+OBSOLETE = ("dashboard.admin_password_file",)
 
 
 class ProvisionError(GateError, ValueError):
@@ -115,6 +133,8 @@ class Venue:
             new_key, new_cert = ca.issue(_host(settings.broker_url), server_names=names)
             self._put(report, key, new_key)
             self._put(report, cert, new_cert, private=False)
+        if not (self.broker / CRL).exists():
+            self._put(report, self.broker / CRL, ca.crl([]), private=False)
         conf = render_broker_conf(BROKER_DIR, str(settings.port))
         self._put(report, self.broker / "qrgate.conf", conf.encode(), private=False)
         self._put(report, self.broker / "passwd", PasswordFile.read(self.broker / "passwd").text().encode())
@@ -175,12 +195,14 @@ class Venue:
         return found
 
     def provision(self, role: str, name: str | None = None, events: tuple[str, ...] = (),
-                  rotate: bool = False) -> Report:
-        """Create or refresh one bundle and its broker credential; return what changed."""
+                  rotate: bool = False, listen: str | None = None) -> Report:
+        """Create or refresh one bundle and its broker credential; return what changed.  `listen`: the
+        dashboard's address (dashboard.host, kept from the bundle when None; first time 127.0.0.1)."""
         name = _check_name(role, name)
         settings = self.settings()
         bundle = self.bundle(role, name)
         self._check_events(events)
+        self._check_node(role, name)
         if role == "gate":
             events = self._gate_events(bundle, events)
         report = self.setup_broker()
@@ -189,9 +211,10 @@ class Venue:
         self._tls(report, bundle, name, rotate)
         if role == "gate":
             self._keyring(report, bundle, events)
+        extra: dict[str, Any] = {}
         if role == "dashboard":
-            self._admin_password(report, bundle, rotate)
-        self._config(report, role, name, bundle, settings, events)
+            extra = self._dashboard(report, bundle, settings, rotate, listen)
+        self._config(report, role, name, bundle, settings, events, extra)
         self._render_acl(report, settings)
         self._arbiter_trust(report)
         return report
@@ -204,6 +227,50 @@ class Venue:
             raise ProvisionError("option --event: a gate serves named events (repeat --event for several): "
                                  "its bundle gets only their keys, so a stolen gate exposes only those")
         return events
+
+    def retire(self, name: str) -> Report:
+        """Retire a gate: its certificate revoked (broker/crl.pem), its password line removed, its ACL block
+        gone, its bundle moved to retired/ (kept for the record; it holds no credential that still works)."""
+        name = _check_name("gate", name)
+        settings = self.settings()
+        bundle = self.bundle("gate", name)
+        if not (bundle / "gate.toml").exists():
+            gates = ", ".join(user for role, user in self.principals() if role == "gate") or "none"
+            raise ProvisionError(f"{bundle}: no such gate to retire (the gates: {gates})")
+        report = self.setup_broker()
+        ca = self._authority(report)
+        cert = bundle / "tls" / "client.crt"
+        if ca.signed(cert):
+            self._revoke(report, ca, [serial_number(cert)])
+        passwd = PasswordFile.read(self.broker / "passwd")
+        if passwd.remove(name):
+            self._put(report, self.broker / "passwd", passwd.text().encode())
+        target = self.folder / "retired" / f"{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+        target.parent.mkdir(exist_ok=True, mode=0o700)
+        bundle.rename(target)
+        report.changes.append(("retired", target))
+        self._render_acl(report, settings)
+        self._arbiter_trust(report)  # its claims are refused from now on (unknown_gate)
+        report.notes.append(f"{name}: retired; install the broker's files and reload mosquitto (it rereads the "
+                            "revocation list, password file and ACL); `systemctl restart mosquitto` also drops "
+                            "the gate's open connection (the other gates reconnect by themselves)")
+        return report
+
+    def _revoke(self, report: Report, ca: Authority, serials: list[int]) -> None:
+        revoked = revoked_serials(self.broker / CRL)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if set(serials) <= set(revoked):
+            return
+        revoked.update({serial: now for serial in serials if serial not in revoked})
+        self._put(report, self.broker / CRL, ca.crl(revoked.items()), private=False)
+
+    def _check_node(self, role: str, name: str) -> None:
+        """Two gates may not share a Home Assistant node id (the ACL lets each write its node's configs)."""
+        clash = [user for r, user in self.principals() if r == "gate" and user != name and role == "gate"
+                 and node_id(user) == node_id(name)]
+        if clash:
+            raise ProvisionError(f"option --gate {name}: its Home Assistant node id {node_id(name)} is gate "
+                                 f"{clash[0]}'s too: choose another id")
 
     def _check_events(self, events: tuple[str, ...]) -> None:
         known = {k.event for k in KeyStore(self.issuer_keys).issuer_keys()}
@@ -232,6 +299,8 @@ class Venue:
         self._put(report, tls / "ca.crt", cert_pem(ca.cert), private=False)
         cert, key = tls / "client.crt", tls / "client.key"
         if rotate or not key.exists() or not ca.signed(cert) or common_name(cert) != user:
+            if ca.signed(cert):  # the old certificate names this user to the broker: it must stop working
+                self._revoke(report, ca, [serial_number(cert)])
             new_key, new_cert = ca.issue(user)
             self._put(report, key, new_key)
             self._put(report, cert, new_cert, private=False)
@@ -263,7 +332,7 @@ class Venue:
         self._put(report, arbiter / "gates.toml", "".join(lines).encode())
 
     def _config(self, report: Report, role: str, name: str, bundle: Path, settings: Settings,
-                events: tuple[str, ...]) -> None:
+                events: tuple[str, ...], extra: dict[str, Any]) -> None:
         home, state = INSTALL[role]
         url = settings.broker_url if role == "gate" else f"mqtts://localhost:{settings.port}"
         owned: dict[str, dict[str, Any]] = {
@@ -280,6 +349,10 @@ class Venue:
             section, _, name_ = key.partition(".")
             if key in known:
                 data.setdefault(section, {}).setdefault(name_, value)
+        for key, value in extra.items():
+            owned.setdefault(key.partition(".")[0], {})[key.partition(".")[2]] = value
+        for key in OBSOLETE:
+            data.get(key.partition(".")[0], {}).pop(key.partition(".")[2], None)
         for section, values in owned.items():
             data.setdefault(section, {}).update(values)
         header = (f"# {role} {name}: written by `gate provision`; install this folder as {home}.\n"
@@ -290,11 +363,37 @@ class Venue:
         except ConfigError as exc:
             raise ProvisionError(f"{path}: the bundle does not load: {exc}") from None
 
-    def _admin_password(self, report: Report, bundle: Path, rotate: bool) -> None:
-        """The password the dashboard's page asks for before a revoke or an override."""
-        path = bundle / ADMIN_PASSWORD
-        if "dashboard.admin_password_file" in {key for key, *_ in describe()} and (rotate or not path.exists()):
-            self._put(report, path, f"{new_password()}\n".encode())
+    def _dashboard(self, report: Report, bundle: Path, settings: Settings, rotate: bool,
+                   listen: str | None) -> dict[str, Any]:
+        """The dashboard's HTTPS certificate from the venue CA, its first account, and the keys it owns."""
+        if listen is not None and not HOST.fullmatch(listen):
+            raise ProvisionError(f"option --listen: {listen!r} is not an address")
+        host = listen or str(_read_toml(bundle / "gate.toml").get("dashboard", {}).get("host", "127.0.0.1"))
+        names = sorted({*LOCAL_NAMES, _host(settings.broker_url), *settings.hosts,
+                        *([host] if host not in ("0.0.0.0", "::") else [])})
+        ca = self._authority(report)
+        cert, key = bundle / "tls" / "server.crt", bundle / "tls" / "server.key"
+        if rotate or not key.exists() or not ca.signed(cert) or not set(names) <= server_names(cert):
+            new_key, new_cert = ca.issue("dashboard", server_names=names)
+            self._put(report, key, new_key)
+            self._put(report, cert, new_cert, private=False)
+        self._first_account(report, bundle, rotate)
+        return {"dashboard.host": host, "dashboard.hosts": names, "dashboard.cert_file": "tls/server.crt",
+                "dashboard.key_file": "tls/server.key", "dashboard.accounts_file": ACCOUNTS}
+
+    def _first_account(self, report: Report, bundle: Path, rotate: bool) -> None:
+        """With no account yet: an admin called `admin`, its password in admin.password for the first login."""
+        accounts = Accounts(bundle / ACCOUNTS)
+        existing = accounts.all()
+        if existing and not (rotate and FIRST_ACCOUNT in existing):
+            return
+        password = new_password()
+        self._put(report, bundle / ADMIN_PASSWORD, f"{password}\n".encode())
+        accounts.add(FIRST_ACCOUNT, "admin", password)
+        report.changes.append(("updated" if existing else "created", accounts.path))
+        report.notes.append(f"dashboard: log in as {FIRST_ACCOUNT!r} with the password in {bundle / ADMIN_PASSWORD}, "
+                            "add a named account per person (`gate dashboard user add NAME --role admin|viewer "
+                            f"--home {INSTALL['dashboard'][0]}`) and remove {FIRST_ACCOUNT!r}")
 
     def _render_acl(self, report: Report, settings: Settings) -> None:
         self._put(report, self.broker / "acl", render_acl(self.principals(), settings.prefix).encode())
@@ -310,12 +409,8 @@ class Venue:
 
 
 def _first_time(role: str, state: str) -> dict[str, Any]:
-    """Keys a new bundle starts with (the operator may change them): where the store lives; the dashboard
-    listens on every interface (its unit lets only private networks in) with admin actions on."""
-    keys: dict[str, Any] = {"store.path": f"{state}/gate.db"}
-    if role == "dashboard":
-        keys.update({"dashboard.host": "0.0.0.0", "dashboard.admin_password_file": ADMIN_PASSWORD})
-    return keys
+    """Keys a new bundle starts with (the operator may change them): where the store lives."""
+    return {"store.path": f"{state}/gate.db"}
 
 
 def _check_name(role: str, name: str | None) -> str:

@@ -3,11 +3,23 @@
 `WalletPage` runs a small standard-library HTTP server (127.0.0.1 by
 default: the seeds never leave the wallet, only codes do) with three routes:
 
-``/``             the page (HTML + a little JavaScript, no outside assets)
+``/``             the page (HTML + a little JavaScript, no outside assets, no data)
 ``/tickets.json`` ``[{"event", "ticket_id", "generation"}]`` of the held tickets
 ``/code.json?event=E&ticket=T``
                   ``{"text", "t", "slot", "ends_at", "now", "mode", "svg"}``: the QR text
                   for now, its slot, when the slot ends (server clock) and the QR as inline SVG
+
+Who may read the codes (a web page the holder visits must not, or it could use the live code at a
+gate first):
+
+* Every request must name this server in its Host header (127.0.0.1, localhost, [::1] or the address
+  it listens on, with its port); any other gets 421.  A page that rebinds its own name to 127.0.0.1
+  (DNS rebinding) sends its own name, so it is refused.
+* The two JSON routes need the page's secret, a 192-bit random key made when the server starts, in the
+  ``X-Wallet-Key`` header; without it they answer 401.  `url` carries it in the fragment
+  (``/#k=...``), which browsers never send to a server or put in a Referer; the page keeps it in
+  sessionStorage and sends it with each fetch.  A custom header also means another origin's script
+  cannot send it without a CORS preflight, which this server never grants.
 
 The page fetches a ticket's code when its slot ends, so it rotates every
 `slot` seconds; it corrects for the difference between the browser's clock and
@@ -16,8 +28,10 @@ the wallet's (``now``).  Errors are JSON ``{"error": code}`` with 404 or 500.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -32,9 +46,13 @@ from gate.ownership.wallet import Wallet
 
 log = logging.getLogger(__name__)
 
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+           "X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+           "style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"}
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>qrgate wallet</title>
+<title>qrgate wallet</title><link rel="icon" href="data:,">
 <style>
  body { font-family: system-ui, sans-serif; margin: 1rem; background: #f4f4f4; }
  .card { background: #fff; border-radius: 12px; padding: 1rem; margin: 0 auto 1rem; max-width: 22rem;
@@ -46,7 +64,13 @@ PAGE = """<!doctype html>
 <body><h1>Tickets</h1><main id="tickets"><p id="empty">Loading…</p></main>
 <script>
 const main = document.getElementById("tickets");
-async function getJSON(url) { const r = await fetch(url, {cache: "no-store"}); return r.json(); }
+const fromUrl = new URLSearchParams(location.hash.slice(1)).get("k");
+if (fromUrl) { sessionStorage.setItem("wallet-key", fromUrl); history.replaceState(null, "", "/"); }
+const key = sessionStorage.getItem("wallet-key") || "";
+async function getJSON(url) {
+  const r = await fetch(url, {cache: "no-store", headers: {"X-Wallet-Key": key}});
+  return r.json();
+}
 async function refresh(card) {
   const c = await getJSON(`/code.json?event=${encodeURIComponent(card.dataset.event)}` +
                           `&ticket=${encodeURIComponent(card.dataset.ticket)}`);
@@ -71,6 +95,7 @@ function tick() {
 }
 async function start() {
   const tickets = await getJSON("/tickets.json");
+  if (tickets.error) { main.textContent = "Open the link `gate wallet serve` printed (it holds the page's key)."; return; }
   main.innerHTML = tickets.length ? "" : "<p>No tickets.</p>";
   for (const t of tickets) {
     const card = document.createElement("section");
@@ -94,14 +119,30 @@ class WalletPage:
                  clock: Callable[[], float] = time.time) -> None:
         self.wallet = wallet
         self.clock = clock
+        self.secret = secrets.token_urlsafe(24)
         self.server = ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        port = self.server.server_address[1]
+        self.hosts = {f"{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]", host if ":" not in host else f"[{host}]")}
+
+    @property
+    def base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/"
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        """The page's address with its secret (give it to the holder's browser, not to anyone else)."""
+        return f"{self.base}#k={self.secret}"
+
+    def allowed(self, host: str | None, key: str | None) -> int:
+        """200, or the status that refuses a request with this Host header and X-Wallet-Key."""
+        if host is None or host.lower() not in self.hosts:
+            return 421
+        if key is None or not hmac.compare_digest(key.encode(), self.secret.encode()):
+            return 401
+        return 200
 
     def start(self) -> WalletPage:
         self._thread = threading.Thread(target=self.server.serve_forever, name="wallet-page", daemon=True)
@@ -133,6 +174,10 @@ class WalletPage:
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                status = page.allowed(self.headers.get("Host"), self.headers.get("X-Wallet-Key"))
+                if status == 421 or (status == 401 and url.path != "/"):
+                    self._json(status, {"error": "bad_host" if status == 421 else "no_key"})
+                    return
                 try:
                     if url.path == "/":
                         self._send(200, "text/html; charset=utf-8", PAGE.encode())
@@ -153,7 +198,8 @@ class WalletPage:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
+                for name, value in HEADERS.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -1,184 +1,214 @@
-"""The dashboard's web server: the page, its live updates (server-sent events) and the admin actions.
+"""The dashboard's web server: the login, the page, its live updates (server-sent events) and the admin actions.
 
-Standard library only (ThreadingHTTPServer); the page is static files from
-sync/dashboard/static/ with no outside assets.  Routes:
+Standard library only; the page is static files from sync/dashboard/static/ with no outside assets.
+Connections come in through sync/dashboard/intake.py (no thread until a request is whole; limits and
+timeouts there), over HTTPS when ``dashboard.cert_file`` is set.  Routes:
 
-``GET /``                      the page
-``GET /static/app.js|app.css`` its script and style
+``GET /login``, ``GET /static/login.js|app.css``   the login form (no data in it; the only open routes)
+``POST /api/login``            ``{"name", "password"}`` → ``{"ok", "account", "role", "csrf"}`` and the session
+                               cookie; 401 wrong, 429 throttled (``Retry-After``)
+``GET /``                      the page (no session: a redirect to /login)
+``GET /static/app.js``         its script
+``GET /api/session``           ``{"account", "role", "csrf"}``
 ``GET /events``                server-sent events: ``state`` (everything the page shows; the first one also
                                holds the live ``feed``), ``scan`` (one decision, the moment it arrives), ``ping``
 ``GET /api/state``             the same state (with the feed) as JSON
 ``GET /api/ticket?ticket=T[&event=E]``
                                ``{"ticket", "event", "rows": [...]}``: one ticket's history across gates
-``POST /api/revoke``           ``{"password", "admin", "event", "ticket", "reason"}`` (event empty: every event)
-``POST /api/override``         ``{"password", "admin", "action": "admit"|"unredeem", "event", "ticket", "reason"}``
+``POST /api/logout``           ends the session
+``POST /api/revoke``           ``{"event", "ticket", "reason"}`` (event empty: every event); role admin
+``POST /api/override``         ``{"action": "admit"|"unredeem", "event", "ticket", "reason"}``; role admin
 
-The admin actions need the admin password (``dashboard.admin_password_file``),
-compared in constant time; a wrong one waits FAIL_DELAY s and answers 401.
-Without a password file the actions answer 403.  Answers are JSON
-``{"ok", "answer", "detail", "seq"}``: 200 when the arbiter did it, 409 when it
-answered otherwise, 503 when the broker or the arbiter cannot be reached, 400
-for a bad request.
+What a caller may rely on:
+
+* Every request first passes the Host allow-list (``dashboard.hosts``, the listening address and the
+  loopback names; else 421): a web page that rebinds its own name to this address is refused.
+* Every route but the login form needs a session (401).  Every POST but the login needs the session's
+  CSRF token in ``X-CSRF-Token`` (403), and every POST (the login too) a JSON body, and an ``Origin``, if
+  the browser sends one, of this server (403).  The cookie is HttpOnly, SameSite=Strict, and ``Secure``
+  (named ``__Host-qrgate``) over HTTPS.
+* Revoke and override need the admin role (403, audited as denied); the audit and the arbiter's
+  request name the session's account, whatever the body says.
+* Answers are JSON ``{"ok", "answer", "detail", "seq"}``: 200 when the arbiter did it, 409 when it
+  answered otherwise, 503 when the broker or the arbiter cannot be reached, 400 for a bad request.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import io
 import json
 import logging
 import queue
-import threading
+import socket
+import ssl
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sync.dashboard.accounts import AccountError
+from sync.dashboard.auth import Session, Sessions, Throttle
 from sync.dashboard.history import HistoryError
+from sync.dashboard.hub import Hub, sse
+from sync.dashboard.intake import Intake, Limits, Request
 from sync.dashboard.model import Model
 from sync.dashboard.service import ActionResult, DashboardService
-from sync.exc import SyncError
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
-         "/static/app.css": ("app.css", "text/css; charset=utf-8")}
+         "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+         "/login": ("login.html", "text/html; charset=utf-8"),
+         "/static/login.js": ("login.js", "text/javascript; charset=utf-8")}
+OPEN = frozenset({"/login", "/static/login.js", "/static/app.css"})
 HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
                                       "frame-ancestors 'none'; form-action 'self'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+           "X-Frame-Options": "DENY"}
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 PING_EVERY = 5.0
-FAIL_DELAY = 1.0
 MAX_BODY = 8192
 MAX_FIELD = 200
-CLIENT_QUEUE = 2000
 
 
-class Hub:
-    """Fans pushed events out to every open page; a page that cannot keep up is dropped (it reconnects)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: set[queue.Queue[bytes | None]] = set()
-        self.dropped = 0
-
-    def subscribe(self) -> queue.Queue[bytes | None]:
-        q: queue.Queue[bytes | None] = queue.Queue(CLIENT_QUEUE)
-        with self._lock:
-            self._clients.add(q)
-        return q
-
-    def unsubscribe(self, q: queue.Queue[bytes | None]) -> None:
-        with self._lock:
-            self._clients.discard(q)
-
-    def publish(self, event: str, data: Any) -> None:
-        chunk = sse(event, data)
-        with self._lock:
-            clients = list(self._clients)
-        for q in clients:
-            try:
-                q.put_nowait(chunk)
-            except queue.Full:
-                self.dropped += 1
-                self.unsubscribe(q)
-                with q.mutex:
-                    q.queue.clear()
-                q.put_nowait(None)  # its handler ends the stream; the page's EventSource reconnects
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients), set()
-        for q in clients:
-            q.put(None)
-
-
-def sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-class AdminPassword:
-    """The admin credential for actions; None: actions are disabled."""
-
-    def __init__(self, secret: str | None) -> None:
-        self._digest = hashlib.sha256(secret.encode()).digest() if secret else None
-
-    @classmethod
-    def load(cls, path: Path | None) -> AdminPassword:
-        if path is None:
-            return cls(None)
-        try:
-            secret = path.read_text().strip()
-        except OSError as exc:
-            raise SyncError(f"{path}: cannot read the admin password (dashboard.admin_password_file): "
-                            f"{exc.strerror or exc}") from None
-        if not secret:
-            raise SyncError(f"{path}: the admin password file is empty (dashboard.admin_password_file)")
-        return cls(secret)
-
-    @property
-    def enabled(self) -> bool:
-        return self._digest is not None
-
-    def check(self, given: object) -> bool:
-        """Constant time in the password's content and length (both sides are hashed first)."""
-        if self._digest is None or not isinstance(given, str):
-            return False
-        return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest)
-
-
-class DashboardServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class DashboardServer:
+    """`serve_forever()` in a thread, `shutdown()`, then `server_close()`."""
 
     def __init__(self, address: tuple[str, int], service: DashboardService, model: Model, hub: Hub,
-                 password: AdminPassword) -> None:
+                 sessions: Sessions, *, throttle: Throttle | None = None, tls: ssl.SSLContext | None = None,
+                 hosts: Iterable[str] = (), limits: Limits | None = None) -> None:
         self.service = service
         self.model = model
         self.hub = hub
-        self.password = password
+        self.sessions = sessions
+        self.accounts = sessions.accounts
+        self.throttle = throttle or Throttle()
+        self.tls = tls is not None
+        self.cookie = "__Host-qrgate" if self.tls else "qrgate"
         self.pages = {route: ((STATIC / name).read_bytes(), kind) for route, (name, kind) in FILES.items()}
-        super().__init__(address, Handler)
+        self.intake = Intake(address, self._serve, tls=tls, stream_paths=("/events",), limits=limits or Limits(),
+                             counters=service.counters.add)
+        self.server_address = self.intake.server_address
+        bound = str(self.server_address[0])
+        self.hosts = frozenset(h.lower().strip("[]") for h in (*hosts, *LOOPBACK, bound) if h not in ("", "0.0.0.0", "::"))
 
     @property
     def url(self) -> str:
         host, port = str(self.server_address[0]), int(self.server_address[1])
-        return f"http://{host if host not in ('0.0.0.0', '') else '127.0.0.1'}:{port}/"
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else \
+            f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{host}:{port}/"
+
+    def serve_forever(self) -> None:
+        self.intake.serve_forever()
+
+    def shutdown(self) -> None:
+        self.intake.shutdown()
+
+    def server_close(self) -> None:
+        self.intake.server_close()
 
     def state(self) -> dict[str, Any]:
         return self.model.snapshot(time.time(), feed=True, counters=self.service.counters.snapshot())
 
+    def _serve(self, request: Request) -> None:
+        Handler(request, request.address, self)  # type: ignore[arg-type]
+
+
+class _Writer(io.RawIOBase):
+    """The handler's wfile: every write sent whole (the socket has the write timeout)."""
+
+    def __init__(self, request: Request) -> None:
+        self._sock = request.sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
 
 class Handler(BaseHTTPRequestHandler):
-    server: DashboardServer
+    server: DashboardServer  # type: ignore[assignment]
+    request: Request
     server_version = "qrgate-dashboard"
-    #: events are small writes in a row: Nagle's algorithm would hold each back for the previous one's ACK
-    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        """The request was read whole by the intake: read it from memory, write to the socket."""
+        self.connection = self.request.sock
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # events: small writes in a row
+        self.rfile = io.BytesIO(self.request.data)
+        self.wfile = _Writer(self.request)  # type: ignore[assignment]
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
+
+    # -- who is asking ---------------------------------------------------------------------------------
+    def _host_ok(self) -> bool:
+        """The Host header names this server (DNS rebinding: a foreign name pointed at our address)."""
+        host = _host_name(self.headers.get("Host", ""))
+        if host in self.server.hosts:
+            return True
+        self.server.service.counters.add("bad_hosts")
+        self._json(421, {"ok": False, "answer": "bad_host", "detail": "this server does not answer for that host "
+                                                                      "name (dashboard.hosts)"})
+        return False
+
+    def _session(self) -> Session | None:
+        return self.server.sessions.find(_cookie(self.headers.get("Cookie", ""), self.server.cookie))
+
+    def _same_origin(self) -> bool:
+        """A POST from our own page: JSON, and no foreign Origin or fetch site (a form on another page)."""
+        origin = self.headers.get("Origin")
+        scheme = "https" if self.server.tls else "http"
+        ok = (self.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
+              and (origin is None or origin == f"{scheme}://{self.headers.get('Host', '')}")
+              and self.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none"))
+        if not ok:
+            self.server.service.counters.add("cross_site_refused")
+            self._json(403, {"ok": False, "answer": "cross_site", "detail": "not from this dashboard's page"})
+        return ok
 
     # -- GET ----------------------------------------------------------------------------------------------
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         try:
-            if url.path in self.server.pages:
-                body, kind = self.server.pages[url.path]
-                self._send(200, body, kind)
+            if not self._host_ok():
+                return
+            if url.path in OPEN:
+                self._page(url.path)
+                return
+            session = self._session()
+            if session is None:
+                if url.path == "/":
+                    self._redirect("/login")
+                else:
+                    self._json(401, {"ok": False, "answer": "login", "detail": "log in first (/login)"})
+            elif url.path in self.server.pages:
+                self._page(url.path)
             elif url.path == "/events":
-                self._events()
+                self._events(self.headers.get("Cookie", ""))
             elif url.path == "/api/state":
                 self._json(200, self.server.state())
+            elif url.path == "/api/session":
+                self._json(200, {"account": session.account, "role": session.role, "csrf": session.csrf})
             elif url.path == "/api/ticket":
                 self._ticket(parse_qs(url.query))
             else:
                 self._json(404, {"error": "not found"})
-        except HistoryError as exc:
-            log.error("dashboard history: %s", exc)
+        except (HistoryError, AccountError) as exc:
+            log.error("dashboard: %s", exc)
             self._json(500, {"error": str(exc)})
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the browser went away
+
+    def _page(self, route: str) -> None:
+        body, kind = self.server.pages[route]
+        self._send(200, body, kind)
 
     def _ticket(self, query: dict[str, list[str]]) -> None:
         ticket = (query.get("ticket") or [""])[0].strip()
@@ -188,7 +218,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._json(200, {"ticket": ticket, "event": event, "rows": self.server.service.history.ticket(ticket, event)})
 
-    def _events(self) -> None:
+    def _events(self, cookies: str) -> None:
+        token = _cookie(cookies, self.server.cookie)
         q = self.server.hub.subscribe()  # before the first state: nothing can fall between the two
         try:
             self.send_response(200)
@@ -198,18 +229,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(b"retry: 1000\n\n" + sse("state", self.server.state()))
-            self.wfile.flush()
             while True:
                 try:
                     chunk = q.get(timeout=PING_EVERY)
                 except queue.Empty:
+                    if self.server.sessions.find(token) is None:
+                        break  # logged out, expired or removed: the stream ends with the session
                     chunk = sse("ping", {"now": time.time()})
                 if chunk is None:
                     break
                 self.wfile.write(chunk)
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass
         finally:
             self.server.hub.unsubscribe(q)
 
@@ -217,33 +246,92 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         try:
-            if path not in ("/api/revoke", "/api/override"):
+            if not self._host_ok() or not self._same_origin():
+                return
+            if path == "/api/login":
+                form = self._form()
+                if form is not None:
+                    self._login(form)
+                return
+            session = self._session()
+            if session is None:
+                self._json(401, {"ok": False, "answer": "login", "detail": "log in first (/login)"})
+            elif not session.csrf_ok(self.headers.get("X-CSRF-Token")):
+                self.server.service.counters.add("csrf_refused")
+                self._json(403, {"ok": False, "answer": "csrf", "detail": "missing or wrong X-CSRF-Token: reload"})
+            elif path == "/api/logout":
+                self.server.sessions.close(_cookie(self.headers.get("Cookie", ""), self.server.cookie) or "")
+                self._json(200, {"ok": True, "answer": "logged_out"}, cookie=self._cookie_header("", 0))
+            elif path in ("/api/revoke", "/api/override"):
+                form = self._form()
+                if form is not None:
+                    self._admin(path, form, session)
+            else:
                 self._json(404, {"error": "not found"})
-                return
-            form = self._form()
-            if form is None:
-                return
-            if not self.server.password.enabled:
-                self._json(403, {"ok": False, "answer": "disabled",
-                                 "detail": "admin actions are off: set dashboard.admin_password_file"})
-                return
-            if not self.server.password.check(form.get("password")):
-                time.sleep(FAIL_DELAY)  # slows guessing; each request has its own thread
-                self.server.service.counters.add("bad_passwords")
-                log.warning("wrong admin password from %s", self.client_address[0])
-                f = {k: str(form.get(k, ""))[:MAX_FIELD] for k in ("action", "event", "ticket", "reason", "admin")}
-                self.server.service.denied(f["action"] if path == "/api/override" else "revoke", f["event"],
-                                           f["ticket"], f["reason"], f["admin"], self.client_address[0])
-                self._json(401, {"ok": False, "answer": "denied", "detail": "wrong admin password"})
-                return
-            result = self._act(path, form)
-            if result is not None:
-                code = 200 if result.ok else 503 if result.answer in ("unreachable", "timeout") else 409
-                self._json(code, result.to_json())
-        except HistoryError as exc:
+        except (HistoryError, AccountError) as exc:
+            log.error("dashboard: %s", exc)
             self._json(500, {"ok": False, "answer": "error", "detail": str(exc)})
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass
+
+    def _login(self, form: dict[str, Any]) -> None:
+        name, password = form.get("name"), form.get("password")
+        if not isinstance(name, str) or not isinstance(password, str) or not name or len(name) > 64 \
+                or len(password) > 1024:
+            self._json(400, {"ok": False, "answer": "bad_request", "detail": "give name and password"})
+            return
+        counters = self.server.service.counters
+        wait = self.server.throttle.take(name)
+        if wait:
+            counters.add("logins_throttled")
+            self._json(429, {"ok": False, "answer": "throttled", "detail": f"too many failed logins: try again in "
+                             f"{wait:.0f} s"}, extra={"Retry-After": str(max(1, round(wait)))})
+            return
+        account = self.server.accounts.check(name, password)
+        if account is None:
+            counters.add("logins_failed")
+            log.warning("dashboard: failed login for %r from %s", name[:64], self.client_address[0])
+            self._json(401, {"ok": False, "answer": "denied", "detail": "wrong name or password"})
+            return
+        self.server.throttle.succeeded(name)
+        counters.add("logins")
+        token, session = self.server.sessions.open(account)
+        self._json(200, {"ok": True, "answer": "logged_in", "account": session.account, "role": session.role,
+                         "csrf": session.csrf}, cookie=self._cookie_header(token, int(self.server.sessions.lifetime)))
+
+    def _cookie_header(self, token: str, max_age: int) -> str:
+        secure = "; Secure" if self.server.tls else ""
+        return f"{self.server.cookie}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+
+    def _admin(self, path: str, form: dict[str, Any], session: Session) -> None:
+        fields = {k: form.get(k, "") for k in ("event", "ticket", "reason", "action")}
+        bad = [k for k, v in fields.items() if not isinstance(v, str) or len(v) > MAX_FIELD]
+        fields = {k: str(v).strip()[:MAX_FIELD] for k, v in fields.items()}
+        action = fields["action"] if path == "/api/override" else "revoke"
+        service, remote = self.server.service, self.client_address[0]
+        if not session.admin:
+            service.denied(action, fields["event"], fields["ticket"], fields["reason"], session.account, remote,
+                           "not an admin")
+            self._json(403, {"ok": False, "answer": "denied", "detail": f"{session.account} is a viewer: revoking "
+                                                                        "and overriding need the admin role"})
+            return
+        bad += [k for k in ("ticket", *(["event"] if path == "/api/override" else [])) if not fields[k]]
+        if path == "/api/override" and action not in ("admit", "unredeem"):
+            bad.append("action")
+        if bad:
+            self._json(400, {"ok": False, "answer": "bad_request",
+                             "detail": f"missing or invalid: {', '.join(sorted(set(bad)))}"})
+            return
+        if path == "/api/revoke":
+            result = service.revoke(fields["event"], fields["ticket"], fields["reason"], session.account, remote)
+        else:
+            result = service.override(action, fields["event"], fields["ticket"], fields["reason"], session.account,
+                                      remote)
+        self._answer(result)
+
+    def _answer(self, result: ActionResult) -> None:
+        code = 200 if result.ok else 503 if result.answer in ("unreachable", "timeout") else 409
+        self._json(code, result.to_json())
 
     def _form(self) -> dict[str, Any] | None:
         try:
@@ -262,33 +350,40 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return form
 
-    def _act(self, path: str, form: dict[str, Any]) -> ActionResult | None:
-        fields = {k: form.get(k, "") for k in ("admin", "event", "ticket", "reason", "action")}
-        bad = [k for k, v in fields.items() if not isinstance(v, str) or len(v) > MAX_FIELD]
-        fields = {k: str(v).strip() for k, v in fields.items()}
-        needed = ["admin", "ticket"] + (["event"] if path == "/api/override" else [])
-        bad += [k for k in needed if not fields[k]]
-        if path == "/api/override" and fields["action"] not in ("admit", "unredeem"):
-            bad.append("action")
-        if bad:
-            self._json(400, {"ok": False, "answer": "bad_request",
-                             "detail": f"missing or invalid: {', '.join(sorted(set(bad)))}"})
-            return None
-        service, remote = self.server.service, self.client_address[0]
-        if path == "/api/revoke":
-            return service.revoke(fields["event"], fields["ticket"], fields["reason"], fields["admin"], remote)
-        return service.override(fields["action"], fields["event"], fields["ticket"], fields["reason"],
-                                fields["admin"], remote)
-
     # -- helpers -----------------------------------------------------------------------------------------------
-    def _json(self, code: int, data: Any) -> None:
-        self._send(code, json.dumps(data, separators=(",", ":")).encode(), "application/json")
-
-    def _send(self, code: int, body: bytes, kind: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
+    def _redirect(self, where: str) -> None:
+        self.send_response(303)
+        self.send_header("Location", where)
+        self.send_header("Content-Length", "0")
         for name, value in HEADERS.items():
             self.send_header(name, value)
         self.end_headers()
+
+    def _json(self, code: int, data: Any, *, cookie: str | None = None, extra: dict[str, str] | None = None) -> None:
+        headers = {**(extra or {}), **({"Set-Cookie": cookie} if cookie else {})}
+        self._send(code, json.dumps(data, separators=(",", ":")).encode(), "application/json", headers)
+
+    def _send(self, code: int, body: bytes, kind: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in {**HEADERS, **(extra or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
         self.wfile.write(body)
+
+
+def _host_name(header: str) -> str:
+    """The host of a Host header, lower case, without its port ("[::1]:8080" -> "::1")."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else ""
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None

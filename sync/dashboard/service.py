@@ -19,7 +19,7 @@ What a caller may rely on:
   arbiter, and applies every item in sequence order.
 * `revoke` and `override` send one admin request and wait for the arbiter's
   answer (at most REQUEST_TIMEOUT s); each is recorded in the history with
-  who, when, why and from where, whatever the answer.  They never raise for
+  who (the logged-in account), when, why and from where, whatever the answer.  They never raise for
   a missing broker or arbiter: the result says so.
 * Errors (a bad message, the history file) are counted and logged, never
   raised out of the worker.
@@ -122,9 +122,10 @@ class DashboardService:
         self._record(admin, action, event, ticket, reason, remote, result)
         return result
 
-    def denied(self, action: str, event: str, ticket: str, reason: str, admin: str, remote: str) -> None:
-        """Audit a request refused for a wrong admin password (the arbiter never sees it)."""
-        self._record(admin, action, event, ticket, reason, remote, ActionResult(False, "denied", "wrong password"))
+    def denied(self, action: str, event: str, ticket: str, reason: str, account: str, remote: str,
+               why: str) -> None:
+        """Audit a request the dashboard refused itself (the arbiter never sees it)."""
+        self._record(account, action, event, ticket, reason, remote, ActionResult(False, "denied", why))
 
     def _record(self, admin: str, action: str, event: str, ticket: str, reason: str, remote: str,
                 result: ActionResult) -> None:

@@ -2,8 +2,12 @@
 
 A gate announces one sensor per row of SENSORS, each as a retained JSON
 config on ``{ha_prefix}/sensor/qrgate_{node}/{key}/config``, where ``node``
-is the gate id with every character outside ``[A-Za-z0-9_-]`` replaced by
-``_`` (Home Assistant's rule for node and object ids).  Every sensor reads the
+is the gate id if it is made of ``[A-Za-z0-9_-]`` (Home Assistant's rule for
+node and object ids), else the id with every other character replaced by ``_``
+and ``_`` plus the first 8 hex digits of the id's SHA-256 appended, so that
+``gate.1`` and ``gate_1`` get different nodes (the broker's ACL lets a gate
+write only its own node's configs; provisioning refuses two gates whose nodes
+are equal).  Every sensor reads the
 gate's own retained status topic (``state_topic``) through a
 ``value_template``, so there is no second copy of the data.  The counters
 are unavailable while the gate is offline; the state sensor then says
@@ -13,6 +17,7 @@ without persistence forgets retained messages).
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from gate import __version__
@@ -36,7 +41,10 @@ AVAILABILITY = "{{ 'offline' if value_json.state == 'offline' else 'online' }}"
 
 
 def node_id(gate_id: str) -> str:
-    return "qrgate_" + re.sub(r"[^A-Za-z0-9_-]", "_", gate_id)
+    clean = re.sub(r"[^A-Za-z0-9_-]", "_", gate_id)
+    if clean != gate_id:
+        clean += "_" + hashlib.sha256(gate_id.encode()).hexdigest()[:8]
+    return "qrgate_" + clean
 
 
 def discovery_configs(gate_id: str, status_topic: str, ha_prefix: str = "homeassistant") -> list[tuple[str, Json]]:

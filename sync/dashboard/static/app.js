@@ -9,6 +9,7 @@ let state = null;
 let offset = 0;            // server clock minus this browser's, seconds
 let lastMessage = Date.now();
 let serverDown = false;
+let session = null;       // {account, role, csrf} from /api/session
 const gateCards = new Map();
 const feedSeen = new Set();
 
@@ -64,7 +65,32 @@ function connect() {
   es.addEventListener("state", (e) => { heard(); render(JSON.parse(e.data)); });
   es.addEventListener("scan", (e) => { heard(); addScan(JSON.parse(e.data), true); });
   es.addEventListener("ping", (e) => { heard(); offset = JSON.parse(e.data).now - Date.now() / 1000; });
-  es.onerror = () => { serverDown = true; showStale(); };
+  es.onerror = () => { serverDown = true; showStale(); checkSession(); };
+}
+
+// -- the session -----------------------------------------------------------------------------------------------
+async function checkSession() {
+  try {
+    const r = await fetch("/api/session", {cache: "no-store"});
+    if (r.status === 401) { window.location.assign("/login"); return null; }
+    if (!r.ok) return null;
+    session = await r.json();
+    $("account").textContent = `${session.account} (${session.role})`;
+    $("admin-submit").disabled = session.role !== "admin";
+    return session;
+  } catch (err) {
+    return null;
+  }
+}
+
+function post(path, body) {
+  return fetch(path, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": session.csrf},
+                      body: JSON.stringify(body)});
+}
+
+async function logout() {
+  if (session) await post("/api/logout", {});
+  window.location.assign("/login");
 }
 
 function heard() {
@@ -318,6 +344,7 @@ async function lookup(ev) {
     const q = new URLSearchParams({ticket});
     if (event) q.set("event", event);
     const r = await fetch(`/api/ticket?${q}`, {cache: "no-store"});
+    if (r.status === 401) { window.location.assign("/login"); return; }
     const data = await r.json();
     if (!r.ok) throw new Error(data.error || r.statusText);
     if (!data.rows.length) { box.replaceChildren(el("p", {class: "empty"}, `Nothing known about ${ticket}.`)); return; }
@@ -335,20 +362,19 @@ async function act(ev) {
   ev.preventDefault();
   const action = $("admin-action").value;
   const body = {action, event: $("admin-event").value, ticket: $("admin-ticket").value,
-                reason: $("admin-reason").value, admin: $("admin-name").value, password: $("admin-password").value};
+                reason: $("admin-reason").value};
   const out = $("admin-result");
   out.className = "result";
   out.textContent = "Sending…";
   try {
-    const r = await fetch(action === "revoke" ? "/api/revoke" : "/api/override", {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    const r = await post(action === "revoke" ? "/api/revoke" : "/api/override", body);
     const data = await r.json();
     out.className = "result " + (data.ok ? "ok" : "bad");
     out.dataset.answer = data.answer;
     const what = action === "revoke" ? "revoked" : action === "admit" ? "admitted" : "un-redeemed";
     out.textContent = data.ok ? `Done: ${body.ticket} ${what}` + (data.seq ? ` (stream #${data.seq})` : "")
                               : `Not done (${data.answer}): ${data.detail || r.statusText}`;
-    if (r.status === 401) $("admin-password").value = "";
+    if (r.status === 401) window.location.assign("/login");
   } catch (err) {
     out.className = "result bad";
     out.textContent = `Not sent: ${err.message}`;
@@ -364,12 +390,13 @@ function tick() {
   if (!serverDown && Date.now() - lastMessage > SERVER_SILENT_MS) { serverDown = true; showStale(); }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  $("logout").addEventListener("click", logout);
   $("lookup-form").addEventListener("submit", lookup);
   $("admin-form").addEventListener("submit", act);
   $("admin-action").addEventListener("change", () => {
     $("admin-event").required = $("admin-action").value !== "revoke";
   });
   setInterval(tick, 1000);
-  connect();
+  if (await checkSession()) connect();
 });
