@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gate.exc import KeyFileError, NoIssuerKey
+from gate.files import write_file
 from gate.ticket import (
     SCHEME_ED25519,
     SCHEME_HMAC,
@@ -273,15 +273,10 @@ def write_keyring(path: Path, keys: Iterable[VerifyKey]) -> Path:
 
 
 def write_secret_json(path: Path, data: dict[str, object]) -> Path:
-    """Write JSON atomically with mode 0600 (it is created with it, never widened)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write JSON atomically with mode 0600 (created with it, never widened), refusing a symbolic link at the
+    path or at its temporary name (gate/files.py): a planted link cannot redirect a key file."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_file(path, (json.dumps(data, indent=2)).encode(), 0o600)
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot write key file: {exc}") from None
+        raise KeyFileError(f"{path}: cannot write key file: {exc.strerror or exc}") from None
     return path

@@ -32,3 +32,18 @@ def test_a_key_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="symbolic link"):
         write_private(tmp_path / "client.key", b"secret key\n")
     assert victim.read_text() == "precious\n" and (tmp_path / "client.key").is_symlink()
+
+
+def test_a_key_file_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    """gate/keys.py writes issuer keys and keyrings the same way: a link at the key's name is refused."""
+    from gate.exc import KeyFileError
+    from gate.keys import IssuerKey, KeyStore
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    key = IssuerKey.new("show7")
+    (tmp_path / "keys").mkdir(mode=0o700)
+    (tmp_path / "keys" / f"issuer-{key.kid}.json").symlink_to(victim)
+    with pytest.raises(KeyFileError, match="symbolic link"):
+        KeyStore(tmp_path / "keys").add_issuer_key(key)
+    assert victim.read_text() == "keep me"
