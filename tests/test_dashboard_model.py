@@ -17,8 +17,8 @@ NOW = 1_800_000_000.0
 
 
 def scan(n: int, gate: str = "gate-1", outcome: Outcome = Outcome.ADMIT, reason: Reason = Reason.NONE,
-         ticket: str | None = None) -> tuple[Decision, float]:
-    decision = Decision(outcome, reason, f"s{n}", gate, NOW + n, "show7", ticket or f"t{n}", "A1")
+         ticket: str | None = None, seat: str = "A1") -> tuple[Decision, float]:
+    decision = Decision(outcome, reason, f"s{n}", gate, NOW + n, "show7", ticket or f"t{n}", seat)
     return decision, NOW + n + 0.01
 
 
@@ -115,3 +115,14 @@ def test_the_admin_password_is_checked_whatever_its_type_and_length() -> None:
     assert password.enabled and password.check("s3cret")
     assert not any(password.check(x) for x in ("s3cre", "s3cret ", "", None, 123, "S3CRET"))
     assert not AdminPassword(None).enabled and not AdminPassword(None).check("")
+
+
+def test_scans_of_seatless_tickets_count_like_any_other(history: History) -> None:
+    """`gate mint --count` makes tickets with no seat (seat ""): their scans are scans, not bad messages."""
+    model = Model()
+    feed(model, history, scan(1, seat=""), scan(2, ticket="t1", seat="", outcome=Outcome.ALREADY_USED,
+                                                reason=Reason.ALREADY_USED))
+    snap = model.snapshot(NOW + 10, feed=True)
+    assert [row["scan_id"] for row in snap["feed"]] == ["s2", "s1"] and snap["feed"][0]["seat"] is None
+    assert sum(snap["venue"]["admitted"]) == 1 and snap["venue"]["reasons"] == {"already_used": 1}
+    assert [r["kind"] for r in history.ticket("t1")] == ["scan", "scan"]
