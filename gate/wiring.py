@@ -77,6 +77,11 @@ def start_gate_sync(config: Config, store: Store) -> GateSync:
 
     broker, topics, credentials = sync_parts(config)
     s = config.sync
+    if s.username and s.username != config.gate_id:
+        # the venue's ACL (systemd/mosquitto/acl.template) lets a gate's user write only its own topics
+        log.warning("gate.id is %r but it connects as MQTT user %r: the broker lets that user claim only as %r, "
+                    "so every claim would go unanswered (another gate's bundle, or a mistyped --gate-id?)",
+                    config.gate_id, s.username, s.username)
     gate_sync = GateSync(Ledger(store), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
                          status_every=s.status_every, keepalive=s.keepalive,
                          reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
@@ -112,8 +117,9 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
             feed.connected()
         try:
             if not gate_sync.wait_ready(config.sync.connect_wait):
-                log.warning("no answer from the arbiter via %s within %.1f s: deciding offline (%s) until it answers",
-                            gate_sync.link.broker, config.sync.connect_wait, config.sync.offline_policy)
+                log.warning("no answer from the arbiter via %s within %.1f s (%s): deciding offline (%s) until it "
+                            "answers", gate_sync.link.broker, config.sync.connect_wait, gate_sync.unready(),
+                            config.sync.offline_policy)
             claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
             yield build_decider(config, store, claimer, on_decision=feed.decided)
         finally:

@@ -53,7 +53,8 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
         if not args.once:
             stop_on_signals().wait()
         elif not gate_sync.wait_ready(config.sync.connect_wait):
-            print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker}", file=sys.stderr)
+            print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker} ({gate_sync.unready()})",
+                  file=sys.stderr)
         drained = gate_sync.close(config.sync.drain_wait)
         left = Ledger(store).outbox_counts()
     print(f"outbox {'empty' if not left else json.dumps(left)}; {json.dumps(gate_sync.counters.snapshot())}")

@@ -95,6 +95,16 @@ class GateSync:
         """Wait until connected and caught up with the arbiter (which proves it answers)."""
         return self._caught_up.wait(timeout)
 
+    def unready(self) -> str:
+        """Why `wait_ready` is not true yet, in a line: the broker's problem, or the arbiter's silence."""
+        if self.link.problem:
+            return self.link.problem
+        if not self.link.ready:
+            return "not connected to the broker yet"
+        if self._arbiter == "offline":
+            return "the broker is connected, and the arbiter's last status says it is offline"
+        return "the broker is connected, but the arbiter has not answered (is `gate arbiter` running?)"
+
     def close(self, drain_wait: float = 0.0) -> bool:
         """Drain and catch up for at most `drain_wait` s, publish "offline", disconnect; True if drained."""
         deadline = time.monotonic() + drain_wait

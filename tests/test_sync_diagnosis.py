@@ -1,0 +1,104 @@
+"""Connection problems told apart: each cause is one line at the default log level that names it, on the real
+`gate` processes, against the venue's real broker (TLS, passwords, ACL) or no broker at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("deploy_fixtures")
+pytest_plugins = ["deploy_fixtures"]
+
+from conftest import ROOT, gate_env  # noqa: E402
+from deploy_fixtures import Site  # noqa: E402
+from sync_fixtures import Mosquitto, free_port, wait_until  # noqa: E402
+
+from sync.diagnosis import ConnectionLog, dropped, refused  # noqa: E402
+
+QUICK = {"QRGATE_SYNC_CONNECT_WAIT": "2", "QRGATE_SYNC_DRAIN_WAIT": "0", "QRGATE_SYNC_RECONNECT_MAX": "1"}
+
+
+def check_stderr(site: Site, tmp_path: Path, *args: str) -> str:
+    """`gate check` of one garbage text from gate-north-1's bundle: what it says on stderr."""
+    env = gate_env(site.bundle("gate-north-1"), QRGATE_STORE_PATH=str(tmp_path / "gate.db"), **QUICK)
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "check", *args, "QG:garbage"], capture_output=True,
+                            text=True, env=env, cwd=ROOT, timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_each_connection_problem_names_its_cause(provisioned: Site, tmp_path: Path) -> None:
+    port = provisioned.broker.port
+    (tmp_path / "wrong").write_text("not-the-password\n")
+    closed = free_port()
+    plain = Mosquitto(tmp_path / "plain").start()  # a broker without TLS
+    cases = {
+        "the broker's name 'no-such-host.invalid' does not resolve": ["--broker", f"mqtts://no-such-host.invalid:{port}"],
+        f"connection refused by localhost:{closed}": ["--broker", f"mqtts://localhost:{closed}"],
+        "a TLS port? then use mqtts://": ["--broker", f"mqtt://localhost:{port}"],
+        "hung up on the TLS handshake: a plain MQTT port? then use mqtt://": ["--broker", f"mqtts://{plain.url[7:]}"],
+        "the broker requires a client certificate": ["--set", "sync.cert_file=", "--set", "sync.key_file="],
+        "the broker refused user 'gate-north-1' (Not authorized): a wrong password":
+            ["--set", f"sync.password_file={tmp_path / 'wrong'}"],
+        "gate.id is 'gate-south-1' but it connects as MQTT user 'gate-north-1'": ["--gate-id", "gate-south-1"],
+        "the broker is connected, but the arbiter has not answered (is `gate arbiter` running?)": [],
+        "nope.crt: no such file (sync.ca_file": ["--set", "sync.ca_file=nope.crt"],
+    }
+    try:
+        for cause, args in cases.items():
+            said = check_stderr(provisioned, tmp_path, *args)
+            assert cause in said, (args, said)
+    finally:
+        plain.stop()
+
+
+def test_the_arbiter_says_at_once_that_the_broker_is_down_and_when_it_is_back(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker")  # its port is free: nothing listens yet
+    env = gate_env(tmp_path / "arbiter", QRGATE_SYNC_BROKER=broker.url, QRGATE_SYNC_RECONNECT_MAX="1")
+    proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "arbiter"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    lines: list[str] = []
+    for stream in (proc.stdout, proc.stderr):
+        threading.Thread(target=lambda s=stream: [lines.append(line) for line in s], daemon=True).start()
+
+    def said(what: str, within: float) -> str:
+        """The first line (stdout or stderr, so in any order) saying `what`."""
+        return wait_until(lambda: next((line for line in list(lines) if what in line), None), within, repr(what))
+
+    try:
+        assert "no broker listens there" in said(f"connection refused by 127.0.0.1:{broker.port}", 5)
+        broker.start()
+        said("arbiter ready on", 15)
+        said("connected again after", 5)
+        broker.stop()
+        said("lost the connection", 5)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        broker.stop()
+
+
+def test_the_story_of_a_link_once_per_cause_and_its_recovery(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    story = ConnectionLog("mqtt://b:1883", __import__("logging").getLogger("test.story"), clock=lambda: now[0])
+    with caplog.at_level("WARNING"):
+        for _ in range(30):  # a broker that stays down: one line, not one a retry
+            now[0] += 1
+            story.failed("connection refused by b:1883")
+        assert story.problem == "connection refused by b:1883"
+        story.connected()
+        assert story.problem == ""
+    assert [r.getMessage() for r in caplog.records] == [
+        "broker mqtt://b:1883: connection refused by b:1883; retrying",
+        "broker mqtt://b:1883: connected again after 29 s"]
+
+
+def test_the_words_for_what_the_broker_said() -> None:
+    assert "two processes with the same gate.id" in dropped("Session taken over", "gate-1-77", answered=True,
+                                                            error="", tls=True)
+    assert "an anonymous client" in refused("Not authorized", "")
+    assert "unknown user" in refused("Bad user name or password", "gate-1")
