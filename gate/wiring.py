@@ -248,7 +248,7 @@ def open_boxoffice(config: Config) -> BoxOffice:
     from gate.ownership.boxoffice import BoxOffice
 
     keys = KeyStore(config.keys_dir)
-    return BoxOffice.open(str(config.path(config.ownership.boxoffice_db)),
+    return BoxOffice.open(str(_existing(config, config.ownership.boxoffice_db, "box office", "gate boxoffice init")),
                           lambda ticket: keys.signing_key(ticket.event).sign(ticket),
                           reservation=config.ownership.reservation)
 
@@ -272,7 +272,15 @@ def create_wallet(config: Config, name: str) -> str:
 def open_wallet(config: Config) -> Wallet:
     from gate.ownership.wallet import Wallet
 
-    return Wallet.open(str(config.path(config.ownership.wallet_db)))
+    return Wallet.open(str(_existing(config, config.ownership.wallet_db, "wallet", "gate wallet new --name NAME")))
+
+
+def _existing(config: Config, name: str, what: str, maker: str) -> Path:
+    """The path of a party's database that must be there already (not a stray empty one in the wrong home)."""
+    path = config.path(name)
+    if not path.exists():
+        raise ConfigError(f"{path}: no {what} in {config.home}: `{maker}` makes one; or is it another --home?")
+    return path
 
 
 def open_fake_agent(home: Path, *, create: bool = False) -> FakePaymentAgent:

@@ -157,7 +157,7 @@ class RequestProperties(Properties):
         return self._shown
 
 
-class _PahoLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _PahoLog(logging.LoggerAdapter):
     """paho's log, passed on at debug level, keeping its last error: a TLS alert after the handshake (a
     client certificate refused) reaches us only as paho's "failed to receive on socket" line."""
 

@@ -143,3 +143,20 @@ def _leaf_commands(parser, prefix: str = "") -> dict[str, object]:  # type: igno
 def test_help_runs(gate_cli: Cli, args: list[str]) -> None:
     result = gate_cli(*args)
     assert result.returncode == 0 and "usage: gate" in result.stdout
+
+
+def test_a_home_that_is_not_there_is_an_error_not_a_new_empty_home(gate_cli: Cli, home: Path, tmp_path: Path) -> None:
+    """A mistyped --home used to be made on the spot: checks said `unknown_key` and `keys list` printed nothing."""
+    gate_cli("keys", "new", "--event", "show7", check=True)
+    [ticket] = gate_cli("mint", "--event", "show7", check=True).stdout.splitlines()  # it may hold spaces
+    typo = tmp_path / "hmoe"
+    for args in (["check", ticket], ["keys", "list"], ["history", "9f2"], ["wallet", "identity"]):
+        result = gate_cli("--home", str(typo), *args)
+        assert result.returncode == 2 and f"{typo}: no such folder (--home or QRGATE_HOME; mistyped?)" in result.stderr, (
+            args, result.stderr)
+        assert not typo.exists(), args
+    # a home that is there but holds no wallet: no stray wallet.db in the box office's (or gate's) home
+    result = gate_cli("wallet", "identity")
+    assert result.returncode == 2 and "no wallet in" in result.stderr and "gate wallet new" in result.stderr
+    assert not (home / "wallet.db").exists()
+    assert gate_cli("--home", str(tmp_path / "new"), "keys", "new", "--event", "show7").returncode == 0  # makes it

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from gate.cli.blocks import add_in, add_out, amount, emit, kinds, read_message, step
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command, time_arg
+from gate.cli.common import EXIT_ERROR, EXIT_OK, HOME_MADE, SubParsers, command, time_arg
 from gate.cli.tickets import mint_ids
 from gate.config import Config
 from gate.ownership.block import Message
@@ -30,7 +30,7 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
                            description="The box office: sells tickets and knows who holds each one now.")
     bs = group.add_subparsers(title="box office commands", metavar="ACTION")
     p = command(bs, common, "init", cmd_init, "create the box office's chain (its identity block)",
-                 "gate boxoffice init --name 'Town Hall box office'")
+                 "gate boxoffice init --name 'Town Hall box office'", home=HOME_MADE)
     p.add_argument("--name", default="box office")
     p = command(bs, common, "trust-agent", cmd_trust_agent, "accept payment confirmations from this agent",
                  "gate boxoffice trust-agent agent.id.json")
@@ -75,7 +75,7 @@ def add_fake_agent(sub: Sub, common: argparse.ArgumentParser) -> None:
     fs = group.add_subparsers(title="fake agent commands", metavar="ACTION")
     p = command(fs, common, "init", cmd_agent_init,
                  "create (once) the fake agent in HOME and write its identity message",
-                 "gate fake-agent init --home agent/ --out agent.id.json")
+                 "gate fake-agent init --home agent/ --out agent.id.json", home=HOME_MADE)
     add_out(p)
 
 

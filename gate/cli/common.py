@@ -26,13 +26,27 @@ Handler = Callable[[argparse.Namespace, Config], int]
 SubParsers = argparse._SubParsersAction
 
 
+#: what a command does with its home folder: needs it to be there (the default: a mistyped --home is an
+#: error, not a new empty home that answers `unknown_key`), may make it, or does not use it
+HOME_NEEDED, HOME_MADE, HOME_UNUSED = "needed", "made", "unused"
+
+
 def command(sub: SubParsers, common: argparse.ArgumentParser, name: str, handler: Handler, help: str,
-            example: str) -> argparse.ArgumentParser:
+            example: str, *, home: str = HOME_NEEDED) -> argparse.ArgumentParser:
     """A sub-command with the common options, `help` as its description and an example as its epilog."""
     p = sub.add_parser(name, parents=[common], help=help, description=help, epilog=f"Example: {example}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(handler=handler)
+    p.set_defaults(handler=handler, home_rule=home)
     return p
+
+
+def check_home(rule: str, config: Config, given: bool) -> None:
+    """ConfigError when the command needs its home and there is none (`given`: by --home or QRGATE_HOME)."""
+    if rule != HOME_NEEDED or config.home.is_dir():
+        return
+    origin = "--home or QRGATE_HOME; mistyped?" if given else "the default home: set QRGATE_HOME or pass --home DIR"
+    raise ConfigError(f"{config.home}: no such folder ({origin}); a new home is made by `gate keys new`, "
+                      "`gate keys import`, `gate provision`, `gate boxoffice init` or `gate wallet new`")
 
 
 def iso(ts: float | None) -> str:

@@ -6,7 +6,7 @@ import argparse
 import json
 import threading
 
-from gate.cli.common import SubParsers, command, need_broker, port_arg, stop_on_signals
+from gate.cli.common import HOME_MADE, SubParsers, command, need_broker, port_arg, stop_on_signals
 from gate.config import Config
 from gate.wiring import build_dashboard
 
@@ -15,7 +15,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p = command(sub, common, "dashboard", cmd_dashboard,
                 "serve the admins' live page: gates online/offline, entries per minute, rejections by reason,\n"
                 "capacity, double entries, live scans, ticket history, revoke and override; until SIGTERM",
-                "gate dashboard --broker mqtt://10.0.0.2:1883 --port 8080 --set dashboard.capacity=2000")
+                "gate dashboard --broker mqtt://10.0.0.2:1883 --port 8080 --set dashboard.capacity=2000",
+                home=HOME_MADE)
     p.add_argument("--port", type=port_arg, metavar="N", help="port of the page (dashboard.port; 0: any free port)")
     p.add_argument("--host", metavar="ADDR", help="address to listen on (dashboard.host)")
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from gate.cli.common import SubParsers, command, iso, need_broker, say, stop_on_signals
+from gate.cli.common import HOME_MADE, SubParsers, command, iso, need_broker, say, stop_on_signals
 from gate.config import Config
 from gate.exc import ConfigError
 from gate.wiring import admin_client, open_arbiter, open_store, start_gate_sync
@@ -15,7 +15,7 @@ from gate.wiring import admin_client, open_arbiter, open_store, start_gate_sync
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     command(sub, common, "arbiter", cmd_arbiter,
              "the central arbiter: answers claims (won/lost), publishes the redemption stream, until SIGTERM",
-             "gate arbiter --broker mqtt://10.0.0.2:1883 --home /var/lib/qrgate-arbiter")
+             "gate arbiter --broker mqtt://10.0.0.2:1883 --home /var/lib/qrgate-arbiter", home=HOME_MADE)
     p = command(sub, common, "sync", cmd_sync,
                  "deliver this gate's outbox to the arbiter and apply its stream, until SIGTERM (or --once)",
                  "gate sync --once --broker mqtt://10.0.0.2:1883   # exit 0 once the outbox is empty")
