@@ -41,8 +41,9 @@ def command(sub: SubParsers, common: argparse.ArgumentParser, name: str, handler
 
 
 def check_home(rule: str, config: Config, given: bool) -> None:
-    """ConfigError when the command needs its home and there is none (`given`: by --home or QRGATE_HOME)."""
-    if rule != HOME_NEEDED or config.home.is_dir():
+    """ConfigError when the command needs its home and neither it nor its keys folder (keys.dir may point
+    elsewhere) is there (`given`: by --home or QRGATE_HOME)."""
+    if rule != HOME_NEEDED or config.home.is_dir() or config.keys_dir.is_dir():
         return
     origin = "--home or QRGATE_HOME; mistyped?" if given else "the default home: set QRGATE_HOME or pass --home DIR"
     raise ConfigError(f"{config.home}: no such folder ({origin}); a new home is made by `gate keys new`, "
