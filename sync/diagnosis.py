@@ -37,25 +37,25 @@ def tls_cause(text: str) -> str:
     return f"TLS failed: {text}"
 
 
-def connect_failed(exc: BaseException | None, host: str, port: int, *, tls: bool) -> str:
-    """Why opening the connection to host:port failed (`exc` is what the socket or TLS layer raised)."""
-    where = f"{host}:{port}"
+def connect_failed(exc: BaseException | None, host: str, *, tls: bool) -> str:
+    """Why opening the connection to the broker on `host` failed (`exc`: what the socket or TLS layer raised);
+    the caller's line names the broker's URL already."""
     if tls and isinstance(exc, ConnectionResetError | ssl.SSLEOFError):
-        return f"{where} hung up on the TLS handshake: a plain MQTT port? then use mqtt://"
+        return "it hung up on the TLS handshake: a plain MQTT port? then use mqtt://"
     if isinstance(exc, socket.gaierror):
         return f"the broker's name {host!r} does not resolve ({exc.strerror}): check sync.broker and the DNS"
     if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused by {where}: no broker listens there (is mosquitto running? the port?)"
+        return "connection refused: no broker listens there (is mosquitto running? the port?)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"TLS handshake failed: the broker's certificate is not trusted ({exc.verify_message}): "
                 "check sync.ca_file, and that sync.broker names the host its certificate was made for")
     if isinstance(exc, ssl.SSLError):
         return tls_cause(str(exc))
     if isinstance(exc, TimeoutError):
-        return f"no answer from {where} (timed out): the wrong address, or a firewall"
+        return "no answer (timed out): the wrong address, or a firewall"
     if isinstance(exc, OSError):
-        return f"cannot reach {where}: {exc.strerror or exc}"
-    return f"cannot connect to {where}: {exc}"
+        return f"cannot reach it: {exc.strerror or exc}"
+    return f"cannot connect: {exc}"
 
 
 def refused(reason: str, username: str) -> str:

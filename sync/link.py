@@ -347,8 +347,7 @@ class Link:
     def _connect_failed(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this inside its `except OSError:` around the connect, and passes no exception
         self.counters.add("connect_failed")
-        self._story.failed(connect_failed(sys.exc_info()[1], self.broker.host, self.broker.port,
-                                         tls=self.broker.tls))
+        self._story.failed(connect_failed(sys.exc_info()[1], self.broker.host, tls=self.broker.tls))
 
     def _subscribed(self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[Any], _props: Any) -> None:
         if mid != self._sub_mid:
