@@ -57,30 +57,50 @@ def test_each_connection_problem_names_its_cause(provisioned: Site, tmp_path: Pa
         plain.stop()
 
 
+class Running:
+    """A `gate ...` process whose stdout and stderr lines are kept (in arrival order, either stream)."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "gate.cli", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.lines: list[str] = []
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=lambda s=stream: [self.lines.append(line) for line in s], daemon=True).start()
+
+    def said(self, what: str, within: float) -> str:
+        """The first line saying `what`, waiting up to `within` s for it."""
+        return wait_until(lambda: next((line for line in list(self.lines) if what in line), None), within, repr(what))
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
 def test_the_arbiter_says_at_once_that_the_broker_is_down_and_when_it_is_back(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker")  # its port is free: nothing listens yet
-    env = gate_env(tmp_path / "arbiter", QRGATE_SYNC_BROKER=broker.url, QRGATE_SYNC_RECONNECT_MAX="1")
-    proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "arbiter"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    lines: list[str] = []
-    for stream in (proc.stdout, proc.stderr):
-        threading.Thread(target=lambda s=stream: [lines.append(line) for line in s], daemon=True).start()
-
-    def said(what: str, within: float) -> str:
-        """The first line (stdout or stderr, so in any order) saying `what`."""
-        return wait_until(lambda: next((line for line in list(lines) if what in line), None), within, repr(what))
-
+    arbiter = Running(["arbiter"], gate_env(tmp_path / "arbiter", QRGATE_SYNC_BROKER=broker.url,
+                                            QRGATE_SYNC_RECONNECT_MAX="1"))
     try:
-        said(f"broker {broker.url}: connection refused: no broker listens there", 5)
+        arbiter.said(f"broker {broker.url}: connection refused: no broker listens there", 5)
         broker.start()
-        said("arbiter ready on", 15)
-        said("connected again after", 5)
+        arbiter.said("arbiter ready on", 15)
+        arbiter.said("connected again after", 5)
         broker.stop()
-        said("lost the connection", 5)
+        arbiter.said("lost the connection", 5)
+    finally:
+        arbiter.kill()
+        broker.stop()
+
+
+@pytest.mark.parametrize("args", [["dashboard", "--port", "0", "--host", "127.0.0.1"], ["sync"]])
+def test_the_dashboard_and_gate_sync_say_at_once_that_the_broker_is_down(args: list[str], tmp_path: Path) -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    (tmp_path / "home").mkdir()
+    proc = Running(args, gate_env(tmp_path / "home", QRGATE_SYNC_BROKER=url))
+    try:
+        proc.said(f"broker {url}: connection refused: no broker listens there", 5)
     finally:
         proc.kill()
-        proc.wait(10)
-        broker.stop()
 
 
 def test_the_story_of_a_link_once_per_cause_and_its_recovery(caplog: pytest.LogCaptureFixture) -> None:
