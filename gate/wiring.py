@@ -86,6 +86,11 @@ def start_gate_sync(config: Config, store: Store, trust: TimeTrust | None = None
 
     broker, topics, credentials = sync_parts(config)
     s = config.sync
+    if s.username and s.username != config.gate_id:
+        # the venue's ACL (systemd/mosquitto/acl.template) lets a gate's user write only its own topics
+        log.warning("gate.id is %r but it connects as MQTT user %r: the broker lets that user claim only as %r, "
+                    "so every claim would go unanswered (another gate's bundle, or a mistyped --gate-id?)",
+                    config.gate_id, s.username, s.username)
     gate_sync = GateSync(Ledger(store), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
                          status_every=s.status_every, keepalive=s.keepalive,
                          reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
@@ -122,8 +127,9 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
             feed.connected()
         try:
             if not gate_sync.wait_ready(config.sync.connect_wait):
-                log.warning("no answer from the arbiter via %s within %.1f s: deciding offline (%s) until it answers",
-                            gate_sync.link.broker, config.sync.connect_wait, config.sync.offline_policy)
+                log.warning("no answer from the arbiter via %s within %.1f s (%s): deciding offline (%s) until it "
+                            "answers", gate_sync.link.broker, config.sync.connect_wait, gate_sync.unready(),
+                            config.sync.offline_policy)
             claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
             yield build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
         finally:
@@ -297,7 +303,7 @@ def open_boxoffice(config: Config) -> BoxOffice:
     from gate.ownership.boxoffice import BoxOffice
 
     keys = KeyStore(config.keys_dir)
-    return BoxOffice.open(str(config.path(config.ownership.boxoffice_db)),
+    return BoxOffice.open(str(_existing(config, config.ownership.boxoffice_db, "box office", "gate boxoffice init")),
                           lambda ticket: keys.signing_key(ticket.event).sign(ticket),
                           reservation=config.ownership.reservation)
 
@@ -321,7 +327,15 @@ def create_wallet(config: Config, name: str) -> str:
 def open_wallet(config: Config) -> Wallet:
     from gate.ownership.wallet import Wallet
 
-    return Wallet.open(str(config.path(config.ownership.wallet_db)))
+    return Wallet.open(str(_existing(config, config.ownership.wallet_db, "wallet", "gate wallet new --name NAME")))
+
+
+def _existing(config: Config, name: str, what: str, maker: str) -> Path:
+    """The path of a party's database that must be there already (not a stray empty one in the wrong home)."""
+    path = config.path(name)
+    if not path.exists():
+        raise ConfigError(f"{path}: no {what} in {config.home}: `{maker}` makes one; or is it another --home?")
+    return path
 
 
 def open_fake_agent(home: Path, *, create: bool = False) -> FakePaymentAgent:

@@ -233,7 +233,6 @@ def test_gate_run_on_a_corrupt_store_never_says_ready(home: Path, tmp_path: Path
 
 def test_an_idle_wedge_scanner_keeps_the_watchdog_fed(home: Path, systemd: FakeSystemd) -> None:
     """Nobody scanning is not a hang: a wedge scanner blocks in its read, and the process feeds the watchdog."""
-    home.mkdir(parents=True)
     (home / "gate.toml").write_text('[camera]\nkind = "wedge"\nsource = "-"\n[feedback]\nkind = "console"\n')
     env = gate_env(home, NOTIFY_SOCKET=systemd.address, WATCHDOG_USEC="400000")
     proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

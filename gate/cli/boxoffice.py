@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from gate.cli.blocks import add_in, add_out, amount, emit, kinds, read_message, step
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command, time_arg
+from gate.cli.common import EXIT_ERROR, EXIT_OK, HOME_MADE, SubParsers, command, iso, time_arg
 from gate.cli.tickets import mint_ids
 from gate.config import Config
 from gate.ownership.block import Message
@@ -30,7 +30,7 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
                            description="The box office: sells tickets and knows who holds each one now.")
     bs = group.add_subparsers(title="box office commands", metavar="ACTION")
     p = command(bs, common, "init", cmd_init, "create the box office's chain (its identity block)",
-                 "gate boxoffice init --name 'Town Hall box office'")
+                 "gate boxoffice init --name 'Town Hall box office'", home=HOME_MADE)
     p.add_argument("--name", default="box office")
     p = command(bs, common, "trust-agent", cmd_trust_agent, "accept payment confirmations from this agent",
                  "gate boxoffice trust-agent agent.id.json")
@@ -44,8 +44,8 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--price", type=amount, required=True, help="e.g. 25.00")
     p.add_argument("--currency", default="EUR")
-    p.add_argument("--valid-from", type=time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
-    p.add_argument("--valid-until", type=time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
+    p.add_argument("--valid-from", type=time_arg, required=True, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
+    p.add_argument("--valid-until", type=time_arg, required=True, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
     p.add_argument("--slot", type=int, help="seconds per code slot (default ownership.slot)")
     p = command(bs, common, "list", cmd_list, "every ticket: state, current holder and generation",
                  "gate boxoffice list --json")
@@ -75,7 +75,7 @@ def add_fake_agent(sub: Sub, common: argparse.ArgumentParser) -> None:
     fs = group.add_subparsers(title="fake agent commands", metavar="ACTION")
     p = command(fs, common, "init", cmd_agent_init,
                  "create (once) the fake agent in HOME and write its identity message",
-                 "gate fake-agent init --home agent/ --out agent.id.json")
+                 "gate fake-agent init --home agent/ --out agent.id.json", home=HOME_MADE)
     add_out(p)
 
 
@@ -115,6 +115,10 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
     slots = -(-(args.valid_until - args.valid_from) // slot)
     if args.count < 1 or not 0 < args.valid_from < args.valid_until or not 1 <= slots <= 65535:
         print("gate: error: need --count >= 1 and a validity window of 1..65535 slots", file=sys.stderr)
+        return EXIT_ERROR
+    if args.valid_until <= time.time():  # listed, sold and paid, then INVALID expired at every gate
+        print(f"gate: error: --valid-until {iso(args.valid_until)} is over already: nothing to sell "
+              "(relative times never go stale: --valid-from now --valid-until +1d)", file=sys.stderr)
         return EXIT_ERROR
     office = open_boxoffice(config)
     for ticket_id in mint_ids(args.ticket_id, args.count):

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from gate.cli.blocks import add_in, add_out, amount, emit, kinds, read_message, read_text, step
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command
+from gate.cli.common import EXIT_ERROR, EXIT_OK, HOME_MADE, SubParsers, command
 from gate.config import Config
 from gate.ownership.block import Message
 from gate.ownership.exc import ChainError, MalformedBlock
@@ -25,7 +25,7 @@ def add(sub: Sub, common: argparse.ArgumentParser) -> None:
                            description="The holder's wallet: its chain, its tickets, its rotating codes.")
     ws = group.add_subparsers(title="wallet commands", metavar="ACTION")
     p = command(ws, common, "new", cmd_new, "create this wallet's chain (its identity)",
-                 "gate wallet new --name alice --home ~/alice")
+                 "gate wallet new --name alice --home ~/alice", home=HOME_MADE)
     p.add_argument("--name", required=True)
     p = command(ws, common, "identity", cmd_identity, "write this wallet's identity message (for a buyer or seller)",
                  "gate wallet identity --out alice.id.json")
