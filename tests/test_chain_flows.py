@@ -35,7 +35,7 @@ def test_purchase_makes_the_buyer_the_holder_at_generation_1(world: World) -> No
     alice = world.wallet("alice")
     request = alice.buy("show7", "9f2")
     reply = world.office.handle(request)
-    assert [b.kind for b in reply.blocks] == ["identity", "reservation", "payment_request"]
+    assert [b.kind for b in reply.blocks] == ["identity", "reservation", "payment_request", "intent"]
     assert holder(world) == ("", 0)  # reserved, not sold
     paid = alice.pay(reply, world.agent)
     owned = world.office.confirm(paid)
@@ -46,7 +46,7 @@ def test_purchase_makes_the_buyer_the_holder_at_generation_1(world: World) -> No
     assert world.scan(alice).outcome is Outcome.ADMIT
     # every step is a block in the right chains, and each owner's chain links and steps back
     assert alice.party.check_own_chain() == 3  # identity, purchase_request, payment
-    assert world.office.party.check_own_chain() == 4  # identity, reservation, payment_request, ownership
+    assert world.office.party.check_own_chain() == 5  # identity, reservation, payment_request, intent, ownership
     assert world.agent.party.check_own_chain() == 3  # identity, confirmation, receipt
 
 

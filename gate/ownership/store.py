@@ -99,6 +99,15 @@ BOXOFFICE_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "box office: inven
         at REAL NOT NULL, published INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (event, ticket_id, generation)
     ) WITHOUT ROWID""",
+)), (3, "box office: mailboxes (blocks waiting for a party, relayed sealed)", (
+    """CREATE TABLE mailbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        message TEXT NOT NULL,
+        at REAL NOT NULL,
+        UNIQUE (recipient, digest)
+    )""",
 ))]
 WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, deals, tickets", (
     """CREATE TABLE catalog (
@@ -130,6 +139,16 @@ AGENT_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "fake agent: payments"
         amount INTEGER NOT NULL, currency TEXT NOT NULL, at REAL NOT NULL,
         PRIMARY KEY (txn, payer)
     ) WITHOUT ROWID""",
+)), (3, "fake agent: charges held until the box office settles them", (
+    """CREATE TABLE charges (
+        txn TEXT PRIMARY KEY,
+        payer TEXT NOT NULL, payee TEXT NOT NULL, boxoffice TEXT NOT NULL,
+        amount INTEGER NOT NULL, currency TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('held', 'settled', 'refunded')),
+        delivered INTEGER NOT NULL DEFAULT 0,
+        at REAL NOT NULL, updated REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX charges_pending ON charges (state, delivered)",
 ))]
 
 
@@ -371,3 +390,64 @@ class Payments:
         """False if this payer paid this txn already."""
         return bool(tx.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                (txn, payer, payee, amount, currency, at)).rowcount)
+
+
+class Mailbox:
+    """The box office's mailboxes: messages waiting for a party, numbered; the same message is kept once."""
+
+    @staticmethod
+    def put(tx: sqlite3.Connection, recipient: str, message: str, digest: str, now: float) -> int:
+        """Keep a message for `recipient` (once per digest); its sequence number."""
+        tx.execute("INSERT INTO mailbox (recipient, digest, message, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                   (recipient, digest, message, now))
+        return int(tx.execute("SELECT seq FROM mailbox WHERE recipient = ? AND digest = ?",
+                              (recipient, digest)).fetchone()[0])
+
+    @staticmethod
+    def waiting(tx: sqlite3.Connection, recipient: str) -> int:
+        return int(tx.execute("SELECT count(*) FROM mailbox WHERE recipient = ?", (recipient,)).fetchone()[0])
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A payment the agent holds until the box office says the ticket moved (settled) or not (refunded)."""
+
+    txn: str
+    payer: str
+    payee: str
+    boxoffice: str
+    amount: int
+    currency: str
+    state: str
+    delivered: bool
+
+
+class Charges:
+    """A payment agent's held payments, one per transaction."""
+
+    @staticmethod
+    def capture(tx: sqlite3.Connection, c: Charge, now: float) -> bool:
+        """False if the transaction was charged already."""
+        return bool(tx.execute("INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, 'held', 0, ?, ?) ON CONFLICT DO NOTHING",
+                               (c.txn, c.payer, c.payee, c.boxoffice, c.amount, c.currency, now, now)).rowcount)
+
+    @staticmethod
+    def get(tx: sqlite3.Connection, txn: str) -> Charge | None:
+        row = tx.execute("SELECT txn, payer, payee, boxoffice, amount, currency, state, delivered FROM charges"
+                         " WHERE txn = ?", (txn,)).fetchone()
+        return Charge(*row[:7], bool(row[7])) if row else None
+
+    @staticmethod
+    def decide(tx: sqlite3.Connection, txn: str, state: str, now: float) -> bool:
+        """held -> settled or refunded (once); False if it was decided already."""
+        return tx.execute("UPDATE charges SET state = ?, updated = ? WHERE txn = ? AND state = 'held'",
+                          (state, now, txn)).rowcount == 1
+
+    @staticmethod
+    def delivered(tx: sqlite3.Connection, txn: str) -> None:
+        tx.execute("UPDATE charges SET delivered = 1 WHERE txn = ?", (txn,))
+
+    @staticmethod
+    def pending(tx: sqlite3.Connection) -> list[str]:
+        """Transactions whose notice or outcome has not reached its parties yet."""
+        return [r[0] for r in tx.execute("SELECT txn FROM charges WHERE delivered = 0 ORDER BY at")]
