@@ -25,7 +25,9 @@ from gate.verify import Verifier
 
 if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, ...): only its users pay for it
     from gate.daemon.scanloop import ScanLoop
+    from gate.ownership.agentserver import AgentServer
     from gate.ownership.boxoffice import BoxOffice
+    from gate.ownership.officeserver import BoxOfficeServer
     from gate.ownership.payment import FakePaymentAgent
     from gate.ownership.wallet import Wallet
     from hardware import Camera, Decoder, Feedback
@@ -274,3 +276,30 @@ def open_fake_agent(home: Path, *, create: bool = False) -> FakePaymentAgent:
     from gate.ownership.payment import FakePaymentAgent
 
     return FakePaymentAgent.open(str(home / "fake-agent.db"), create=create)
+
+
+def boxoffice_server(config: Config, *, host: str, port: int, tick: float) -> BoxOfficeServer:
+    """`gate boxoffice serve`: the box office's HTTP service with its expiry timer (not started)."""
+    from gate.ownership.officeserver import BoxOfficeServer
+
+    try:
+        return BoxOfficeServer(open_boxoffice(config), host=host, port=port, tick=tick)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def fake_agent_server(home: Path, boxoffice_url: str, *, host: str, port: int) -> AgentServer:
+    """`gate fake-agent serve`: the FAKE agent's HTTP service, working for the box office at `boxoffice_url`.
+
+    It fetches the box office's signed catalog once to learn (and check) the box office's identity.
+    """
+    from gate.ownership.agentserver import AgentServer
+    from gate.ownership.client import BoxOfficeClient
+
+    agent = open_fake_agent(home)
+    office = BoxOfficeClient(boxoffice_url)
+    chain = agent.trust_boxoffice(office.catalog().boxoffice)
+    try:
+        return AgentServer(agent, office, chain, host=host, port=port)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None

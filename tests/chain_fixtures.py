@@ -131,6 +131,7 @@ def make_world(root: Path, *tickets: Listing, clock: Clock | None = None) -> Wor
     office = BoxOffice(db, key.sign, reservation=600, clock=clock)
     agent = FakePaymentAgent.open(str(root / "agent.db"), create=True, clock=clock)
     office.trust_agent(agent.identity_block)
+    agent.trust_boxoffice(office.party.identity_block)
     for item in tickets or (listing(),):
         office.add(item)
     return World(root, clock, key, office, agent, Store.open(root / "gate.db"))

@@ -7,15 +7,27 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate.cli.blocks import add_in, add_out, amount, emit, kinds, read_message, step
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command, time_arg
+from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command, port_arg, say, stop_on_signals, time_arg
 from gate.cli.tickets import mint_ids
 from gate.config import Config
 from gate.ownership.block import Message
 from gate.ownership.exc import ChainError, MalformedBlock
 from gate.ownership.protocol import Listing, format_amount
-from gate.wiring import create_boxoffice, open_boxoffice, open_fake_agent, open_store
+from gate.wiring import (
+    boxoffice_server,
+    create_boxoffice,
+    fake_agent_server,
+    open_boxoffice,
+    open_fake_agent,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from gate.ownership.agentserver import AgentServer
+    from gate.ownership.officeserver import BoxOfficeServer
 
 Sub = SubParsers
 
@@ -64,6 +76,12 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
         p = command(bs, common, name, handler, what, example)
         add_in(p, "the message received")
         add_out(p)
+    p = command(bs, common, "serve", cmd_serve,
+                 "the box office as an HTTP JSON service (GET /openapi.json), expiring reservations and holds\n"
+                 "on its own timer, until SIGTERM",
+                 "gate boxoffice serve --port 8770   # then: curl http://127.0.0.1:8770/catalog")
+    add_listen(p, 8770)
+    p.add_argument("--tick", type=float, default=1.0, metavar="S", help="seconds between expiry checks (default 1)")
     p = command(bs, common, "expire", cmd_expire, "free unpaid reservations and holds past their time (timeout blocks)",
                  "gate boxoffice expire --out timeouts.json")
     add_out(p)
@@ -77,6 +95,12 @@ def add_fake_agent(sub: Sub, common: argparse.ArgumentParser) -> None:
                  "create (once) the fake agent in HOME and write its identity message",
                  "gate fake-agent init --home agent/ --out agent.id.json")
     add_out(p)
+    p = command(fs, common, "serve", cmd_agent_serve,
+                 "the FAKE agent as an HTTP service (payments held until the box office settles, webhook to it,\n"
+                 "refunds); it moves no money.  Until SIGTERM",
+                 "gate fake-agent serve --home agent/ --boxoffice http://127.0.0.1:8770 --port 8771")
+    p.add_argument("--boxoffice", required=True, metavar="URL", help="the box office it notifies")
+    add_listen(p, 8771)
 
 
 def add_supersede(sub: Sub, common: argparse.ArgumentParser) -> None:
@@ -174,6 +198,35 @@ def cmd_transfer(args: argparse.Namespace, config: Config) -> int:
         return distribute_generation(config, str(row["event"]), str(row["ticket_id"]), int(row["generation"]),  # type: ignore[call-overload]
                                      at=float(row["at"]))  # type: ignore[arg-type]
     return EXIT_OK
+
+
+def add_listen(p: argparse.ArgumentParser, port: int) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=port_arg, default=port, help=f"port (default {port}; 0: any free port)")
+
+
+def serve(server: BoxOfficeServer | AgentServer, what: str) -> int:
+    """Run a started service until SIGTERM or SIGINT; its URL on the first line of output."""
+    stop = stop_on_signals()
+    say(f"{what} at {server.url}")
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    return serve(boxoffice_server(config, host=args.host, port=args.port, tick=args.tick).start(), "box office")
+
+
+def cmd_agent_serve(args: argparse.Namespace, config: Config) -> int:
+    try:
+        server = fake_agent_server(config.home, args.boxoffice, host=args.host, port=args.port)
+    except ChainError as exc:
+        print(f"gate: error: box office {args.boxoffice}: {getattr(exc, 'code', '')}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return serve(server.start(), "FAKE payment agent (moves no money)")
 
 
 def cmd_expire(args: argparse.Namespace, config: Config) -> int:

@@ -49,6 +49,9 @@ class PaymentAgent(Protocol):
 class PaymentProvider(Protocol):
     """A payment service that holds the money until the box office settles (the network agent, or a real one)."""
 
+    @property
+    def identity_block(self) -> Block: ...
+
     def charge(self, message: Message) -> Message:
         """Hold the payment of `message` (a payment block with the payee's intent); the receipt, or a ChainError."""
         ...
@@ -77,6 +80,11 @@ class FakePaymentAgent:
     @property
     def identity_block(self) -> Block:
         return self.party.identity_block
+
+    def trust_boxoffice(self, identity: Block) -> str:
+        """Work for this box office: accept intents naming it, send it notices, take its settlements."""
+        with self.db.transaction() as tx:
+            return self.party.learn(tx, identity, trusted="boxoffice").chain
 
     def pay(self, message: Message) -> Message:
         with self.db.transaction() as tx:
@@ -157,9 +165,30 @@ class FakePaymentAgent:
                 else:
                     self.party.append(tx, to=charge.payer, txn=charge.txn, app=APP_PAYMENT, kind="refund",
                                       payload={**common, "why": rec.field("why")})
-            blocks = [b for b in self.party.blocks(tx, charge.txn) if b.chain == self.party.chain
+        return self.outcome(charge.txn)
+
+    def outcome(self, txn: str) -> Message:
+        """The confirmation (to the payee) or refund (to the payer) of a decided charge; no blocks while held."""
+        with self.db.transaction() as tx:
+            blocks = [b for b in self.party.blocks(tx, txn) if b.chain == self.party.chain
                       and b.kind in ("payment_confirmation", "refund")]
-            return Message((self.party.identity_block, *blocks))
+        return Message((self.party.identity_block, *blocks))
+
+    def pending(self) -> list[str]:
+        """Charges whose notice or outcome has not reached the box office and the parties yet."""
+        with self.db.transaction() as tx:
+            return Charges.pending(tx)
+
+    def delivered(self, txn: str) -> None:
+        with self.db.transaction() as tx:
+            Charges.delivered(tx, txn)
+
+    def payment(self, txn: str) -> Charge:
+        with self.db.transaction() as tx:
+            charge = Charges.get(tx, txn)
+        if charge is None:
+            raise Refused("unknown_deal", f"no charge {txn} here")
+        return charge
 
     def charges(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT txn, payer, payee, amount, currency, state, delivered FROM charges ORDER BY at")

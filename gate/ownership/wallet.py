@@ -65,7 +65,7 @@ class Wallet:
         """Trust a box office (its catalog) or a payment agent; just know a wallet.  The chain id."""
         with self.db.transaction() as tx:
             if isinstance(source, Catalog):
-                bo = self.party.learn(tx, source.boxoffice, trusted="boxoffice").chain
+                bo = self.party.learn(tx, source.verify().boxoffice, trusted="boxoffice").chain
                 for item in source.listings:
                     Holdings.remember(tx, item, bo)
                 return bo

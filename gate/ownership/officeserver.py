@@ -1,0 +1,93 @@
+"""`gate boxoffice serve`: the box office as an HTTP JSON service (the API: gate.ownership.openapi, GET /openapi.json).
+
+What a caller may rely on:
+
+* Every route that takes blocks takes a ``qrgate-blocks/1`` message and answers one; each is one
+  box office step (gate.ownership.boxoffice): verified, compare-and-set and committed before the
+  answer is sent, so a request sent again (after a lost answer, a crash, a kill) gets the same answer.
+* The box office's own timer (`tick` seconds) expires reservations and holds; their timeout blocks
+  are put in the parties' mailboxes in the same commit, so they reach the parties without their asking.
+* ``POST /resale`` holds the ticket and puts the buyer's sealed request for the seller (and any other
+  block of the message not addressed to the box office) in the seller's mailbox; ``POST
+  /mailbox/{chain}`` relays any sealed message.  The box office stores those blocks as they came:
+  it holds no key to open them, so it never learns a resale price.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from gate.ownership.block import Message
+from gate.ownership.boxoffice import BoxOffice
+from gate.ownership.exc import ChainError
+from gate.ownership.openapi import BOXOFFICE_API
+from gate.ownership.web import JsonServer, Reply, Request, Route
+
+log = logging.getLogger(__name__)
+
+
+class BoxOfficeServer:
+    """The box office's HTTP server and its expiry timer; `start()` serves in threads, `stop()` ends both."""
+
+    def __init__(self, office: BoxOffice, *, host: str = "127.0.0.1", port: int = 0, tick: float = 1.0) -> None:
+        self.office = office
+        self.tick = tick
+        self.timer_errors = 0
+        self.http = JsonServer(self.routes(), host=host, port=port, name="boxoffice")
+        self._stop = threading.Event()
+        self._timer = threading.Thread(target=self._run_timer, name="boxoffice-timer", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/openapi.json", lambda r: (200, BOXOFFICE_API)),
+            Route("GET", "/hello", lambda r: (200, {"hello": "world"})),
+            Route("GET", "/catalog", lambda r: (200, self.office.catalog().to_json())),
+            Route("POST", "/purchase", lambda r: self._step(self.office.handle(r.message(), ("purchase_request",)))),
+            Route("POST", "/resale", self._resale),
+            Route("POST", "/release", lambda r: self._step(self.office.transfer(r.message()))),
+            Route("POST", "/payments/notice", lambda r: self._step(self.office.paid(r.message()))),
+            Route("GET", "/tickets/{event}/{ticket_id}",
+                  lambda r: (200, self.office.status(r.params["event"], r.params["ticket_id"]))),
+            Route("POST", "/mailbox/{chain}", lambda r: (200, {"seq": self.office.relay(r.params["chain"],
+                                                                                         r.message())})),
+            Route("GET", "/mailbox/{chain}", self._mailbox),
+        ]
+
+    def start(self) -> BoxOfficeServer:
+        self.http.start()
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.http.stop()
+        self._timer.join(timeout=5)
+
+    @staticmethod
+    def _step(answer: Message) -> Reply:
+        return 200, answer.to_json()
+
+    def _resale(self, request: Request) -> Reply:
+        message = request.message()
+        answer = self.office.handle(message, ("resale_request",))
+        identities = tuple(message.identities())
+        for chain in sorted({b.to for b in message.blocks if b.to and b.to != self.office.chain}):
+            self.office.relay(chain, Message(identities + tuple(message.to(chain))))
+        return self._step(answer)
+
+    def _mailbox(self, request: Request) -> Reply:
+        found, after = self.office.mailbox(request.params["chain"], request.number("after"))
+        return 200, {"messages": [m.to_json() for m in found], "next": after}
+
+    def _run_timer(self) -> None:
+        while not self._stop.wait(self.tick):
+            try:
+                self.office.expire()
+            except ChainError as exc:  # the file cannot be written now: count, say so, try again next tick
+                self.timer_errors += 1
+                log.error("box office timer: %s", exc)
