@@ -7,7 +7,6 @@ them over HTTP (gate.ownership.online.OnlineWallet).
 
 from __future__ import annotations
 
-import os
 import select
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import ROOT, gate_env
+from conftest import gate_env
 
 from gate.ownership.client import AgentClient, BoxOfficeClient
 from gate.ownership.online import OnlineWallet
@@ -132,4 +131,4 @@ def wait_for(check: Callable[[], object], timeout: float = 15.0, every: float = 
     raise AssertionError(f"not true after {timeout} s: {check}")
 
 
-__all__ = ["EVENT", "ROOT", "Service", "Theatre", "os", "run_gate", "theatre", "wait_for"]
+
