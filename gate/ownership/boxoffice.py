@@ -88,7 +88,7 @@ class BoxOffice:
         now = self.clock()
         rows = self.db.rows("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots,"
                             " state FROM tickets ORDER BY event, ticket_id")
-        items = tuple(Listing(**{**r, "state": "ended" if now >= r["valid_until"] else r["state"]})  # type: ignore[arg-type]
+        items = tuple(Listing(**{**r, "state": "ended" if now >= int(r["valid_until"]) else r["state"]})  # type: ignore[arg-type, call-overload]
                       for r in rows)
         draft = Catalog(self.party.identity_block, items, int(now))
         return Catalog(draft.boxoffice, items, draft.at, self.party.sign(draft.signed_part()))

@@ -435,7 +435,7 @@ class Charges:
     def get(tx: sqlite3.Connection, txn: str) -> Charge | None:
         row = tx.execute("SELECT txn, payer, payee, boxoffice, amount, currency, state, delivered FROM charges"
                          " WHERE txn = ?", (txn,)).fetchone()
-        return Charge(*row[:7], bool(row[7])) if row else None
+        return Charge(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7])) if row else None
 
     @staticmethod
     def decide(tx: sqlite3.Connection, txn: str, state: str, now: float) -> bool:
