@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,3 +216,37 @@ def test_a_message_for_the_mailbox_must_be_for_a_known_party(site: Theatre) -> N
     with pytest.raises(Refused) as unknown:
         site.bo.deposit("0" * 32, Message((alice.wallet.party.identity_block,)))
     assert unknown.value.code == "malformed"  # it holds no block for that party
+
+
+# -- many buyers at once --------------------------------------------------------------------------------------
+@pytest.fixture
+def ten_seats(tmp_path: Path) -> Iterator[Theatre]:
+    yield from theatre(tmp_path, *[f"s{i}" for i in range(10)])
+
+
+def test_fifty_buyers_race_for_ten_seats_over_http(ten_seats: Theatre) -> None:
+    buyers = [ten_seats.wallet(f"buyer{i}") for i in range(50)]
+    results: list[str] = [""] * len(buyers)
+    barrier = threading.Barrier(len(buyers))
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        try:
+            buyers[i].pay(buyers[i].buy(EVENT, f"s{i % 10}"))  # five buyers want each seat
+            results[i] = "paid"
+        except Refused as exc:
+            results[i] = exc.code
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(buyers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["not_available"] * 40 + ["paid"] * 10
+    winners = [b for b, r in zip(buyers, results, strict=True) if r == "paid"]
+    for w in winners:
+        wait_for(lambda w=w: (w.sync(), [t["state"] for t in w.wallet.tickets()])[1] == ["held"])  # type: ignore[misc]
+    holders = {str(status(ten_seats, f"s{i}")["holder"]) for i in range(10)}
+    assert holders == {w.chain for w in winners}  # ten seats, ten owners, one each
+    with sqlite3.connect(ten_seats.root / "agent" / "fake-agent.db") as db:
+        charged = {payer for (payer,) in db.execute("SELECT payer FROM charges")}
+    assert charged == holders  # no payment taken from a refused buyer

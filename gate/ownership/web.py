@@ -86,6 +86,11 @@ def error_reply(exc: ChainError) -> Reply:
     return STATUS.get(code, REFUSED_STATUS), body
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default of 5 resets connections when a crowd arrives at once
+
+
 class JsonServer:
     """The HTTP server of one service; see the module docstring for what every route can rely on."""
 
@@ -95,8 +100,7 @@ class JsonServer:
         self.name = name
         self.max_body = max_body
         self.errors = 0
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), self._handler())
         self._thread: threading.Thread | None = None
 
     @property
