@@ -36,7 +36,7 @@ class Service:
     """A `gate ... serve` process; its URL is the end of its first line of output."""
 
     def __init__(self, root: Path, who: str, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log = open(root / f"{who}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(root / f"{who}.log", "a")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "--home", str(root / who), *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=root,
                                      env={**gate_env(root / who), **(env or {})})
@@ -68,6 +68,7 @@ class Theatre:
     agent: Service | None = None
     wallets: dict[str, OnlineWallet] = field(default_factory=dict)
     chain: str = ""
+    restarts: int = 0
 
     @property
     def bo(self) -> BoxOfficeClient:
@@ -81,17 +82,27 @@ class Theatre:
                      ticket_id, "--price", price, "--valid-from", str(valid_from or now - 60),
                      "--valid-until", str(valid_until or now + 86400))
 
-    def start_office(self) -> None:
-        self.office = Service(self.root, "bo", "boxoffice", "serve", "--port", "0", "--tick", "0.1",
+    def start_office(self, port: int = 0) -> None:
+        self.office = Service(self.root, "bo", "boxoffice", "serve", "--port", str(port), "--tick", "0.1",
                               env={"QRGATE_OWNERSHIP_RESERVATION": str(self.reservation)})
+
+    def restart_office(self) -> None:
+        """SIGKILL the box office and start it again on the same port (the agent and wallets know that URL)."""
+        assert self.office is not None
+        port = int(self.office.url.rsplit(":", 1)[1])
+        self.office.kill()
+        self.office.stop()
+        self.restarts += 1
+        self.start_office(port)
 
     def start_agent(self) -> None:
         assert self.office is not None
         self.agent = Service(self.root, "agent", "fake-agent", "serve", "--boxoffice", self.office.url, "--port", "0")
 
-    def wallet(self, name: str) -> OnlineWallet:
-        assert self.agent is not None
-        w = OnlineWallet(Wallet.create(str(self.root / f"{name}.db"), name), self.bo, AgentClient(self.agent.url))
+    def wallet(self, name: str, patience: float = 0.0) -> OnlineWallet:
+        assert self.agent is not None and self.office is not None
+        w = OnlineWallet(Wallet.create(str(self.root / f"{name}.db"), name),
+                         BoxOfficeClient(self.office.url, patience=patience), AgentClient(self.agent.url))
         w.trust(self.chain)
         for other in self.wallets.values():
             other.wallet.trust(w.wallet.party.identity_block)

@@ -4,12 +4,14 @@ What a caller may rely on: every method returns the service's answer (a Message,
 JSON) or raises a ChainError whose `code` is the service's own error code (`Refused` for a
 refusal, with the blocks written anyway in `reply`), or `Unreachable` when the service did not
 answer.  Every request is idempotent at the service (by its blocks' hashes and transaction), so a
-caller may simply send it again after `Unreachable`.
+caller may simply send it again after `Unreachable`: with ``patience=S`` the client does that
+itself, sending the very same request again for up to S seconds (a box office restarting).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -23,9 +25,11 @@ TIMEOUT = 10.0
 
 
 class HttpClient:
-    def __init__(self, url: str, *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, url: str, *, timeout: float = TIMEOUT, patience: float = 0.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.patience = patience
+        self.resent = 0  # requests sent again after no answer
 
     def get(self, path: str) -> Any:
         return self._call(urllib.request.Request(self.url + path, method="GET"))
@@ -36,6 +40,17 @@ class HttpClient:
                                                  headers={"Content-Type": "application/json"}))
 
     def _call(self, request: urllib.request.Request) -> Any:
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                return self._once(request)
+            except Unreachable:
+                if time.monotonic() >= deadline:
+                    raise
+                self.resent += 1
+                time.sleep(0.05)
+
+    def _once(self, request: urllib.request.Request) -> Any:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return json.loads(answer.read())

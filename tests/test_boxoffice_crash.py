@@ -1,0 +1,74 @@
+"""The box office killed with SIGKILL at random points of resales, 20 times: no ticket and no payment lost."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from office_fixtures import EVENT, Theatre, theatre, wait_for
+
+from gate.ownership.exc import Refused
+from gate.ownership.online import OnlineWallet
+
+KILLS = 20
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Theatre]:
+    yield from theatre(tmp_path, "9f2")
+
+
+def state_of(w: OnlineWallet, txn: str) -> str:
+    w.sync()
+    return w.state(txn)
+
+
+def test_a_box_office_killed_mid_resale_loses_no_ticket_and_no_payment(site: Theatre) -> None:
+    rng = random.Random(13)
+    first = site.wallet("w0", patience=30)
+    txn = first.pay(first.buy(EVENT, "9f2")).blocks[-1].txn
+    wait_for(lambda: state_of(first, txn) == "owned", timeout=30)
+    holder, deals = first, []
+    for i in range(1, KILLS + 1):
+        buyer = site.wallet(f"w{i}", patience=30)
+        killer = threading.Timer(rng.uniform(0.0, 0.6), site.restart_office)  # somewhere in the resale
+        killer.start()
+        try:
+            request, _hold = buyer.ask(EVENT, "9f2", holder.chain)
+            wait_for(lambda: (holder.sync(), holder.requests())[1], timeout=30)
+            holder.sell(holder.requests()[-1], 1000 + i, "EUR")
+            wait_for(lambda: (buyer.sync(), buyer.bills())[1], timeout=30)
+            buyer.pay(buyer.bills()[-1])
+        except Refused as exc:  # not expected, but then it must be a clean refusal and nothing moved
+            pytest.fail(f"resale {i} refused: {exc.code}: {exc}")
+        finally:
+            killer.join()
+        deals.append((buyer, request.blocks[-1].txn))
+        wait_for(lambda: state_of(buyer, request.blocks[-1].txn) in ("owned", "refunded"), timeout=30)
+        if buyer.state(request.blocks[-1].txn) == "owned":
+            holder = buyer
+    # afterwards: the agent has settled every charge, each paid buyer holds (or held, then resold) the
+    # ticket or was refunded, and exactly one wallet holds it now
+    agent_db = site.root / "agent" / "fake-agent.db"
+
+    def charges() -> dict[str, str]:
+        with sqlite3.connect(agent_db) as db:
+            return {txn: state for txn, state in db.execute("SELECT txn, state FROM charges WHERE delivered = 1")}
+    wait_for(lambda: len(charges()) == KILLS + 1, timeout=30)
+    outcome = charges()
+    for buyer, txn in deals:
+        assert (buyer.state(txn), outcome[txn]) in (("owned", "settled"), ("refunded", "refunded")), buyer.chain
+    holding = [w for w in site.wallets.values() if [t["state"] for t in (w.sync(), w.wallet.tickets())[1]] == ["held"]]
+    assert holding == [holder]
+    assert site.bo.status(EVENT, "9f2")["holder"] == holder.chain
+    owned = sum(1 for buyer, txn in deals if buyer.state(txn) == "owned")
+    assert site.bo.status(EVENT, "9f2")["generation"] == 1 + owned
+    assert site.restarts == KILLS
+    resent = sum(w.office.resent for w in site.wallets.values())
+    assert resent > KILLS / 2, resent  # the kills did land in the middle of steps, which were sent again
+    with sqlite3.connect(site.root / "bo" / "boxoffice.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
