@@ -27,6 +27,25 @@ def state_of(w: OnlineWallet, txn: str) -> str:
     return w.state(txn)
 
 
+def resale_under_fire(site: Theatre, holder: OnlineWallet, buyer: OnlineWallet, cents: int, kill_at: float) -> str:
+    """One resale, holder to buyer, with the box office killed and restarted `kill_at` s into it; its txn."""
+    killer = threading.Timer(kill_at, site.restart_office)
+    killer.start()
+    try:
+        request, _hold = buyer.ask(EVENT, "9f2", holder.chain)
+        wait_for(lambda: (holder.sync(), holder.requests())[1], timeout=30)
+        holder.sell(holder.requests()[-1], cents, "EUR")
+        wait_for(lambda: (buyer.sync(), buyer.bills())[1], timeout=30)
+        buyer.pay(buyer.bills()[-1])
+    except Refused as exc:  # every step is sent again until answered: a refusal would be a lost step
+        pytest.fail(f"a resale was refused: {exc.code}: {exc}")
+    finally:
+        killer.join()
+    txn = request.blocks[-1].txn
+    wait_for(lambda: state_of(buyer, txn) in ("owned", "refunded"), timeout=30)
+    return txn
+
+
 def test_a_box_office_killed_mid_resale_loses_no_ticket_and_no_payment(site: Theatre) -> None:
     rng = random.Random(13)
     first = site.wallet("w0", patience=30)
@@ -35,21 +54,9 @@ def test_a_box_office_killed_mid_resale_loses_no_ticket_and_no_payment(site: The
     holder, deals = first, []
     for i in range(1, KILLS + 1):
         buyer = site.wallet(f"w{i}", patience=30)
-        killer = threading.Timer(rng.uniform(0.0, 0.6), site.restart_office)  # somewhere in the resale
-        killer.start()
-        try:
-            request, _hold = buyer.ask(EVENT, "9f2", holder.chain)
-            wait_for(lambda: (holder.sync(), holder.requests())[1], timeout=30)
-            holder.sell(holder.requests()[-1], 1000 + i, "EUR")
-            wait_for(lambda: (buyer.sync(), buyer.bills())[1], timeout=30)
-            buyer.pay(buyer.bills()[-1])
-        except Refused as exc:  # not expected, but then it must be a clean refusal and nothing moved
-            pytest.fail(f"resale {i} refused: {exc.code}: {exc}")
-        finally:
-            killer.join()
-        deals.append((buyer, request.blocks[-1].txn))
-        wait_for(lambda: state_of(buyer, request.blocks[-1].txn) in ("owned", "refunded"), timeout=30)
-        if buyer.state(request.blocks[-1].txn) == "owned":
+        txn = resale_under_fire(site, holder, buyer, 1000 + i, rng.uniform(0.0, 0.6))
+        deals.append((buyer, txn))
+        if buyer.state(txn) == "owned":
             holder = buyer
     # afterwards: the agent has settled every charge, each paid buyer holds (or held, then resold) the
     # ticket or was refunded, and exactly one wallet holds it now
