@@ -192,8 +192,7 @@ def test_a_resale_paid_after_the_hold_expired_is_refunded(quick: Theatre) -> Non
     wait_for(lambda: alice.sync() is not None and alice.requests())
     alice.sell(alice.requests()[-1], 4000, "EUR")
     wait_for(lambda: status(quick)["on_hold"] is False)  # the hold ran out on the server's timer
-    found, _ = quick.bo.mailbox(bob.chain)
-    invoice = next(m for m in found if any(b.kind == "invoice" for b in m.blocks))
+    invoice = next(m for _seq, m in quick.bo.mailbox(bob.chain) if any(b.kind == "invoice" for b in m.blocks))
     bob.pay(invoice)  # Bob pays without reading the timeout
     txn = request.blocks[-1].txn
     synced(bob, txn, "refunded")

@@ -183,9 +183,9 @@ def test_a_buyer_who_paid_gets_the_ticket_though_the_seller_never_releases(world
     outcome = _charge_and_settle(world, bob, alice.sell(request, 4000, "EUR"))  # and Alice does nothing more
     assert [b.kind for b in outcome.blocks if not b.is_identity] == ["payment_confirmation"]
     assert holder(world) == (bob.chain, 2)
-    owned = world.office.mailbox(bob.chain)[0][-1]  # the ownership block waits in Bob's mailbox
+    owned = world.office.mailbox(bob.chain)[-1][1]  # the ownership block waits in Bob's mailbox
     bob.accept(owned)
-    alice.accept(world.office.mailbox(alice.chain)[0][-1])
+    alice.accept(world.office.mailbox(alice.chain)[-1][1])
     assert [(t["generation"], t["state"]) for t in bob.tickets()] == [(2, "held")]
     assert [t["state"] for t in alice.tickets()] == ["gone"]
     assert [d["state"] for d in alice.deals() if d["role"] == "seller"] == ["paid"]

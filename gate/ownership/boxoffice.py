@@ -192,12 +192,11 @@ class BoxOffice:
                 raise Refused("mailbox_full", f"{MAILBOX_LIMIT} messages wait for {recipient} already")
             return self._deposit(tx, recipient, message)
 
-    def mailbox(self, recipient: str, after: int = 0) -> tuple[list[Message], int]:
-        """The messages waiting for `recipient` after sequence number `after`, and the number to ask after next."""
+    def mailbox(self, recipient: str, after: int = 0) -> list[tuple[int, Message]]:
+        """The messages waiting for `recipient` after sequence number `after` (at most a page), with their numbers."""
         rows = self.db.rows("SELECT seq, message FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
                             (recipient, after, MAILBOX_PAGE))
-        found = [Message.loads(str(r["message"])) for r in rows]
-        return found, int(rows[-1]["seq"]) if rows else after  # type: ignore[call-overload]
+        return [(int(r["seq"]), Message.loads(str(r["message"]))) for r in rows]  # type: ignore[call-overload]
 
     def expire(self) -> Message:
         """Free every reservation and hold past its time; timeout blocks to the parties of each."""

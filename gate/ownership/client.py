@@ -98,9 +98,10 @@ class BoxOfficeClient(HttpClient):
     def deposit(self, recipient: str, message: Message) -> int:
         return int(self.post(f"/mailbox/{recipient}", message.to_json())["seq"])
 
-    def mailbox(self, recipient: str, after: int = 0) -> tuple[list[Message], int]:
+    def mailbox(self, recipient: str, after: int = 0) -> list[tuple[int, Message]]:
+        """The messages waiting after `after` (one page), with their sequence numbers."""
         answer = self.get(f"/mailbox/{recipient}?after={after}")
-        return [Message.loads(json.dumps(m)) for m in answer["messages"]], int(answer["next"])
+        return [(int(m["seq"]), Message.loads(json.dumps(m["message"]))) for m in answer["messages"]]
 
     def _blocks(self, path: str, message: Message) -> Message:
         return Message.loads(json.dumps(self.post(path, message.to_json())))

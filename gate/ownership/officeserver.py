@@ -81,8 +81,8 @@ class BoxOfficeServer:
         return self._step(answer)
 
     def _mailbox(self, request: Request) -> Reply:
-        found, after = self.office.mailbox(request.params["chain"], request.number("after"))
-        return 200, {"messages": [m.to_json() for m in found], "next": after}
+        found = self.office.mailbox(request.params["chain"], request.number("after"))
+        return 200, {"messages": [{"seq": seq, "message": m.to_json()} for seq, m in found]}
 
     def _run_timer(self) -> None:
         while not self._stop.wait(self.tick):

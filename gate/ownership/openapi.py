@@ -51,10 +51,10 @@ BOXOFFICE_API: dict[str, Any] = {
             "post": _op("keep a sealed message for a party (relayed unread)", {
                 "type": "object", "properties": {"seq": {"type": "integer"}}}, body=MESSAGE, params=("chain",),
                 errors=(400, 404, 429)),
-            "get": _op("the messages waiting for a party after `after`", {
-                "type": "object", "properties": {"messages": {"type": "array", "items": MESSAGE},
-                                                 "next": {"type": "integer"}}}, params=("chain",), query=("after",),
-                errors=(400,)),
+            "get": _op("the messages waiting for a party after sequence number `after` (50 at most)", {
+                "type": "object", "properties": {"messages": {"type": "array", "items": {
+                    "type": "object", "properties": {"seq": {"type": "integer"}, "message": MESSAGE}}}}},
+                params=("chain",), query=("after",), errors=(400,)),
         },
     },
     "components": {"schemas": {

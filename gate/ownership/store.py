@@ -132,6 +132,16 @@ WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, dea
         state TEXT NOT NULL CHECK (state IN ('held', 'gone')), at REAL NOT NULL,
         PRIMARY KEY (event, ticket_id)
     ) WITHOUT ROWID""",
+)), (3, "wallet: its box office and agent over HTTP, the mailbox read so far", (
+    """CREATE TABLE service (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        boxoffice_url TEXT NOT NULL, boxoffice TEXT NOT NULL, agent_url TEXT NOT NULL
+    )""",
+    """CREATE TABLE inbox (
+        seq INTEGER PRIMARY KEY,
+        message TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
 ))]
 AGENT_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "fake agent: payments", (
     """CREATE TABLE payments (
@@ -379,6 +389,35 @@ class Holdings:
         """Mark a ticket gone once a generation `below` or newer holds it elsewhere."""
         tx.execute("UPDATE tickets SET state = 'gone' WHERE event = ? AND ticket_id = ? AND generation < ?",
                    (event, ticket_id, below))
+
+
+class Service:
+    """A wallet's box office and agent URLs, and its mailbox: the messages read so far."""
+
+    @staticmethod
+    def connect(tx: sqlite3.Connection, boxoffice_url: str, boxoffice: str, agent_url: str) -> None:
+        tx.execute("INSERT INTO service VALUES (1, ?, ?, ?) ON CONFLICT (one) DO UPDATE SET"
+                   " boxoffice_url = excluded.boxoffice_url, boxoffice = excluded.boxoffice,"
+                   " agent_url = excluded.agent_url", (boxoffice_url, boxoffice, agent_url))
+
+    @staticmethod
+    def get(tx: sqlite3.Connection) -> tuple[str, str, str] | None:
+        """(box office URL, its pinned chain id, agent URL), or None if this wallet works with files only."""
+        row = tx.execute("SELECT boxoffice_url, boxoffice, agent_url FROM service").fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    @staticmethod
+    def keep(tx: sqlite3.Connection, seq: int, message: str, now: float) -> None:
+        """A mailbox message applied here; the mailbox is read after `seq` from now on."""
+        tx.execute("INSERT INTO inbox VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (seq, message, now))
+
+    @staticmethod
+    def inbox(tx: sqlite3.Connection) -> list[str]:
+        return [r[0] for r in tx.execute("SELECT message FROM inbox ORDER BY seq")]
+
+    @staticmethod
+    def after(tx: sqlite3.Connection) -> int:
+        return int(tx.execute("SELECT coalesce(max(seq), 0) FROM inbox").fetchone()[0])
 
 
 class Payments:

@@ -16,6 +16,7 @@ Holder: `code` is the QR text for now (gate.holder).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -189,6 +190,12 @@ class Wallet:
         assert terms is not None  # checked when the ownership block was accepted
         code = code_for(held.seed, ticket, terms, self.clock() if now is None else now)
         return present(held.text, code), code, terms
+
+    def about(self, block: Block) -> tuple[str, str]:
+        """(event, ticket id) of a block this wallet wrote or opened; ("", "") for one it has not."""
+        rows = self.db.rows("SELECT payload FROM blocks WHERE hash = ?", (block.hash,))
+        payload = json.loads(str(rows[0]["payload"])) if rows else {}
+        return str(payload.get("event", "")), str(payload.get("ticket_id", ""))
 
     def tickets(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT event, ticket_id, generation, state, txn FROM tickets ORDER BY event, ticket_id")
