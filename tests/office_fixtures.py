@@ -79,7 +79,8 @@ class Theatre:
         now = int(time.time())
         for ticket_id in ids:
             run_gate(self.root, "bo", "boxoffice", "add", "--event", EVENT, "--seat", f"S-{ticket_id}", "--id",
-                     ticket_id, "--price", price, "--valid-from", str(valid_from or now - 60),
+                     ticket_id, "--price", price, "--title", "Hamlet", "--venue", "Town Hall",
+                     "--valid-from", str(valid_from or now - 60),
                      "--valid-until", str(valid_until or now + 86400))
 
     def start_office(self, port: int = 0) -> None:

@@ -59,6 +59,8 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-from", type=time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
     p.add_argument("--valid-until", type=time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
     p.add_argument("--slot", type=int, help="seconds per code slot (default ownership.slot)")
+    p.add_argument("--title", default="", help="the event's name as holders see it, e.g. 'Hamlet'")
+    p.add_argument("--venue", default="", help="where it is, e.g. 'Town Hall, Main Street'")
     p = command(bs, common, "list", cmd_list, "every ticket: state, current holder and generation",
                  "gate boxoffice list --json")
     p.add_argument("--json", action="store_true")
@@ -143,7 +145,7 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
     office = open_boxoffice(config)
     for ticket_id in mint_ids(args.ticket_id, args.count):
         item = Listing(args.event, ticket_id, args.seat, args.price, args.currency, args.valid_from,
-                       args.valid_until, slot, slots)
+                       args.valid_until, slot, slots, title=args.title, venue=args.venue)
         added = office.add(item)
         print(f"{args.event}/{ticket_id} seat={args.seat or '-'} {format_amount(args.price, args.currency)}"
               f" {'listed' if added else 'was listed already'}")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
 from gate.cli.blocks import add_in, add_out, amount, emit, kinds, read_message, read_text, step
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command
+from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command, say, stop_on_signals
 from gate.config import Config
 from gate.ownership.block import Message
 from gate.ownership.exc import ChainError, MalformedBlock, Refused
@@ -85,8 +83,10 @@ def add(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--event", required=True)
     p.add_argument("--ticket", required=True)
     p.add_argument("--qr", type=Path, metavar="FILE", help="also write the QR image (.png or .svg)")
-    p = command(ws, common, "serve", cmd_serve, "the wallet page with the rotating QR on 127.0.0.1, until SIGTERM",
-                 "gate wallet serve --port 8765   # then open http://127.0.0.1:8765/")
+    p = command(ws, common, "serve", cmd_serve,
+                 "the wallet page on 127.0.0.1: tickets in plain words, the rotating QR,\n"
+                 "buy, pay, sell and give (connected); until SIGTERM",
+                 "gate wallet serve --port 8765   # then open the address it prints (it holds the session key)")
     p.add_argument("--port", type=int, help="default ownership.page_port (0: any free port)")
 
 
@@ -282,16 +282,12 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from gate.ownership.webpage import WalletPage
 
     port = config.ownership.page_port if args.port is None else args.port
-    page = WalletPage(open_wallet(config), port=port)
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    print(f"wallet page at {page.url}", flush=True)
+    wallet = open_wallet(config)
+    page = WalletPage(wallet, OnlineWallet.of(wallet, patience=5.0) if connected(wallet) else None, port=port).start()
+    stop = stop_on_signals()
+    say(f"wallet page at {page.url}")  # the address holds this session's key: open exactly this one
     try:
-        page.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
-        page.server.server_close()
+        page.stop()
     return EXIT_OK

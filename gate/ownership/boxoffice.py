@@ -41,7 +41,7 @@ from gate.ownership.block import Block, Message
 from gate.ownership.exc import MalformedBlock, Refused, UnknownChain, WrongChain
 from gate.ownership.party import Party, Received
 from gate.ownership.protocol import APP_PAYMENT, APP_TICKET, Catalog, CodeRequest, Listing
-from gate.ownership.store import BOXOFFICE_MIGRATIONS, Deal, Holding, Inventory, Mailbox, open_db
+from gate.ownership.store import BOXOFFICE_MIGRATIONS, LISTING, Deal, Holding, Inventory, Mailbox, open_db
 from gate.sqlite import Database
 from gate.ticket import Ticket
 
@@ -86,8 +86,7 @@ class BoxOffice:
     def catalog(self) -> Catalog:
         """Every listing (state ``ended`` once its validity window is over), signed with the box office's key."""
         now = self.clock()
-        rows = self.db.rows("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots,"
-                            " state FROM tickets ORDER BY event, ticket_id")
+        rows = self.db.rows(f"SELECT {LISTING} FROM tickets ORDER BY event, ticket_id")
         items = tuple(Listing(**{**r, "state": "ended" if now >= int(r["valid_until"]) else r["state"]})  # type: ignore[arg-type, call-overload]
                       for r in rows)
         draft = Catalog(self.party.identity_block, items, int(now))

@@ -22,10 +22,11 @@ from gate.ownership.wallet import Wallet
 class OnlineWallet:
     """`wallet` with its box office and payment agent."""
 
-    def __init__(self, wallet: Wallet, office: BoxOfficeClient, agent: PaymentProvider) -> None:
+    def __init__(self, wallet: Wallet, office: BoxOfficeClient, agent: PaymentProvider, boxoffice: str = "") -> None:
         self.wallet = wallet
         self.office = office
         self.agent = agent
+        self.boxoffice = boxoffice  # the pinned chain id ('' : whichever box office answers at the URL)
         self.skipped = 0  # mailbox messages that did not verify here (counted, never applied)
 
     @classmethod
@@ -45,7 +46,8 @@ class OnlineWallet:
             service = Service.get(tx)
         if service is None:
             raise Refused("not_connected", "this wallet has no box office yet: gate wallet connect URL ...")
-        return cls(wallet, BoxOfficeClient(service[0], patience=patience), AgentClient(service[2], patience=patience))
+        return cls(wallet, BoxOfficeClient(service[0], patience=patience), AgentClient(service[2], patience=patience),
+                   service[1])
 
     @property
     def chain(self) -> str:
@@ -53,9 +55,14 @@ class OnlineWallet:
 
     def trust(self, boxoffice: str = "") -> str:
         """Trust the box office's signed catalog (with `boxoffice`: only if it is that chain) and the agent."""
-        chain = self.wallet.trust(self.office.catalog(boxoffice))
+        self.boxoffice = boxoffice or self.boxoffice
+        chain = self.refresh()
         self.wallet.trust(self.agent.identity_block)
         return chain
+
+    def refresh(self) -> str:
+        """Read the box office's signed catalog again (what is on sale now); its chain id."""
+        return self.wallet.trust(self.office.catalog(self.boxoffice))
 
     # the steps -------------------------------------------------------------------------------------------
     def buy(self, event: str, ticket_id: str, *, mode: str = "rotating") -> Message:
@@ -123,6 +130,18 @@ class OnlineWallet:
             if ask.txn not in answered and self.wallet.about(ask) == (event, ticket_id):
                 return message
         raise Refused("no_request", f"nobody has asked for {event}/{ticket_id}: nothing to sell or give")
+
+    def open_requests(self) -> list[tuple[str, str]]:
+        """(event, ticket id) of every request waiting for an answer from this wallet."""
+        answered = {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "seller"}
+        asks = [b for m in self.requests() for b in m.blocks if b.to == self.chain and b.kind == "resale_request"]
+        return sorted({self.wallet.about(b) for b in asks if b.txn not in answered})
+
+    def open_bills(self) -> list[tuple[str, str]]:
+        """(event, ticket id) of every invoice waiting to be paid."""
+        billed = {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "buyer" and d["state"] == "billed"}
+        bills = [b for m in self.bills() for b in m.blocks if b.to == self.chain and b.kind == "invoice"]
+        return sorted({self.wallet.about(b) for b in bills if b.txn in billed})
 
     def bills(self) -> list[Message]:
         """The invoices that reached this wallet through the mailbox, oldest first."""

@@ -92,6 +92,8 @@ class Listing:
     slot: int
     slots: int
     state: str = "available"
+    title: str = ""  # the event's name, for the holder ("Hamlet"); empty: the event id is all there is
+    venue: str = ""
 
     def terms(self, code: CodeRequest) -> HolderTerms:
         """The holder terms the box office signs for a buyer's code request; MalformedBlock if out of range."""

@@ -108,6 +108,9 @@ BOXOFFICE_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "box office: inven
         at REAL NOT NULL,
         UNIQUE (recipient, digest)
     )""",
+)), (4, "box office: the event's title and venue, for the holder's page", (
+    "ALTER TABLE tickets ADD COLUMN title TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE tickets ADD COLUMN venue TEXT NOT NULL DEFAULT ''",
 ))]
 WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, deals, tickets", (
     """CREATE TABLE catalog (
@@ -142,6 +145,8 @@ WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, dea
         message TEXT NOT NULL,
         at REAL NOT NULL
     )""",
+    "ALTER TABLE catalog ADD COLUMN title TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE catalog ADD COLUMN venue TEXT NOT NULL DEFAULT ''",
 ))]
 AGENT_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "fake agent: payments", (
     """CREATE TABLE payments (
@@ -160,6 +165,10 @@ AGENT_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "fake agent: payments"
     ) WITHOUT ROWID""",
     "CREATE INDEX charges_pending ON charges (state, delivered)",
 ))]
+
+
+#: the columns of a Listing, in its field order (box office tickets and a wallet's catalog)
+LISTING = "event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state, title, venue"
 
 
 class Chains:
@@ -229,17 +238,17 @@ class Inventory:
 
     @staticmethod
     def listing(tx: sqlite3.Connection, event: str, ticket_id: str) -> Holding | None:
-        row = tx.execute("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state,"
-                         " holder, generation, pending, pending_until FROM tickets WHERE event = ? AND ticket_id = ?",
-                         (event, ticket_id)).fetchone()
-        return Holding(Listing(*row[:10]), *row[10:]) if row else None
+        row = tx.execute(f"SELECT {LISTING}, holder, generation, pending, pending_until FROM tickets"
+                         " WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
+        return Holding(Listing(*row[:12]), *row[12:]) if row else None
 
     @staticmethod
     def add(tx: sqlite3.Connection, item: Listing) -> bool:
         return bool(tx.execute("INSERT INTO tickets (event, ticket_id, seat, price, currency, valid_from, valid_until,"
-                               " slot, slots) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               " slot, slots, title, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                               " ON CONFLICT DO NOTHING",
                                (item.event, item.ticket_id, item.seat, item.price, item.currency, item.valid_from,
-                                item.valid_until, item.slot, item.slots)).rowcount)
+                                item.valid_until, item.slot, item.slots, item.title, item.venue)).rowcount)
 
     @staticmethod
     def take(tx: sqlite3.Connection, event: str, ticket_id: str, txn: str, until: float) -> bool:
@@ -343,16 +352,17 @@ class Holdings:
 
     @staticmethod
     def remember(tx: sqlite3.Connection, item: Listing, boxoffice: str) -> None:
-        tx.execute("INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event, ticket_id) DO UPDATE"
-                   " SET state = excluded.state, price = excluded.price",
+        tx.execute(f"INSERT INTO catalog ({LISTING}, boxoffice) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   " ON CONFLICT (event, ticket_id) DO UPDATE SET state = excluded.state, price = excluded.price,"
+                   " title = excluded.title, venue = excluded.venue",
                    (item.event, item.ticket_id, item.seat, item.price, item.currency, item.valid_from, item.valid_until,
-                    item.slot, item.slots, item.state, boxoffice))
+                    item.slot, item.slots, item.state, item.title, item.venue, boxoffice))
 
     @staticmethod
     def listing(tx: sqlite3.Connection, event: str, ticket_id: str) -> tuple[Listing, str] | None:
-        row = tx.execute("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state,"
-                         " boxoffice FROM catalog WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
-        return (Listing(*row[:10]), row[10]) if row else None
+        row = tx.execute(f"SELECT {LISTING}, boxoffice FROM catalog WHERE event = ? AND ticket_id = ?",
+                         (event, ticket_id)).fetchone()
+        return (Listing(*row[:12]), row[12]) if row else None
 
     @staticmethod
     def put_deal(tx: sqlite3.Connection, d: WalletDeal, now: float) -> None:

@@ -197,6 +197,19 @@ class Wallet:
         payload = json.loads(str(rows[0]["payload"])) if rows else {}
         return str(payload.get("event", "")), str(payload.get("ticket_id", ""))
 
+    def shown(self) -> list[dict[str, object]]:
+        """The tickets held here with what the box office's catalog says of them (title, venue, seat, window)."""
+        return self.db.rows("SELECT t.event, t.ticket_id, t.generation, coalesce(c.title, '') AS title,"
+                            " coalesce(c.venue, '') AS venue, coalesce(c.seat, '') AS seat, c.valid_from, c.valid_until"
+                            " FROM tickets t LEFT JOIN catalog c USING (event, ticket_id) WHERE t.state = 'held'"
+                            " ORDER BY c.valid_from, t.event, t.ticket_id")
+
+    def on_sale(self, now: float) -> list[dict[str, object]]:
+        """The trusted catalogs' tickets still available and not yet over."""
+        return self.db.rows("SELECT event, ticket_id, title, venue, seat, price, currency, valid_from, valid_until"
+                            " FROM catalog WHERE state = 'available' AND valid_until > ? ORDER BY valid_from, event,"
+                            " ticket_id", (now,))
+
     def tickets(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT event, ticket_id, generation, state, txn FROM tickets ORDER BY event, ticket_id")
 

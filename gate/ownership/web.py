@@ -44,6 +44,7 @@ class Request:
     params: dict[str, str]  # from the route's pattern
     query: dict[str, str]
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     def json(self) -> Any:
         try:
@@ -61,7 +62,18 @@ class Request:
         return int(text)
 
 
+@dataclass(frozen=True)
+class Raw:
+    """A reply body that is not JSON: a page."""
+
+    content_type: str
+    data: bytes
+
+
 Reply = tuple[int, Any]
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline';"
+                                           " img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+                "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True)
@@ -124,8 +136,9 @@ class JsonServer:
         self.server.shutdown()
         self.server.server_close()
 
-    def dispatch(self, method: str, target: str, host: str, body: bytes) -> Reply:
-        """The answer to one request (everything but the socket)."""
+    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        """The answer to one request (everything but the socket); `headers` with lower-case names."""
+        host = headers.get("host", "")
         if host not in self.hosts():
             return 421, {"error": "wrong_host", "message": f"this server does not answer for host {host!r}"}
         url = urlsplit(target)
@@ -139,7 +152,7 @@ class JsonServer:
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         try:
             params = {k: unquote(v) for k, v in match.groupdict().items()}
-            return route.handler(Request(method, url.path, params, query, body))
+            return route.handler(Request(method, url.path, params, query, body, headers))
         except ChainError as exc:
             return error_reply(exc)
         except Exception:  # a bug: count it, log it, answer without a traceback
@@ -166,13 +179,17 @@ class JsonServer:
                     self.close_connection = True
                     return
                 body = self.rfile.read(int(length))
-                status, answer = service.dispatch(method, self.path, self.headers.get("Host", ""), body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, answer = service.dispatch(method, self.path, headers, body)
                 self._send(status, answer)
 
             def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
+                raw = body if isinstance(body, Raw) else Raw("application/json", json.dumps(body).encode())
+                data = raw.data
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", raw.content_type)
+                for name, value in (PAGE_HEADERS.items() if isinstance(body, Raw) else ()):
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
                 self.send_header("X-Content-Type-Options", "nosniff")
