@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -283,9 +283,24 @@ def boxoffice_server(config: Config, *, host: str, port: int, tick: float) -> Bo
     from gate.ownership.officeserver import BoxOfficeServer
 
     try:
-        return BoxOfficeServer(open_boxoffice(config), host=host, port=port, tick=tick)
+        return BoxOfficeServer(open_boxoffice(config), host=host, port=port, tick=tick,
+                               publish=generation_publisher(config) if config.sync.broker else None)
     except OSError as exc:
         raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def generation_publisher(config: Config) -> Callable[[list[tuple[str, str, int, float]]], list[bool]]:
+    """Raised generations to the arbiter as `gate.id` (like `gate supersede --broker`); False where unconfirmed."""
+    from sync.exc import SyncError
+
+    def publish(items: list[tuple[str, str, int, float]]) -> list[bool]:
+        try:
+            with admin_client(config, "generation") as admin:
+                return [admin.supersede(event, ticket, generation, at).answered for event, ticket, generation, at in items]
+        except (SyncError, ConfigError, OSError) as exc:  # the broker is away: the timer tries again
+            log.warning("box office: generations not sent to %s: %s", config.sync.broker, exc)
+            return [False] * len(items)
+    return publish
 
 
 def fake_agent_server(home: Path, boxoffice_url: str, *, host: str, port: int) -> AgentServer:

@@ -69,6 +69,7 @@ class Theatre:
     wallets: dict[str, OnlineWallet] = field(default_factory=dict)
     chain: str = ""
     restarts: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # for the box office's commands (keys dir, broker)
 
     @property
     def bo(self) -> BoxOfficeClient:
@@ -81,11 +82,11 @@ class Theatre:
             run_gate(self.root, "bo", "boxoffice", "add", "--event", EVENT, "--seat", f"S-{ticket_id}", "--id",
                      ticket_id, "--price", price, "--title", "Hamlet", "--venue", "Town Hall",
                      "--valid-from", str(valid_from or now - 60),
-                     "--valid-until", str(valid_until or now + 86400))
+                     "--valid-until", str(valid_until or now + 86400), env=self.env)
 
     def start_office(self, port: int = 0) -> None:
         self.office = Service(self.root, "bo", "boxoffice", "serve", "--port", str(port), "--tick", "0.1",
-                              env={"QRGATE_OWNERSHIP_RESERVATION": str(self.reservation)})
+                              env={**self.env, "QRGATE_OWNERSHIP_RESERVATION": str(self.reservation)})
 
     def restart_office(self) -> None:
         """SIGKILL the box office and start it again on the same port (the agent and wallets know that URL)."""
@@ -117,13 +118,19 @@ class Theatre:
                 service.stop()
 
 
-def theatre(tmp_path: Path, *tickets: str, reservation: float = 600.0) -> Iterator[Theatre]:
-    """For a `theatre` fixture: a box office with `tickets` listed, and its agent, both serving."""
-    t = Theatre(tmp_path, reservation)
-    run_gate(tmp_path, "bo", "keys", "new", "--event", EVENT)
-    t.chain = run_gate(tmp_path, "bo", "boxoffice", "init", "--name", "Town Hall").stdout.split()[0]
+def theatre(tmp_path: Path, *tickets: str, reservation: float = 600.0,
+            env: dict[str, str] | None = None) -> Iterator[Theatre]:
+    """For a `theatre` fixture: a box office with `tickets` listed, and its agent, both serving.
+
+    With `env`, the box office's commands run with it (QRGATE_KEYS_DIR: an issuer key there already,
+    QRGATE_SYNC_BROKER: it publishes raised generations to that broker's arbiter).
+    """
+    t = Theatre(tmp_path, reservation, env=dict(env or {}))
+    if "QRGATE_KEYS_DIR" not in t.env:
+        run_gate(tmp_path, "bo", "keys", "new", "--event", EVENT)
+    t.chain = run_gate(tmp_path, "bo", "boxoffice", "init", "--name", "Town Hall", env=t.env).stdout.split()[0]
     run_gate(tmp_path, "agent", "fake-agent", "init", "--out", "agent.id.json")
-    run_gate(tmp_path, "bo", "boxoffice", "trust-agent", "agent.id.json")
+    run_gate(tmp_path, "bo", "boxoffice", "trust-agent", "agent.id.json", env=t.env)
     t.list(*(tickets or ("9f2",)))
     t.start_office()
     t.start_agent()

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 from conftest import gate_env
-from office_fixtures import EVENT, Theatre, run_gate, theatre
+from office_fixtures import EVENT, Theatre, run_gate, theatre, wait_for
+
+pytest.register_assert_rewrite("sync_fixtures")
+
+from sync_fixtures import Site, rows, wait_until  # noqa: E402
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Theatre]:
+def hall(tmp_path: Path) -> Iterator[Theatre]:
     yield from theatre(tmp_path, "9f2")
 
 
@@ -31,7 +35,8 @@ def chain_of(site: Theatre, who: str) -> str:
     return json.loads((site.root / f"{who}.id.json").read_text())["blocks"][0]["chain"]
 
 
-def test_buy_resell_and_the_gate_with_wallet_processes(site: Theatre) -> None:
+def test_buy_resell_and_the_gate_with_wallet_processes(hall: Theatre) -> None:
+    site = hall
     assert site.office is not None and site.agent is not None
     for who in ("alice", "bob"):
         wallet(site, who, "new", "--name", who)
@@ -70,9 +75,38 @@ def test_buy_resell_and_the_gate_with_wallet_processes(site: Theatre) -> None:
     assert again.returncode == 1 and "no_bill" in again.stderr
 
 
-def test_a_fake_theatre_is_refused_at_connect(site: Theatre) -> None:
+def test_a_fake_theatre_is_refused_at_connect(hall: Theatre) -> None:
+    site = hall
     assert site.office is not None and site.agent is not None
     wallet(site, "carol", "new", "--name", "carol")
     fake = wallet(site, "carol", "connect", site.office.url, "--boxoffice-id", "0" * 32, "--agent", site.agent.url,
                   ok=False)
     assert fake.returncode == 1 and "bad_signature" in fake.stderr
+
+
+@pytest.fixture
+def synced_hall(tmp_path: Path, site: Site) -> Iterator[Theatre]:
+    """A box office on the venue's broker and issuer key: it sends raised generations to the arbiter itself."""
+    site.start_arbiter()
+    (tmp_path / "theatre").mkdir()
+    env = {"QRGATE_KEYS_DIR": str(site.keys), "QRGATE_SYNC_BROKER": site.broker.url, "QRGATE_GATE_ID": "boxoffice"}
+    yield from theatre(tmp_path / "theatre", "9f2", env=env)
+
+
+def test_the_story_with_the_arbiter_bob_in_alice_superseded_everywhere(synced_hall: Theatre, site: Site) -> None:
+    gate = site.start_gate("gate-1", "--set", "ownership.code_skew=8")
+    alice, bob = synced_hall.wallet("alice"), synced_hall.wallet("bob")
+    txn = alice.pay(alice.buy(EVENT, "9f2")).blocks[-1].txn
+    wait_for(lambda: (alice.sync(), alice.state(txn))[1] == "owned")
+    alice_code = alice.wallet.code(EVENT, "9f2")[0]
+    request, _hold = bob.ask(EVENT, "9f2", alice.chain)
+    wait_for(lambda: (alice.sync(), alice.requests())[1])
+    alice.sell(alice.requests()[-1], 4321, "EUR")
+    wait_for(lambda: (bob.sync(), bob.bills())[1])
+    bob.pay(bob.bills()[-1])
+    wait_for(lambda: (bob.sync(), bob.state(request.blocks[-1].txn))[1] == "owned")
+    db = site.gate_db("gate-1")  # nobody ran `gate supersede`: the box office's timer sent it to the arbiter
+    wait_until(lambda: rows(db, "SELECT generation FROM generations") == [(2,)], 20, "generation 2 at the gate")
+    old = gate.check(alice_code)
+    assert (old["outcome"], old["reason"]) == ("REVOKED", "superseded")
+    assert gate.check(bob.wallet.code(EVENT, "9f2")[0])["outcome"] == "ADMIT"

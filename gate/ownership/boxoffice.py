@@ -107,9 +107,15 @@ class BoxOffice:
         return self.db.rows("SELECT event, ticket_id, seat, state, holder, generation, pending FROM tickets"
                             " ORDER BY event, ticket_id")
 
-    def supersessions(self) -> list[dict[str, object]]:
-        """Raised generations the gates must hear of (gate.store.Store.supersede), oldest first."""
-        return self.db.rows("SELECT event, ticket_id, generation, at FROM supersessions ORDER BY at")
+    def supersessions(self, *, unpublished: bool = False) -> list[dict[str, object]]:
+        """Raised generations the gates must hear of (gate.store.Store.supersede), oldest first; with
+        `unpublished`, only those the arbiter has not confirmed yet."""
+        return self.db.rows("SELECT event, ticket_id, generation, at FROM supersessions"
+                            f"{' WHERE published = 0' if unpublished else ''} ORDER BY at")
+
+    def published(self, event: str, ticket_id: str, generation: int) -> None:
+        with self.db.transaction() as tx:
+            Inventory.published(tx, event, ticket_id, generation)
 
     # steps ---------------------------------------------------------------------------------------
     def handle(self, message: Message, kinds: tuple[str, ...] = REQUESTS) -> Message:

@@ -7,6 +7,8 @@ What a caller may rely on:
   answer is sent, so a request sent again (after a lost answer, a crash, a kill) gets the same answer.
 * The box office's own timer (`tick` seconds) expires reservations and holds; their timeout blocks
   are put in the parties' mailboxes in the same commit, so they reach the parties without their asking.
+  With a `publish`er (a broker configured) the same timer sends every raised ownership generation to
+  the arbiter's stream until the arbiter confirms it, so every gate refuses the older code on its own.
 * ``POST /resale`` holds the ticket and puts the buyer's sealed request for the seller (and any other
   block of the message not addressed to the box office) in the seller's mailbox; ``POST
   /mailbox/{chain}`` relays any sealed message.  The box office stores those blocks as they came:
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from gate.ownership.block import Message
 from gate.ownership.boxoffice import BoxOffice
@@ -26,13 +29,19 @@ from gate.ownership.web import JsonServer, Reply, Request, Route
 
 log = logging.getLogger(__name__)
 
+#: sends raised generations ``(event, ticket id, generation, at)`` to the gates (the arbiter's stream); for each,
+#: True once the arbiter confirmed it (gate.wiring builds it from `sync.broker`)
+Publisher = Callable[[list[tuple[str, str, int, float]]], list[bool]]
+
 
 class BoxOfficeServer:
     """The box office's HTTP server and its expiry timer; `start()` serves in threads, `stop()` ends both."""
 
-    def __init__(self, office: BoxOffice, *, host: str = "127.0.0.1", port: int = 0, tick: float = 1.0) -> None:
+    def __init__(self, office: BoxOffice, *, host: str = "127.0.0.1", port: int = 0, tick: float = 1.0,
+                 publish: Publisher | None = None) -> None:
         self.office = office
         self.tick = tick
+        self.publish = publish
         self.timer_errors = 0
         self.http = JsonServer(self.routes(), host=host, port=port, name="boxoffice")
         self._stop = threading.Event()
@@ -84,10 +93,21 @@ class BoxOfficeServer:
         found = self.office.mailbox(request.params["chain"], request.number("after"))
         return 200, {"messages": [{"seq": seq, "message": m.to_json()} for seq, m in found]}
 
+    def _publish(self) -> None:
+        """Raised generations the arbiter has not confirmed: send them (again) to the gates' stream."""
+        rows = self.office.supersessions(unpublished=True) if self.publish else []
+        if not rows or self.publish is None:
+            return
+        items = [(str(r["event"]), str(r["ticket_id"]), int(r["generation"]), float(r["at"])) for r in rows]  # type: ignore[call-overload, arg-type]
+        for item, confirmed in zip(items, self.publish(items), strict=True):
+            if confirmed:
+                self.office.published(*item[:3])
+
     def _run_timer(self) -> None:
         while not self._stop.wait(self.tick):
             try:
                 self.office.expire()
+                self._publish()
             except ChainError as exc:  # the file cannot be written now: count, say so, try again next tick
                 self.timer_errors += 1
                 log.error("box office timer: %s", exc)

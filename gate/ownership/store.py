@@ -316,6 +316,12 @@ class Inventory:
         tx.execute("UPDATE deals SET state = ?, updated = ? WHERE txn = ?", (state, now, txn))
 
     @staticmethod
+    def published(tx: sqlite3.Connection, event: str, ticket_id: str, generation: int) -> None:
+        """The arbiter confirmed this raised generation: every gate hears of it from its stream."""
+        tx.execute("UPDATE supersessions SET published = 1 WHERE event = ? AND ticket_id = ? AND generation = ?",
+                   (event, ticket_id, generation))
+
+    @staticmethod
     def supersede(tx: sqlite3.Connection, event: str, ticket_id: str, generation: int, now: float) -> None:
         tx.execute("INSERT INTO supersessions (event, ticket_id, generation, at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT DO NOTHING", (event, ticket_id, generation, now))
