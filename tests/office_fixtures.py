@@ -101,6 +101,17 @@ class Theatre:
         assert self.office is not None
         self.agent = Service(self.root, "agent", "fake-agent", "serve", "--boxoffice", self.office.url, "--port", "0")
 
+    def kill_agent(self) -> None:
+        assert self.agent is not None
+        self.agent.kill()
+        self.agent.stop()
+
+    def restart_agent(self) -> None:
+        """Start the agent again on its port (the wallets know that URL)."""
+        assert self.agent is not None and self.office is not None
+        port = self.agent.url.rsplit(":", 1)[1]
+        self.agent = Service(self.root, "agent", "fake-agent", "serve", "--boxoffice", self.office.url, "--port", port)
+
     def wallet(self, name: str, patience: float = 0.0) -> OnlineWallet:
         assert self.agent is not None and self.office is not None
         w = OnlineWallet(Wallet.create(str(self.root / f"{name}.db"), name),
