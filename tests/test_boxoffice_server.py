@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chain_fixtures import race
 from office_fixtures import EVENT, Theatre, run_gate, theatre, wait_for
 
 from gate.ownership.block import Message
@@ -69,7 +69,7 @@ def test_the_openapi_description_matches_the_real_routes(site: Theatre, tmp_path
     try:
         assert described == {(r.method, r.path) for r in server.routes()}
     finally:
-        server.http.server.server_close()
+        server.server.server_close()
     for method, path in sorted(described):  # and the running server answers every one of them
         url = site.bo.url + re.sub(r"\{\w+\}", "x", path)
         answered, body = raw(url, method=method, body=b"{}" if method == "POST" else None)
@@ -225,21 +225,7 @@ def ten_seats(tmp_path: Path) -> Iterator[Theatre]:
 
 def test_fifty_buyers_race_for_ten_seats_over_http(ten_seats: Theatre) -> None:
     buyers = [ten_seats.wallet(f"buyer{i}") for i in range(50)]
-    results: list[str] = [""] * len(buyers)
-    barrier = threading.Barrier(len(buyers))
-
-    def attempt(i: int) -> None:
-        barrier.wait()
-        try:
-            buyers[i].pay(buyers[i].buy(EVENT, f"s{i % 10}"))  # five buyers want each seat
-            results[i] = "paid"
-        except Refused as exc:
-            results[i] = exc.code
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(buyers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(len(buyers), lambda i: buyers[i].pay(buyers[i].buy(EVENT, f"s{i % 10}")) and "paid")  # 5 a seat
     assert sorted(results) == ["not_available"] * 40 + ["paid"] * 10
     winners = [b for b, r in zip(buyers, results, strict=True) if r == "paid"]
     for w in winners:

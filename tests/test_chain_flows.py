@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chain_fixtures import World, standard_world
+from chain_fixtures import World, race, standard_world
 
 from gate.holder import code_for, present, terms_of
 from gate.outcomes import Outcome, Reason
@@ -212,20 +212,7 @@ def test_double_sale_two_buyers_at_once_exactly_one_succeeds(world: World) -> No
     buyers = [world.wallet(f"buyer{i}") for i in range(6)]
     requests = [b.buy("show7", "9f2", seller=alice.chain) for b in buyers]
     offices = [world.office_again() for _ in buyers]  # one connection each, as separate processes
-    results: list[object] = [None] * len(buyers)
-    barrier = threading.Barrier(len(buyers))
-
-    def attempt(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = offices[i].handle(requests[i])
-        except Refused as exc:
-            results[i] = exc.code
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(buyers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(len(buyers), lambda i: offices[i].handle(requests[i]))
     winners = [i for i, r in enumerate(results) if isinstance(r, Message)]
     assert len(winners) == 1 and sorted(r for r in results if isinstance(r, str)) == ["on_hold"] * 5
     loser = next(i for i in range(len(buyers)) if i not in winners)

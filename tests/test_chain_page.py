@@ -50,7 +50,8 @@ def served(tmp_path: Path) -> Iterator[tuple[World, WalletPage]]:
     world = make_world(tmp_path, item, clock=RealClock())
     alice = world.wallet("alice")
     world.purchase(alice)
-    wallet_page = WalletPage(alice).start()
+    wallet_page = WalletPage(alice)
+    wallet_page.start()
     try:
         yield world, wallet_page
     finally:
@@ -112,7 +113,7 @@ def fetch(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
 
 def test_the_page_needs_its_session_key_and_its_own_host(served: tuple[World, WalletPage], page: Page) -> None:
     _world, wallet_page = served
-    base, key = wallet_page.http.url, {"X-Wallet-Key": wallet_page.secret}
+    base, key = wallet_page.origin, {"X-Wallet-Key": wallet_page.secret}
     assert fetch(base + "/api/tickets", {})[0] == 403  # no key: another site or user cannot read the codes
     assert fetch(base + "/", {})[0] == 403
     assert fetch(base + "/api/tickets", {**key, "Host": "attacker.example"})[0] == 421  # DNS rebinding
@@ -126,7 +127,8 @@ def test_the_page_needs_its_session_key_and_its_own_host(served: tuple[World, Wa
 def connected(tmp_path: Path) -> Iterator[tuple[Theatre, WalletPage]]:
     for t in theatre(tmp_path, "9f2"):
         alice = t.wallet("alice")
-        wallet_page = WalletPage(alice.wallet, alice).start()
+        wallet_page = WalletPage(alice.wallet, alice)
+        wallet_page.start()
         try:
             yield t, wallet_page
         finally:

@@ -26,8 +26,7 @@ from gate.wiring import (
 )
 
 if TYPE_CHECKING:
-    from gate.ownership.agentserver import AgentServer
-    from gate.ownership.officeserver import BoxOfficeServer
+    from gate.ownership.web import JsonServer
 
 Sub = SubParsers
 
@@ -207,7 +206,7 @@ def add_listen(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--port", type=port_arg, default=port, help=f"port (default {port}; 0: any free port)")
 
 
-def serve(server: BoxOfficeServer | AgentServer, what: str) -> int:
+def serve(server: JsonServer, what: str) -> int:
     """Run a started service until SIGTERM or SIGINT; its URL on the first line of output."""
     stop = stop_on_signals()
     say(f"{what} at {server.url}")

@@ -283,7 +283,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     port = config.ownership.page_port if args.port is None else args.port
     wallet = open_wallet(config)
-    page = WalletPage(wallet, OnlineWallet.of(wallet, patience=5.0) if connected(wallet) else None, port=port).start()
+    page = WalletPage(wallet, OnlineWallet.of(wallet, patience=5.0) if connected(wallet) else None, port=port)
+    page.start()
     stop = stop_on_signals()
     say(f"wallet page at {page.url}")  # the address holds this session's key: open exactly this one
     try:

@@ -17,35 +17,26 @@ delivery thread retries every undelivered charge until it is done (after a crash
 from __future__ import annotations
 
 import logging
-import threading
 
 from gate.ownership.block import Message
 from gate.ownership.client import BoxOfficeClient
 from gate.ownership.exc import ChainError
 from gate.ownership.payment import FakePaymentAgent
-from gate.ownership.web import JsonServer, Reply, Request, Route
+from gate.ownership.web import Reply, Request, Route, WorkingServer
 
 log = logging.getLogger(__name__)
 
 
-class AgentServer:
-    """The agent's HTTP server and its delivery thread; `start()` serves, `stop()` ends both."""
+class AgentServer(WorkingServer):
+    """The agent's HTTP server and its delivery thread (the worker); `start()` serves, `stop()` ends both."""
 
     def __init__(self, agent: FakePaymentAgent, office: BoxOfficeClient, office_chain: str, *,
                  host: str = "127.0.0.1", port: int = 0, retry: float = 0.5) -> None:
         self.agent = agent
         self.office = office
         self.office_chain = office_chain
-        self.retry = retry
         self.delivery_errors = 0
-        self.http = JsonServer(self.routes(), host=host, port=port, name="fake-agent")
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run_delivery, name="agent-delivery", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return self.http.url
+        super().__init__(name="fake-agent", host=host, port=port, every=retry)
 
     def routes(self) -> list[Route]:
         return [
@@ -55,16 +46,14 @@ class AgentServer:
             Route("POST", "/settlements", lambda r: self._settled(self.agent.settle(r.message()))),
         ]
 
-    def start(self) -> AgentServer:
-        self.http.start()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self.http.stop()
-        self._thread.join(timeout=5)
+    def work(self) -> None:
+        """Deliver every charge whose notice or outcome has not arrived yet."""
+        for txn in self.agent.pending():
+            try:
+                self.deliver(txn)
+            except ChainError as exc:  # the box office is away or refused: count, say so, retry later
+                self.delivery_errors += 1
+                log.warning("fake agent: delivering %s: %s: %s", txn, getattr(exc, "code", "?"), exc)
 
     def deliver(self, txn: str) -> None:
         """Notify the box office of a held charge, apply its settlement, hand the outcome to the parties."""
@@ -79,7 +68,7 @@ class AgentServer:
 
     def _charge(self, request: Request) -> Reply:
         receipt = self.agent.charge(request.message())
-        self._wake.set()
+        self.wake()
         return 200, receipt.to_json()
 
     def _payment(self, request: Request) -> Reply:
@@ -87,16 +76,5 @@ class AgentServer:
         return 200, {"txn": c.txn, "state": c.state, "delivered": c.delivered}
 
     def _settled(self, outcome: Message) -> Reply:
-        self._wake.set()
+        self.wake()
         return 200, outcome.to_json()
-
-    def _run_delivery(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            for txn in self.agent.pending():
-                try:
-                    self.deliver(txn)
-                except ChainError as exc:  # the box office is away or refused: count, say so, retry later
-                    self.delivery_errors += 1
-                    log.warning("fake agent: delivering %s: %s: %s", txn, getattr(exc, "code", "?"), exc)
-            self._wake.wait(self.retry)

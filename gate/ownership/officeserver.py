@@ -18,14 +18,13 @@ What a caller may rely on:
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from gate.ownership.block import Message
 from gate.ownership.boxoffice import BoxOffice
 from gate.ownership.exc import ChainError
 from gate.ownership.openapi import BOXOFFICE_API
-from gate.ownership.web import JsonServer, Reply, Request, Route
+from gate.ownership.web import Reply, Request, Route, WorkingServer
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +33,15 @@ log = logging.getLogger(__name__)
 Publisher = Callable[[list[tuple[str, str, int, float]]], list[bool]]
 
 
-class BoxOfficeServer:
-    """The box office's HTTP server and its expiry timer; `start()` serves in threads, `stop()` ends both."""
+class BoxOfficeServer(WorkingServer):
+    """The box office's HTTP server and its timer (the worker); `start()` serves in threads, `stop()` ends both."""
 
     def __init__(self, office: BoxOffice, *, host: str = "127.0.0.1", port: int = 0, tick: float = 1.0,
                  publish: Publisher | None = None) -> None:
         self.office = office
-        self.tick = tick
         self.publish = publish
         self.timer_errors = 0
-        self.http = JsonServer(self.routes(), host=host, port=port, name="boxoffice")
-        self._stop = threading.Event()
-        self._timer = threading.Thread(target=self._run_timer, name="boxoffice-timer", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return self.http.url
+        super().__init__(name="boxoffice", host=host, port=port, every=tick)
 
     def routes(self) -> list[Route]:
         return [
@@ -67,15 +59,14 @@ class BoxOfficeServer:
             Route("GET", "/mailbox/{chain}", self._mailbox),
         ]
 
-    def start(self) -> BoxOfficeServer:
-        self.http.start()
-        self._timer.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.http.stop()
-        self._timer.join(timeout=5)
+    def work(self) -> None:
+        """The timer: expire reservations and holds, send raised generations to the gates."""
+        try:
+            self.office.expire()
+            self._publish()
+        except ChainError as exc:  # the file cannot be written now: count, say so, try again next tick
+            self.timer_errors += 1
+            log.error("box office timer: %s", exc)
 
     @staticmethod
     def _step(answer: Message) -> Reply:
@@ -102,12 +93,3 @@ class BoxOfficeServer:
         for item, confirmed in zip(items, self.publish(items), strict=True):
             if confirmed:
                 self.office.published(*item[:3])
-
-    def _run_timer(self) -> None:
-        while not self._stop.wait(self.tick):
-            try:
-                self.office.expire()
-                self._publish()
-            except ChainError as exc:  # the file cannot be written now: count, say so, try again next tick
-                self.timer_errors += 1
-                log.error("box office timer: %s", exc)

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from gate.ownership.block import Message
@@ -108,7 +108,7 @@ class JsonServer:
 
     def __init__(self, routes: list[Route], *, host: str = "127.0.0.1", port: int = 0, name: str = "service",
                  max_body: int = MAX_BODY) -> None:
-        self.routes = routes
+        self.table = routes
         self.name = name
         self.max_body = max_body
         self.errors = 0
@@ -116,15 +116,20 @@ class JsonServer:
         self._thread: threading.Thread | None = None
 
     @property
-    def url(self) -> str:
+    def origin(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    @property
+    def url(self) -> str:
+        """Where to reach it (a subclass may add what a visitor needs, such as a session key)."""
+        return self.origin
 
     def hosts(self) -> set[str]:
         host, port = self.server.server_address[:2]
         return {f"{name}:{port}" for name in (str(host), "localhost", "127.0.0.1")}
 
-    def start(self) -> JsonServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self.server.serve_forever, name=self.name, daemon=True)
         self._thread.start()
         return self
@@ -142,7 +147,7 @@ class JsonServer:
         if host not in self.hosts():
             return 421, {"error": "wrong_host", "message": f"this server does not answer for host {host!r}"}
         url = urlsplit(target)
-        allowed = [r for r in self.routes if r.pattern.match(url.path)]
+        allowed = [r for r in self.table if r.pattern.match(url.path)]
         route = next((r for r in allowed if r.method == method), None)
         if route is None:
             return (405, {"error": "method_not_allowed", "message": f"{method} {url.path}"}) if allowed else \
@@ -200,3 +205,41 @@ class JsonServer:
                 log.debug(f"{service.name}: " + format, *args)
 
         return Handler
+
+
+class WorkingServer(JsonServer):
+    """A JsonServer with one worker thread that calls `work()` every `every` seconds (sooner after `wake()`)
+    until `stop()`.  A subclass sets what its routes need, then calls this `__init__`."""
+
+    def __init__(self, *, name: str, host: str, port: int, every: float) -> None:
+        super().__init__(self.routes(), host=host, port=port, name=name)
+        self.every = every
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._worker = threading.Thread(target=self._run, name=f"{name}-worker", daemon=True)
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> Self:
+        super().start()
+        self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        super().stop()
+        self._worker.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            self.work()
+            self._wake.wait(self.every)

@@ -66,7 +66,7 @@ def words(code: str) -> str:
     return WORDS.get(code, f"Something went wrong ({code}).")
 
 
-class WalletPage:
+class WalletPage(JsonServer):
     """The wallet page's server; `start()` serves in a thread, `stop()` ends it; `url` holds the session key."""
 
     def __init__(self, wallet: Wallet, online: OnlineWallet | None = None, *, host: str = "127.0.0.1", port: int = 0,
@@ -76,21 +76,11 @@ class WalletPage:
         self.clock = clock
         self.settle = settle
         self.secret = secret or secrets.token_urlsafe(18)
-        self.http = JsonServer(self.routes(), host=host, port=port, name="wallet-page")
+        super().__init__(self.routes(), host=host, port=port, name="wallet-page")
 
     @property
     def url(self) -> str:
-        return f"{self.http.url}/?key={self.secret}"
-
-    def start(self) -> WalletPage:
-        self.http.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.http.serve_forever()
-
-    def stop(self) -> None:
-        self.http.stop()
+        return f"{self.origin}/?key={self.secret}"
 
     def routes(self) -> list[Route]:
         api = [("GET", "tickets", lambda r: self.tickets()), ("GET", "code", self.code),
