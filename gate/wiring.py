@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, .
     import ssl
 
     from gate.daemon.scanloop import ScanLoop
+    from gate.ownership.agentserver import AgentServer
     from gate.ownership.boxoffice import BoxOffice
+    from gate.ownership.officeserver import BoxOfficeServer
     from gate.ownership.payment import FakePaymentAgent
     from gate.ownership.wallet import Wallet
     from hardware import Camera, Decoder, Feedback
@@ -343,3 +345,45 @@ def open_fake_agent(home: Path, *, create: bool = False) -> FakePaymentAgent:
     from gate.ownership.payment import FakePaymentAgent
 
     return FakePaymentAgent.open(str(home / "fake-agent.db"), create=create)
+
+
+def boxoffice_server(config: Config, *, host: str, port: int, tick: float) -> BoxOfficeServer:
+    """`gate boxoffice serve`: the box office's HTTP service with its expiry timer (not started)."""
+    from gate.ownership.officeserver import BoxOfficeServer
+
+    try:
+        return BoxOfficeServer(open_boxoffice(config), host=host, port=port, tick=tick,
+                               publish=generation_publisher(config) if config.sync.broker else None)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def generation_publisher(config: Config) -> Callable[[list[tuple[str, str, int, float]]], list[bool]]:
+    """Raised generations to the arbiter as `gate.id` (like `gate supersede --broker`); False where unconfirmed."""
+    from sync.exc import SyncError
+
+    def publish(items: list[tuple[str, str, int, float]]) -> list[bool]:
+        try:
+            with admin_client(config, "generation") as admin:
+                return [admin.supersede(event, ticket, generation, at).answered for event, ticket, generation, at in items]
+        except (SyncError, ConfigError, OSError) as exc:  # the broker is away: the timer tries again
+            log.warning("box office: generations not sent to %s: %s", config.sync.broker, exc)
+            return [False] * len(items)
+    return publish
+
+
+def fake_agent_server(home: Path, boxoffice_url: str, *, host: str, port: int) -> AgentServer:
+    """`gate fake-agent serve`: the FAKE agent's HTTP service, working for the box office at `boxoffice_url`.
+
+    It fetches the box office's signed catalog once to learn (and check) the box office's identity.
+    """
+    from gate.ownership.agentserver import AgentServer
+    from gate.ownership.client import BoxOfficeClient
+
+    agent = open_fake_agent(home)
+    office = BoxOfficeClient(boxoffice_url)
+    chain = agent.trust_boxoffice(office.catalog().boxoffice)
+    try:
+        return AgentServer(agent, office, chain, host=host, port=port)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -7,8 +7,9 @@ step the way the CLI does (message out of one party, into the next).
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from gate.decide import Decider, Decision
 from gate.keys import IssuerKey, Keyring
 from gate.ownership.block import Message
 from gate.ownership.boxoffice import BoxOffice
+from gate.ownership.exc import Refused
 from gate.ownership.party import Party
 from gate.ownership.payment import FakePaymentAgent
 from gate.ownership.protocol import Catalog, Listing
@@ -47,6 +49,25 @@ class RealClock(Clock):
 
     def __call__(self) -> float:
         return time.time()
+
+
+def race(count: int, attempt: Callable[[int], object]) -> list[object]:
+    """Run attempt(0..count-1) in threads released at once; each one's result, or the code it was refused with."""
+    results: list[object] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = attempt(i)
+        except Refused as exc:
+            results[i] = exc.code
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def listing(ticket_id: str = "9f2", seat: str = "12B", price: int = 2500, *, slot: int = SLOT,
@@ -131,6 +152,7 @@ def make_world(root: Path, *tickets: Listing, clock: Clock | None = None) -> Wor
     office = BoxOffice(db, key.sign, reservation=600, clock=clock)
     agent = FakePaymentAgent.open(str(root / "agent.db"), create=True, clock=clock)
     office.trust_agent(agent.identity_block)
+    agent.trust_boxoffice(office.party.identity_block)
     for item in tickets or (listing(),):
         office.add(item)
     return World(root, clock, key, office, agent, Store.open(root / "gate.db"))

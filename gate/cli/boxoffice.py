@@ -7,15 +7,37 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate.cli.blocks import add_in, add_out, amount, emit, kinds, read_message, step
-from gate.cli.common import EXIT_ERROR, EXIT_OK, HOME_MADE, SubParsers, command, iso, time_arg
+from gate.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    HOME_MADE,
+    SubParsers,
+    command,
+    iso,
+    port_arg,
+    say,
+    stop_on_signals,
+    time_arg,
+)
 from gate.cli.tickets import mint_ids
 from gate.config import Config
 from gate.ownership.block import Message
 from gate.ownership.exc import ChainError, MalformedBlock
 from gate.ownership.protocol import Listing, format_amount
-from gate.wiring import create_boxoffice, open_boxoffice, open_fake_agent, open_store
+from gate.wiring import (
+    boxoffice_server,
+    create_boxoffice,
+    fake_agent_server,
+    open_boxoffice,
+    open_fake_agent,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from gate.ownership.web import JsonServer
 
 Sub = SubParsers
 
@@ -47,6 +69,8 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-from", type=time_arg, required=True, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
     p.add_argument("--valid-until", type=time_arg, required=True, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
     p.add_argument("--slot", type=int, help="seconds per code slot (default ownership.slot)")
+    p.add_argument("--title", default="", help="the event's name as holders see it, e.g. 'Hamlet'")
+    p.add_argument("--venue", default="", help="where it is, e.g. 'Town Hall, Main Street'")
     p = command(bs, common, "list", cmd_list, "every ticket: state, current holder and generation",
                  "gate boxoffice list --json")
     p.add_argument("--json", action="store_true")
@@ -64,6 +88,12 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
         p = command(bs, common, name, handler, what, example)
         add_in(p, "the message received")
         add_out(p)
+    p = command(bs, common, "serve", cmd_serve,
+                 "the box office as an HTTP JSON service (GET /openapi.json), expiring reservations and holds\n"
+                 "on its own timer, until SIGTERM",
+                 "gate boxoffice serve --port 8770   # then: curl http://127.0.0.1:8770/catalog")
+    add_listen(p, 8770)
+    p.add_argument("--tick", type=float, default=1.0, metavar="S", help="seconds between expiry checks (default 1)")
     p = command(bs, common, "expire", cmd_expire, "free unpaid reservations and holds past their time (timeout blocks)",
                  "gate boxoffice expire --out timeouts.json")
     add_out(p)
@@ -77,6 +107,12 @@ def add_fake_agent(sub: Sub, common: argparse.ArgumentParser) -> None:
                  "create (once) the fake agent in HOME and write its identity message",
                  "gate fake-agent init --home agent/ --out agent.id.json", home=HOME_MADE)
     add_out(p)
+    p = command(fs, common, "serve", cmd_agent_serve,
+                 "the FAKE agent as an HTTP service (payments held until the box office settles, webhook to it,\n"
+                 "refunds); it moves no money.  Until SIGTERM",
+                 "gate fake-agent serve --home agent/ --boxoffice http://127.0.0.1:8770 --port 8771")
+    p.add_argument("--boxoffice", required=True, metavar="URL", help="the box office it notifies")
+    add_listen(p, 8771)
 
 
 def add_supersede(sub: Sub, common: argparse.ArgumentParser) -> None:
@@ -123,7 +159,7 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
     office = open_boxoffice(config)
     for ticket_id in mint_ids(args.ticket_id, args.count):
         item = Listing(args.event, ticket_id, args.seat, args.price, args.currency, args.valid_from,
-                       args.valid_until, slot, slots)
+                       args.valid_until, slot, slots, title=args.title, venue=args.venue)
         added = office.add(item)
         print(f"{args.event}/{ticket_id} seat={args.seat or '-'} {format_amount(args.price, args.currency)}"
               f" {'listed' if added else 'was listed already'}")
@@ -178,6 +214,35 @@ def cmd_transfer(args: argparse.Namespace, config: Config) -> int:
         return distribute_generation(config, str(row["event"]), str(row["ticket_id"]), int(row["generation"]),  # type: ignore[call-overload]
                                      at=float(row["at"]))  # type: ignore[arg-type]
     return EXIT_OK
+
+
+def add_listen(p: argparse.ArgumentParser, port: int) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=port_arg, default=port, help=f"port (default {port}; 0: any free port)")
+
+
+def serve(server: JsonServer, what: str) -> int:
+    """Run a started service until SIGTERM or SIGINT; its URL on the first line of output."""
+    stop = stop_on_signals()
+    say(f"{what} at {server.url}")
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    return serve(boxoffice_server(config, host=args.host, port=args.port, tick=args.tick).start(), "box office")
+
+
+def cmd_agent_serve(args: argparse.Namespace, config: Config) -> int:
+    try:
+        server = fake_agent_server(config.home, args.boxoffice, host=args.host, port=args.port)
+    except ChainError as exc:
+        print(f"gate: error: box office {args.boxoffice}: {getattr(exc, 'code', '')}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return serve(server.start(), "FAKE payment agent (moves no money)")
 
 
 def cmd_expire(args: argparse.Namespace, config: Config) -> int:
