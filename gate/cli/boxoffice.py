@@ -71,6 +71,8 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--slot", type=int, help="seconds per code slot (default ownership.slot)")
     p.add_argument("--title", default="", help="the event's name as holders see it, e.g. 'Hamlet'")
     p.add_argument("--venue", default="", help="where it is, e.g. 'Town Hall, Main Street'")
+    p.add_argument("--paper", action="store_true",
+                   help="its holder may take a static paper code (no phone); without it the code always rotates")
     p = command(bs, common, "list", cmd_list, "every ticket: state, current holder and generation",
                  "gate boxoffice list --json")
     p.add_argument("--json", action="store_true")
@@ -160,7 +162,7 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
     for ticket_id in mint_ids(args.ticket_id, args.count):
         item = Listing(args.event, ticket_id, args.seat, args.price, args.currency, args.valid_from,
                        args.valid_until, slot, slots, title=args.title, venue=args.venue)
-        added = office.add(item)
+        added = office.add(item, paper=args.paper)
         print(f"{args.event}/{ticket_id} seat={args.seat or '-'} {format_amount(args.price, args.currency)}"
               f" {'listed' if added else 'was listed already'}")
     return EXIT_OK

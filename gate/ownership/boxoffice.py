@@ -36,7 +36,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from gate.holder import with_terms
+from gate.holder import MODE_PAPER, with_terms
 from gate.ownership.block import Block, Message
 from gate.ownership.exc import MalformedBlock, Refused, UnknownChain, WrongChain
 from gate.ownership.party import Party, Received
@@ -76,12 +76,26 @@ class BoxOffice:
         with self.db.transaction() as tx:
             return self.party.learn(tx, identity, trusted="agent").chain
 
-    def add(self, item: Listing) -> bool:
-        """Put a ticket on sale; False if its id is listed already."""
+    def add(self, item: Listing, *, paper: bool = False) -> bool:
+        """Put a ticket on sale; False if its id is listed already.  `paper`: its holder may take a static
+        paper code (for a holder without a phone); every other ticket's code rotates, whatever a buyer asks:
+        a paper code never expires, so a holder could sell one screenshot many times (docs/security.md)."""
         if item.slots < 1 or item.valid_from <= 0 or item.valid_until <= item.valid_from:
             raise ValueError("a listed ticket needs a validity window (its holder code runs over it)")
         with self.db.transaction() as tx:
-            return Inventory.add(tx, item)
+            added = Inventory.add(tx, item)
+            if added and paper:
+                Inventory.allow_paper(tx, item.event, item.ticket_id)
+            return added
+
+    @staticmethod
+    def _code_fits(tx: sqlite3.Connection, item: Listing, code: CodeRequest) -> None:
+        """Refuse now, not at signing, a code chain that does not fit the ticket, or a paper code the box
+        office has not allowed for it."""
+        item.terms(code)
+        if code.mode == MODE_PAPER and not Inventory.paper_allowed(tx, item.event, item.ticket_id):
+            raise Refused("no_paper", f"{item.event}/{item.ticket_id} is sold with a rotating code only: a static "
+                          "paper code is the box office's decision (`gate boxoffice add --paper`)")
 
     def catalog(self) -> Catalog:
         """Every listing (state ``ended`` once its validity window is over), signed with the box office's key."""
@@ -265,7 +279,7 @@ class BoxOffice:
         held = self._listed(tx, rec)
         item, now = held.listing, self.clock()
         code = CodeRequest.from_json(rec.payload.get("code"))
-        item.terms(code)  # refuse now, not at signing, a code chain that does not fit the ticket
+        self._code_fits(tx, item, code)
         if not Inventory.take(tx, item.event, item.ticket_id, rec.block.txn, now + self.reservation):
             raise Refused("not_available", f"{item.event}/{item.ticket_id} is reserved or sold")
         deal = Deal(rec.block.txn, "purchase", item.event, item.ticket_id, rec.sender.chain, "", 0, "open",
@@ -281,7 +295,7 @@ class BoxOffice:
     def _hold(self, tx: sqlite3.Connection, rec: Received) -> None:
         held, seller, now = self._listed(tx, rec), rec.field("seller"), self.clock()
         code = CodeRequest.from_json(rec.payload.get("code"))
-        held.listing.terms(code)
+        self._code_fits(tx, held.listing, code)
         if held.holder != seller or held.listing.state != "sold":
             raise Refused("not_holder", f"the named seller does not hold {held.listing.ticket_id}")
         if seller == rec.sender.chain:

@@ -111,6 +111,11 @@ BOXOFFICE_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "box office: inven
 )), (4, "box office: the event's title and venue, for the holder's page", (
     "ALTER TABLE tickets ADD COLUMN title TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE tickets ADD COLUMN venue TEXT NOT NULL DEFAULT ''",
+)), (5, "box office: the tickets it lets a holder take as a static paper code (its decision, not the buyer's)", (
+    """CREATE TABLE paper (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        PRIMARY KEY (event, ticket_id)
+    ) WITHOUT ROWID""",
 ))]
 WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, deals, tickets", (
     """CREATE TABLE catalog (
@@ -241,6 +246,15 @@ class Inventory:
         row = tx.execute(f"SELECT {LISTING}, holder, generation, pending, pending_until FROM tickets"
                          " WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
         return Holding(Listing(*row[:12]), *row[12:]) if row else None
+
+    @staticmethod
+    def allow_paper(tx: sqlite3.Connection, event: str, ticket_id: str) -> None:
+        tx.execute("INSERT INTO paper VALUES (?, ?) ON CONFLICT DO NOTHING", (event, ticket_id))
+
+    @staticmethod
+    def paper_allowed(tx: sqlite3.Connection, event: str, ticket_id: str) -> bool:
+        return tx.execute("SELECT 1 FROM paper WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone() \
+            is not None
 
     @staticmethod
     def add(tx: sqlite3.Connection, item: Listing) -> bool:
