@@ -1,0 +1,144 @@
+"""Break the product on purpose, one named mutation at a time, and report which tests catch each.
+
+    .venv/bin/python tests/mutate.py              # every mutation on the list (a few minutes)
+    .venv/bin/python tests/mutate.py --list       # the list: name, file, what it breaks
+    .venv/bin/python tests/mutate.py replay-restreamed no-fsync   # some of them
+
+Each mutation replaces one exact piece of the product's code (it must occur exactly once, or the
+mutation is reported stale) and runs only the tests named for it, in a copy of the tree (the files git
+knows, as they are now on disk): the checkout is never changed, even if this is interrupted.  First the
+chosen tests run once unmutated and must pass; then, per mutation, they must fail.  The exit code is 0
+only if every chosen mutation was caught, so a test that stops proving its name fails this script.
+
+The list sits on the promises a gate makes (a commit before ADMIT, revocations, signatures, idempotency
+by scan id, the stream's order, conflicts recorded) and on the places a review found tests that did
+not look (issue 18).  Add a mutation with the test that is meant to catch it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import py_compile
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    breaks: str
+
+
+MUTATIONS = [
+    Mutation("replay-restreamed", "sync/arbiter/store.py",
+             "            return self._answer_of(db, c.scan)\n        if revoked:",
+             "            if prior[2] == 'won':\n"
+             "                self._emit(db, stream, now, kind='redemption', event=c.event, ticket=c.ticket,"
+             " gen=c.gen, scan=c.scan, gate=c.gate, at=c.at, arbiter_at=now)\n"
+             "            return self._answer_of(db, c.scan)\n        if revoked:",
+             ("tests/test_sync_messages.py::test_duplicated_reordered_and_replayed_messages_change_nothing",),
+             "the arbiter streams a replayed winning claim again as a new redemption"),
+]
+
+
+def tracked_files(root: Path) -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    return [name for name in out.splitlines() if (root / name).is_file()]
+
+
+def copy_tree(root: Path, dest: Path) -> None:
+    for name in tracked_files(root):
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target)
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool, str]:
+    """(passed, the last lines of pytest's output), pytest run inside `tree` so the copy is imported."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    try:
+        done = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {timeout:.0f} s"
+    lines = done.stdout.splitlines()
+    why = [line for line in lines if line.startswith("E ")][:1]  # the first failed assertion says what caught it
+    return done.returncode == 0, " | ".join([*why, *[line for line in lines if line.strip()][-1:]])
+
+
+def apply(tree: Path, m: Mutation) -> str | None:
+    """Write mutation `m` into `tree`; the reason it cannot be applied, if any."""
+    path = tree / m.path
+    text = path.read_text()
+    count = text.count(m.old)
+    if count != 1:
+        return f"stale: the code to mutate occurs {count} times in {m.path}"
+    path.write_text(text.replace(m.old, m.new))
+    if path.suffix == ".py":
+        try:
+            py_compile.compile(str(path), doraise=True)
+        except py_compile.PyCompileError as exc:
+            return f"the mutated file does not compile: {exc.msg}"
+    return None
+
+
+def check(tree: Path, m: Mutation, timeout: float) -> tuple[str, str]:
+    """("caught" | "SURVIVED" | "STALE", detail) for one mutation, the file restored afterwards."""
+    original = (tree / m.path).read_bytes()
+    try:
+        problem = apply(tree, m)
+        if problem:
+            return "STALE", problem
+        passed, tail = run_tests(tree, m.tests, timeout)
+        return ("SURVIVED" if passed else "caught"), tail
+    finally:
+        (tree / m.path).write_bytes(original)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per pytest run")
+    args = parser.parse_args(argv)
+    by_name = {m.name: m for m in MUTATIONS}
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:24} {m.path:32} {m.breaks}")
+        return 0
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        parser.error(f"no mutation named {', '.join(unknown)} (see --list)")
+    chosen = [by_name[n] for n in args.names] or MUTATIONS
+    with tempfile.TemporaryDirectory(prefix="qrgate-mutate-") as tmp:
+        tree = Path(tmp)
+        copy_tree(ROOT, tree)
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        passed, tail = run_tests(tree, tests, args.timeout * 2)
+        if not passed:
+            print(f"the chosen tests fail without any mutation, nothing to learn: {tail}")
+            return 2
+        survived = 0
+        for m in chosen:
+            start = time.monotonic()
+            verdict, detail = check(tree, m, args.timeout)
+            survived += verdict != "caught"
+            print(f"{verdict:8} {m.name:24} {time.monotonic() - start:5.0f} s  {m.breaks}\n         {detail}",
+                  flush=True)
+    print(f"{len(chosen) - survived} of {len(chosen)} mutations caught")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
