@@ -49,6 +49,12 @@ MUTATIONS = [
              "            return self._answer_of(db, c.scan)\n        if revoked:",
              ("tests/test_sync_messages.py::test_duplicated_reordered_and_replayed_messages_change_nothing",),
              "the arbiter streams a replayed winning claim again as a new redemption"),
+    Mutation("price-in-release", "gate/ownership/wallet.py",
+             '''"buyer": deal.other, "generation": held.generation,''',
+             '''"buyer": deal.other, "generation": held.generation, "amount": deal.amount,''',
+             ("tests/test_chain_flows.py::test_resale_alice_to_bob_raises_the_generation_and_hides_the_price",
+              "tests/test_chain_cli.py::test_the_story_with_the_real_command"),
+             "the seller's wallet puts the resale price into its release block (the box office stores it)"),
 ]
 
 
@@ -67,14 +73,15 @@ def copy_tree(root: Path, dest: Path) -> None:
 
 def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool, str]:
     """(passed, the last lines of pytest's output), pytest run inside `tree` so the copy is imported."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
     try:
         done = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f} s"
     lines = done.stdout.splitlines()
     why = [line for line in lines if line.startswith("E ")][:1]  # the first failed assertion says what caught it
-    return done.returncode == 0, " | ".join([*why, *[line for line in lines if line.strip()][-1:]])
+    failed = [line.split()[1].split("::")[-1] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    return done.returncode == 0, "\n         ".join([*why, *failed, *[line for line in lines if line.strip()][-1:]])
 
 
 def apply(tree: Path, m: Mutation) -> str | None:
