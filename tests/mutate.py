@@ -3,6 +3,7 @@
     .venv/bin/python tests/mutate.py              # every mutation on the list (a few minutes)
     .venv/bin/python tests/mutate.py --list       # the list: name, file, what it breaks
     .venv/bin/python tests/mutate.py replay-restreamed no-fsync   # some of them
+    .venv/bin/python tests/mutate.py no-fsync --tests tests/test_concurrency.py   # against other tests
 
 Each mutation replaces one exact piece of the product's code (it must occur exactly once, or the
 mutation is reported stale) and runs only the tests named for it, in a copy of the tree (the files git
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,12 @@ MUTATIONS = [
              ("tests/test_chain_flows.py::test_resale_alice_to_bob_raises_the_generation_and_hides_the_price",
               "tests/test_chain_cli.py::test_the_story_with_the_real_command"),
              "the seller's wallet puts the resale price into its release block (the box office stores it)"),
+    Mutation("no-fsync", "gate/store.py", '''what="store",''', '''what="store", synchronous="OFF",''',
+             ("tests/test_powercut.py",),
+             "the gate's store commits with synchronous=OFF: ADMIT survives a process crash, not a power cut"),
+    Mutation("wal-unsynced-commit", "gate/store.py", '''what="store",''', '''what="store", synchronous="NORMAL",''',
+             ("tests/test_powercut.py",),
+             "the gate's store commits with synchronous=NORMAL: in WAL mode a commit is synced only at checkpoints"),
 ]
 
 
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per pytest run")
+    parser.add_argument("--tests", nargs="+", help="run these tests instead of each mutation's own (to see "
+                        "which other tests are blind to it)")
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MUTATIONS}
     if args.list:
@@ -128,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no mutation named {', '.join(unknown)} (see --list)")
     chosen = [by_name[n] for n in args.names] or MUTATIONS
+    if args.tests:
+        chosen = [replace(m, tests=tuple(args.tests)) for m in chosen]
     with tempfile.TemporaryDirectory(prefix="qrgate-mutate-") as tmp:
         tree = Path(tmp)
         copy_tree(ROOT, tree)
