@@ -62,6 +62,14 @@ MUTATIONS = [
     Mutation("wal-unsynced-commit", "gate/store.py", '''what="store",''', '''what="store", synchronous="NORMAL",''',
              ("tests/test_powercut.py",),
              "the gate's store commits with synchronous=NORMAL: in WAL mode a commit is synced only at checkpoints"),
+    Mutation("check-then-insert", "gate/store.py",
+             "        with self.transaction() as tx:\n            refused = tx.refused(scan)\n            if refused is not None:\n"
+             "                return refused\n            if tx.take(scan, provisional=provisional):",
+             "        fresh = self.first_use(scan.event, scan.ticket_id) is None\n"
+             "        with self.transaction() as tx:\n            refused = tx.refused(scan)\n            if refused is not None:\n"
+             "                return refused\n            if fresh and (tx.take(scan, provisional=provisional) or True):",
+             ("tests/test_concurrency.py::test_two_processes_racing_over_1000_tickets_admit_each_exactly_once",),
+             "redeem checks the redeemed set before its transaction and admits whatever the insert finds"),
 ]
 
 
