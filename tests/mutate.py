@@ -70,6 +70,11 @@ MUTATIONS = [
              "                return refused\n            if fresh and (tx.take(scan, provisional=provisional) or True):",
              ("tests/test_concurrency.py::test_two_processes_racing_over_1000_tickets_admit_each_exactly_once",),
              "redeem checks the redeemed set before its transaction and admits whatever the insert finds"),
+    Mutation("scans-dropped-uncounted", "sync/gateside/feed.py",
+             '''        self.counters.add("scans_sent" if sent else "scans_dropped")''',
+             '''        if sent:\n            self.counters.add("scans_sent")''',
+             ("tests/test_dashboard_feed.py::test_without_a_broker_the_decision_stands_and_the_scan_is_dropped_and_counted",),
+             "a scan the broker cannot take is no longer counted (scans_dropped, the dashboard's 'dropped')"),
 ]
 
 
