@@ -75,6 +75,51 @@ MUTATIONS = [
              '''        if sent:\n            self.counters.add("scans_sent")''',
              ("tests/test_dashboard_feed.py::test_without_a_broker_the_decision_stands_and_the_scan_is_dropped_and_counted",),
              "a scan the broker cannot take is no longer counted (scans_dropped, the dashboard's 'dropped')"),
+    # the critical paths (issue 18's list): commit, revocation, signature, idempotency, stream order, conflicts
+    Mutation("fault-admits", "gate/decide.py", "            return self._fault(scan, verdict, exc)\n        except Exception",
+             "            return self._decision(scan, verdict, Outcome.ADMIT, None, Reason.NONE, '')\n        except Exception",
+             ("tests/test_store.py",),
+             "a store that cannot commit the redemption answers ADMIT instead of FAULT (fail open)"),
+    Mutation("revocation-ignored", "gate/store.py", "        if revoked:\n            self.audit(scan, Outcome.REVOKED",
+             "        if False:\n            self.audit(scan, Outcome.REVOKED",
+             ("tests/test_store.py",),
+             "the gate's redemption skips its revocation list"),
+    Mutation("arbiter-revocation-ignored", "sync/arbiter/store.py",
+             "        if revoked:\n            self._remember(db, c, \"revoked\", now)",
+             "        if False:\n            self._remember(db, c, \"revoked\", now)",
+             ("tests/test_sync_arbiter_store.py",),
+             "the arbiter's compare-and-set skips its revocation list"),
+    Mutation("hmac-unchecked", "gate/keys.py",
+             "            return hmac.compare_digest(hmac_tag(self.material, signed.signed), signed.tag)",
+             "            return True",
+             ("tests/test_store.py", "tests/test_worked_example.py", "tests/test_ticket_format.py"),
+             "an HMAC tag is not checked"),
+    Mutation("ed25519-unchecked", "gate/keys.py",
+             "            except InvalidSignature:\n                return False",
+             "            except InvalidSignature:\n                return True",
+             ("tests/test_store.py", "tests/test_worked_example.py", "tests/test_ticket_format.py"),
+             "a bad Ed25519 signature is accepted"),
+    Mutation("replayed-scan-used", "gate/store.py", "            if first is not None and first.scan_id == scan.scan_id:",
+             "            if False:",
+             ("tests/test_store.py",),
+             "a retried redemption with the same scan id answers ALREADY_USED (no idempotency by scan id)"),
+    Mutation("arbiter-replay-decided-again", "sync/arbiter/store.py", "        if prior is not None:\n            if (prior[0], prior[1])",
+             "        if False:\n            if (prior[0], prior[1])",
+             ("tests/test_sync_arbiter_store.py",),
+             "the arbiter decides a replayed scan id afresh instead of giving its first answer"),
+    Mutation("stream-gap-applied", "gate/sequence.py", "        if seq != position + 1:\n            return out, True",
+             "        if False:\n            return out, True",
+             ("tests/test_sync_ledger.py",),
+             "a follower applies a stream item past a gap instead of catching up first"),
+    Mutation("stream-replay-applied", "gate/sequence.py", "        if seq <= position:\n            continue",
+             "        if False:\n            continue",
+             ("tests/test_sync_ledger.py",),
+             "a follower applies a duplicated or replayed stream item again"),
+    Mutation("conflict-unrecorded", "sync/arbiter/store.py",
+             "        if c.admitted:\n            self._conflict(db, c, now, stream)\n        return self._answer_of(db, c.scan)",
+             "        return self._answer_of(db, c.scan)",
+             ("tests/test_sync_arbiter_store.py",),
+             "a late (admitted) claim that finds the ticket held is not recorded as a conflict"),
 ]
 
 
@@ -144,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {m.name: m for m in MUTATIONS}
     if args.list:
         for m in MUTATIONS:
-            print(f"{m.name:24} {m.path:32} {m.breaks}")
+            print(f"{m.name:28} {m.path:32} {m.breaks}")
         return 0
     unknown = [n for n in args.names if n not in by_name]
     if unknown:
@@ -165,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             verdict, detail = check(tree, m, args.timeout)
             survived += verdict != "caught"
-            print(f"{verdict:8} {m.name:24} {time.monotonic() - start:5.0f} s  {m.breaks}\n         {detail}",
+            print(f"{verdict:8} {m.name:28} {time.monotonic() - start:5.0f} s  {m.breaks}\n         {detail}",
                   flush=True)
     print(f"{len(chosen) - survived} of {len(chosen)} mutations caught")
     return 1 if survived else 0

@@ -65,6 +65,7 @@ def test_without_a_broker_the_decision_stands_and_the_scan_is_dropped_and_counte
                         and watcher.last("qrgate/status/gate-1"), 20, "gate-1 back online")
     counters = status["counters"]
     assert (counters.get("scans_sent"), counters.get("scans_dropped")) == (1, 3), counters
+    assert (counters["connects"], counters["disconnects"], counters["offline_decisions"]) == (2, 1, 3), counters
     assert [m["scan_id"] for m in watcher.on("qrgate/scan/gate-1")] == [first["scan_id"]]
     model = Model()  # and the admins' page shows the 3 dropped
     model.status("gate-1", status, time.time(), retained=False)

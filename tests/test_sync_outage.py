@@ -114,6 +114,10 @@ def test_a_gate_cut_off_admits_offline_and_exactly_the_double_entries_become_con
     held = dict(rows(site.arbiter_db(), "SELECT ticket_id, gate_id FROM claims"))
     assert all(held[f"t{i}"] == "gate-b" for i in range(40, 50))  # late but first: no conflict
 
+    counted = ("offline_decisions", "scans_dropped", "late_won", "conflicts")  # gate-b's status: what it went through
+    wait_until(lambda: [(watcher.last("qrgate/status/gate-b") or {}).get("counters", {}).get(c) for c in counted]
+               == [40, 40, 10, 20], 15, "gate-b's status to count 40 offline decisions and dropped scans, 10 late wins"
+               " and 20 conflicts")
     wait_until(lambda: len(watcher.on("qrgate/conflict/show7")) == 20, 10, "the conflicts to be published")
     published = watcher.on("qrgate/conflict/show7")
     assert {(m["ticket"], m["first"]["gate"], m["late"]["gate"]) for m in published} == {
