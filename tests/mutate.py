@@ -75,6 +75,9 @@ MUTATIONS = [
              '''        if sent:\n            self.counters.add("scans_sent")''',
              ("tests/test_dashboard_feed.py::test_without_a_broker_the_decision_stands_and_the_scan_is_dropped_and_counted",),
              "a scan the broker cannot take is no longer counted (scans_dropped, the dashboard's 'dropped')"),
+    Mutation("broker-no-password-file", "systemd/mosquitto/qrgate.conf.template", "password_file ${dir}/passwd\n", "",
+             ("tests/test_deploy_broker.py::test_a_wrong_password_is_refused",),
+             "the broker config has no password file (mosquitto then refuses every user, right password or not)"),
     # the critical paths (issue 18's list): commit, revocation, signature, idempotency, stream order, conflicts
     Mutation("fault-admits", "gate/decide.py", "            return self._fault(scan, verdict, exc)\n        except Exception",
              "            return self._decision(scan, verdict, Outcome.ADMIT, None, Reason.NONE, '')\n        except Exception",
