@@ -78,6 +78,11 @@ MUTATIONS = [
     Mutation("broker-no-password-file", "systemd/mosquitto/qrgate.conf.template", "password_file ${dir}/passwd\n", "",
              ("tests/test_deploy_broker.py::test_a_wrong_password_is_refused",),
              "the broker config has no password file (mosquitto then refuses every user, right password or not)"),
+    Mutation("no-integrity-check", "gate/store.py", "busy_timeout=busy_timeout, check=check))",
+             "busy_timeout=busy_timeout, check=False))",
+             ("tests/test_store.py::test_a_corrupted_page_fails_the_integrity_check",
+              "tests/test_sdnotify.py::test_gate_run_on_a_corrupt_store_never_says_ready"),
+             "the gate opens its store without the integrity check"),
     # the critical paths (issue 18's list): commit, revocation, signature, idempotency, stream order, conflicts
     Mutation("fault-admits", "gate/decide.py", "            return self._fault(scan, verdict, exc)\n        except Exception",
              "            return self._decision(scan, verdict, Outcome.ADMIT, None, Reason.NONE, '')\n        except Exception",
