@@ -83,6 +83,11 @@ MUTATIONS = [
              ("tests/test_store.py::test_a_corrupted_page_fails_the_integrity_check",
               "tests/test_sdnotify.py::test_gate_run_on_a_corrupt_store_never_says_ready"),
              "the gate opens its store without the integrity check"),
+    Mutation("demo-frames-blank", "gate/cli/demo.py",
+             "        frames += [held[i % len(held)] for i in range(FRAMES_PER_SHOWING)]",
+             "        frames += [idle[i % len(idle)] for i in range(FRAMES_PER_SHOWING)]",
+             ("tests/test_scanloop.py::test_demo_frames_decode",),
+             "the demo's frames never show the code (as many files, all idle)"),
     # the critical paths (issue 18's list): commit, revocation, signature, idempotency, stream order, conflicts
     Mutation("fault-admits", "gate/decide.py", "            return self._fault(scan, verdict, exc)\n        except Exception",
              "            return self._decision(scan, verdict, Outcome.ADMIT, None, Reason.NONE, '')\n        except Exception",
