@@ -88,6 +88,10 @@ MUTATIONS = [
              "        frames += [idle[i % len(idle)] for i in range(FRAMES_PER_SHOWING)]",
              ("tests/test_scanloop.py::test_demo_frames_decode",),
              "the demo's frames never show the code (as many files, all idle)"),
+    Mutation("asked-then-admitted-no-conflict", "sync/arbiter/store.py",
+             "                if prior[2] == \"lost\":\n                    self._conflict(db, c, now, stream)\n", "",
+             ("tests/test_sync_outage.py::test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_twice",),
+             "a claim the arbiter answered 'lost' while the gate, unanswered, admitted offline is no conflict"),
     # the critical paths (issue 18's list): commit, revocation, signature, idempotency, stream order, conflicts
     Mutation("fault-admits", "gate/decide.py", "            return self._fault(scan, verdict, exc)\n        except Exception",
              "            return self._decision(scan, verdict, Outcome.ADMIT, None, Reason.NONE, '')\n        except Exception",
