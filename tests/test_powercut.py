@@ -65,7 +65,10 @@ def redeemed_after(image: dict[str, bytes | None], home: Path, scratch: Path) ->
 def where(replay: powercut.Replay, feed: list[str], admitted_before: set[str]) -> str:
     """Where the cut landed: inside the commit of the decision after the last whole printed line (a redemption
     if its ticket was not admitted before, a used one's audit row else), in a checkpoint, or between them."""
-    deciding = feed[replay.printed.count(b"\n")]  # one line per decision, in the order fed
+    lines = replay.printed.count(b"\n")  # one line per decision, in the order fed
+    if lines == len(feed):
+        return "after the last decision"
+    deciding = feed[lines]
     if replay.in_flight("-wal"):
         return "inside a redemption" if mint_id(deciding) not in admitted_before else "inside an audit-only commit"
     return "inside a checkpoint" if replay.in_flight() else "between commits"
