@@ -7,6 +7,7 @@ step the way the CLI does (message out of one party, into the next).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,6 +143,33 @@ class World:
         receiver.accept(owned)
         giver.accept(owned)
         return owned
+
+
+#: a resale price no hex digest, signature or timestamp in a file contains by chance (a short one like 4321
+#: turns up in the box office's hex-encoded sealed blocks now and then)
+SECRET_PRICE = 738_291_645
+SECRET_PRICE_TEXTS = ("738291645", "7382916.45")  # in minor units (JSON) and as the CLI writes it
+
+
+def traces(needles: tuple[str, ...], *places: Path) -> list[str]:
+    """Where any of `needles` occurs in `places` (files, or folders searched whole): in each file's raw bytes,
+    a database's -wal, -shm and -journal beside it included (a database open in WAL mode holds its recent
+    rows there), and in every cell of every table of each database, read back through SQLite."""
+    files = sorted({f for p in places for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()}
+                   | {Path(f"{p}{tail}") for p in places if p.is_file() for tail in ("-wal", "-shm", "-journal")
+                      if Path(f"{p}{tail}").is_file()})
+    found = [f"{f.name}: bytes" for f in files for n in needles if n.encode() in f.read_bytes()]
+    for f in files:
+        if f.read_bytes()[:16] == b"SQLite format 3\0":
+            found += [f"{f.name}: {where}" for where in _cells_with(f, needles)]
+    return found
+
+
+def _cells_with(path: Path, needles: tuple[str, ...]) -> list[str]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return [f"table {t}" for t in tables for row in db.execute(f'SELECT * FROM "{t}"') for cell in row
+                for n in needles if n in (cell.decode("latin-1") if isinstance(cell, bytes) else str(cell))]
 
 
 def make_world(root: Path, *tickets: Listing, clock: Clock | None = None) -> World:

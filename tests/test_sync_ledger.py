@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,9 +192,13 @@ def test_stream_batches_that_arrive_together_are_applied_together_in_order(store
     assert sync._gather(("e1", [item(1)])) == (("e1", [item(1), item(2), item(3)]), ("kick", None))
     sync._inbox.put(("stream", ("e2", [item(1)])))  # another arbiter database ends it too
     assert sync._gather(("e1", [item(5)])) == (("e1", [item(4), item(5)]), ("stream", ("e2", [item(1)])))
+    late = threading.Timer(1.0, sync._inbox.put, (("stream", ("e1", [item(7)])),))  # long after the window
+    late.start()
     t0 = time.monotonic()
     assert sync._gather(("e1", [item(6)])) == (("e1", [item(6)]), None)  # nothing more: the window ends it
-    assert STREAM_EVERY * 0.9 <= time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 >= STREAM_EVERY * 0.9  # it did wait (a lower bound: never late on a slow machine)
+    late.join()
+    assert sync._inbox.get_nowait() == ("stream", ("e1", [item(7)]))  # it did not wait for the next batch
 
 
 def test_stream_items_of_every_kind(ledger: Ledger, store: Store) -> None:
