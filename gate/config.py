@@ -116,7 +116,12 @@ class SyncSection:
     cert_file: str = _opt("", "mqtts: this client's certificate, PEM (relative to home; `gate provision` writes "
                           "tls/client.crt); empty: none")
     key_file: str = _opt("", "mqtts: the private key of cert_file, PEM, 0600 (relative to home)")
-    arbiter_db: str = _opt("arbiter.db", "`gate arbiter`: its SQLite file (relative to home)")
+    arbiter_db: str = _opt("arbiter.db", "`gate arbiter`: its SQLite file (relative to home), or a postgresql:// URL "
+                           "(several instances on one database: docs/scale.md)")
+    arbiter_group: str = _opt("", "`gate arbiter`: the MQTT v5 shared-subscription group its instances share the "
+                              "requests in ($share/GROUP/...); empty: one instance gets every request")
+    arbiter_instance: str = _opt("", "`gate arbiter`: this instance's name, its status topic's last level "
+                                 "({prefix}/arbiter/status/NAME); empty: {prefix}/arbiter/status")
     ha_discovery: bool = _opt(False, "gates: announce this gate to Home Assistant by MQTT discovery (its status and "
                               "counters as sensors; docs/mqtt.md)")
     ha_prefix: str = _opt("homeassistant", "Home Assistant's MQTT discovery prefix")

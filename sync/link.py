@@ -26,6 +26,7 @@ import logging
 import select
 import socket
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
@@ -259,19 +260,30 @@ class Link:
             return False
         return True
 
-    def request(self, topic: str, payload: wire.Json, timeout: float) -> wire.Json | None:
-        """Publish a request and wait up to `timeout` seconds for its reply; None without one."""
+    def request(self, topic: str, payload: wire.Json, timeout: float,
+                resend_after: float | None = None) -> wire.Json | None:
+        """Publish a request and wait up to `timeout` seconds for its reply; None without one.
+
+        With `resend_after` (less than `timeout`), a request still unanswered then is published once more, the
+        same bytes with the same correlation (counted as `resent`): to a shared subscription that is another
+        chance at a live member, and the first reply of either answers it.  Only for idempotent requests.
+        """
         if self.reply_topic is None:
             raise SyncError("this link has no reply topic")
         correlation = uuid.uuid4().hex.encode()
         waiter = _Waiter()
         with self._lock:
             self._waiters[correlation] = waiter
+        deadline = time.monotonic() + timeout
         try:
             if not self.publish(topic, payload, qos=REQUEST_QOS, correlation=correlation,
                                 response_topic=self.reply_topic):
                 return None
-            waiter.event.wait(timeout)
+            if resend_after is not None and resend_after < timeout and not waiter.event.wait(resend_after) \
+                    and self.publish(topic, payload, qos=REQUEST_QOS, correlation=correlation,
+                                     response_topic=self.reply_topic):
+                self.counters.add("resent")
+            waiter.event.wait(max(0.0, deadline - time.monotonic()))
             return waiter.reply
         finally:
             with self._lock:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from gate.cli.common import SubParsers, command, iso, need_broker, say, stop_on_signals
 from gate.config import Config
 from gate.exc import ConfigError
-from gate.wiring import admin_client, open_arbiter, open_store, start_gate_sync
+from gate.wiring import admin_client, arbiter_store_at, open_arbiter, open_store, start_gate_sync
 
 
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
-    command(sub, common, "arbiter", cmd_arbiter,
-             "the central arbiter: answers claims (won/lost), publishes the redemption stream, until SIGTERM",
-             "gate arbiter --broker mqtt://10.0.0.2:1883 --home /var/lib/qrgate-arbiter")
+    p = command(sub, common, "arbiter", cmd_arbiter,
+                 "the central arbiter: answers claims (won/lost), publishes the redemption stream, until SIGTERM",
+                 "gate arbiter --broker mqtt://10.0.0.2:1883 --store postgresql://arbiter@db1/qrgate --instance a")
+    p.add_argument("--store", default="", metavar="WHERE",
+                   help="its store: a SQLite file or a postgresql:// URL (sync.arbiter_db)")
+    p.add_argument("--instance", default="", metavar="NAME",
+                   help="this instance's name among several on one database (sync.arbiter_instance)")
+    p.add_argument("--group", default="", metavar="GROUP",
+                   help="the shared-subscription group of the instances (sync.arbiter_group)")
     p = command(sub, common, "sync", cmd_sync,
                  "deliver this gate's outbox to the arbiter and apply its stream, until SIGTERM (or --once)",
                  "gate sync --once --broker mqtt://10.0.0.2:1883   # exit 0 once the outbox is empty")
@@ -31,7 +39,10 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
     need_broker(config)
-    arbiter, store = open_arbiter(config)
+    settings = {"arbiter_instance": args.instance, "arbiter_group": args.group}
+    config = dataclasses.replace(config, sync=dataclasses.replace(
+        config.sync, **{k: v for k, v in settings.items() if v}))
+    arbiter, store = open_arbiter(config, args.store)
     stop = stop_on_signals()
 
     def ready() -> None:
@@ -80,12 +91,12 @@ def _gate_conflicts(config: Config) -> list[dict[str, object]]:
 
 
 def _arbiter_conflicts(config: Config) -> list[dict[str, object]]:
-    from sync.arbiter.store import ArbiterStore
+    from sync.arbiter.stores import open_store
 
-    path = config.path(config.sync.arbiter_db)
-    if not path.exists():
-        raise ConfigError(f"{path}: no arbiter store here (sync.arbiter_db)")
-    store = ArbiterStore.open(path)
+    where = arbiter_store_at(config)
+    if isinstance(where, Path) and not where.exists():
+        raise ConfigError(f"{where}: no arbiter store here (sync.arbiter_db)")
+    store = open_store(where)
     try:
         return store.rows("SELECT * FROM conflicts ORDER BY seq")
     finally:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections import deque
@@ -75,7 +76,7 @@ class Arbiter:
 
     def __init__(self, store: ArbiterStore, broker: Broker, topics: Topics, *, keepalive: int = 10,
                  reconnect: tuple[int, int] = (1, 16), credentials: Credentials | None = None,
-                 status_every: float = 10.0, max_batch: int = 2000) -> None:
+                 status_every: float = 10.0, max_batch: int = 2000, group: str = "", instance: str = "") -> None:
         self.store = store
         self.topics = topics
         self.counters = Counters()
@@ -91,10 +92,12 @@ class Arbiter:
         self._fault = ""
         self._next_status = 0.0
         self._announce: Callable[[], None] | None = None
-        self.link = Link(broker, f"{topics.prefix}-arbiter-{os.getpid()}",
-                         subscriptions=[topics.requests(kind) for kind in REQUESTS],
+        # instances on one database (sync/arbiter/pgstore.py) share the requests: each goes to one of them
+        self.status_topic = topics.instance_status(instance)
+        self.link = Link(broker, f"{topics.prefix}-arbiter-{instance or socket.gethostname()}-{os.getpid()}",
+                         subscriptions=[topics.shared(topics.requests(kind), group) for kind in REQUESTS],
                          on_message=self._received, on_ready=self._ready_changed, after_packet=self._drained,
-                         will=(topics.arbiter_status, self._status("offline", reason="lost")),
+                         will=(self.status_topic, self._status("offline", reason="lost")),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
 
     # -- running ----------------------------------------------------------------------------
@@ -108,7 +111,7 @@ class Arbiter:
                 self.step(timeout=0.2)
             self._finish(deadline=time.monotonic() + 2.0)
         finally:
-            self.link.stop(final=(self.topics.arbiter_status, self._status("offline", reason="stopped")))
+            self.link.stop(final=(self.status_topic, self._status("offline", reason="stopped")))
 
     def step(self, timeout: float) -> int:
         """The committer's turn: serve work the network thread left waiting for DEFER_GRACE s (with
@@ -330,7 +333,7 @@ class Arbiter:
         state = "fault" if self._fault else "online"
         payload = self._status(state, epoch=self.store.epoch, head=self.store.head(), store=self.store.counts(),
                                counters=self.counters.snapshot(), detail=self._fault)
-        if self.link.publish(self.topics.arbiter_status, payload, retain=True) and self._announce is not None:
+        if self.link.publish(self.status_topic, payload, retain=True) and self._announce is not None:
             self._announce()
             self._announce = None
 

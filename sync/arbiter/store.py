@@ -50,7 +50,7 @@ CLAIM_LOOKUP = """
     SELECT s.event, s.ticket_id, s.answer, s.admitted,
            EXISTS (SELECT 1 FROM revoked WHERE ticket_id = :ticket AND event IN (:event, :any)),
            coalesce((SELECT generation FROM generations WHERE event = :event AND ticket_id = :ticket), 0),
-           h.gate_id, h.at, h.scan_id, h.arbiter_at
+           h.gate_id, h.at, h.scan_id, h.arbiter_at, s.gate_id
     FROM (SELECT 1) AS one
     LEFT JOIN scans AS s ON s.scan_id = :scan
     LEFT JOIN claims AS h ON h.event = :event AND h.ticket_id = :ticket"""
@@ -156,6 +156,10 @@ class ArbiterStore:
         prior = row[0:4] if row[0] is not None else None
         revoked, current = row[4], row[5]
         holder = First(*row[6:10]) if row[6] is not None else None
+        if prior is not None and row[10] != c.gate:
+            # a scan id is bound to the gate that made it: ids of wins are on the stream for all to see, and
+            # another gate's claim with one must neither mark that scan admitted nor add a conflict to it
+            return Answer(c.scan, "refused", detail="scan_id_taken: the scan id belongs to another gate")
         if prior is not None and prior[2] == "released" and c.admitted and (prior[0], prior[1]) == (c.event, c.ticket):
             # someone was let in: that is a fact to record, whatever the tombstone said (a correct gate never
             # releases a scan it admitted, so this takes a buggy or forged release)
@@ -251,8 +255,9 @@ class ArbiterStore:
         Kept in the stream only (no table of its own): gates keep the highest generation they were
         told, so a repeated item changes nothing.  Answered "revoked": the older generations are.
         """
-        db.execute("INSERT INTO generations VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET generation ="
-                   " max(generation, excluded.generation)", (g.event, g.ticket, g.gen))
+        db.execute("INSERT INTO generations VALUES (?, ?, ?) ON CONFLICT (event, ticket_id) DO UPDATE SET"
+                   " generation = excluded.generation WHERE excluded.generation > generations.generation",
+                   (g.event, g.ticket, g.gen))  # (SQL that PostgreSQL speaks too: sync/arbiter/pgstore.py)
         seq = self._emit(db, stream, now, kind="generation", event=g.event, ticket=g.ticket, gen=g.gen, by=g.by,
                          at=g.at or now)
         return Answer(g.ticket, "revoked", seq, detail=f"generations below {g.gen}")
@@ -352,12 +357,16 @@ class ArbiterStore:
                          late={"gate": late_gate, "at": late_at, "scan": late_scan}, arbiter_at=now)
         db.execute("UPDATE conflicts SET seq = ? WHERE late_scan_id = ?", (seq, late_scan))
 
-    @staticmethod
-    def _emit(db: sqlite3.Connection, stream: list[Json], now: float, **item: object) -> int:
-        seq = db.execute("INSERT INTO stream (kind, body, arbiter_at) VALUES (?, ?, ?)",
-                         (item["kind"], json.dumps(item, separators=(",", ":")), now)).lastrowid
-        assert seq is not None
+    def _emit(self, db: sqlite3.Connection, stream: list[Json], now: float, **item: object) -> int:
+        seq = self._append(db, str(item["kind"]), json.dumps(item, separators=(",", ":")), now)
         stream.append({"seq": seq, **item})
+        return seq
+
+    @staticmethod
+    def _append(db: sqlite3.Connection, kind: str, body: str, now: float) -> int:
+        """One stream row; its sequence number (AUTOINCREMENT: never reused)."""
+        seq = db.execute("INSERT INTO stream (kind, body, arbiter_at) VALUES (?, ?, ?)", (kind, body, now)).lastrowid
+        assert seq is not None
         return seq
 
     # -- reading -----------------------------------------------------------------------------

@@ -43,6 +43,9 @@ from sync.topics import Topics
 log = logging.getLogger(__name__)
 
 SUSPECT_AFTER = 3  # unanswered claims in a row before the arbiter is taken for gone
+#: the share of the claim budget after which an unanswered claim is sent once more (same scan id: idempotent).
+#: Arbiter instances share the claim topic: the copy goes to a live one if the first went to one that died
+RESEND_AT = 0.5
 #: seconds the worker gathers stream batches before applying them together.  A gate's own win comes back on
 #: the stream right after its answer, while the decision thread commits its result: applied at once it took
 #: the store from that commit (0.2-0.3 ms a claim on this machine, a whole fsync on a gate's SD card)
@@ -68,6 +71,7 @@ class GateSync:
         self._caught_up = threading.Event()
         self._idle = threading.Event()
         self._arbiter = "unknown"
+        self._instances: dict[str, str] = {}  # status topic -> state of each arbiter instance heard of
         self._unanswered = 0
         self._fault = ""
         self._clock_offset: float | None = None
@@ -78,7 +82,7 @@ class GateSync:
         self.on_connect: list[Callable[[], None]] = []
         self._worker = threading.Thread(target=self._run, name=f"sync-{gate_id}", daemon=True)
         self.link = Link(broker, f"{gate_id}{client_suffix}",
-                         subscriptions=[topics.stream, topics.arbiter_status], reply_topic=topics.reply(gate_id),
+                         subscriptions=[topics.stream, topics.instance_statuses], reply_topic=topics.reply(gate_id),
                          on_message=self._received, on_ready=lambda up: self._inbox.put(("link", up)),
                          will=(topics.status(gate_id), self._status_payload("offline", reason="lost", at=None)),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
@@ -126,8 +130,9 @@ class GateSync:
     def claim(self, claim: wire.Claim, budget: float | None = None) -> wire.Answer | None:
         """The arbiter's answer to one claim within the budget, or None."""
         self.counters.add("claims")
+        budget = self.budget if budget is None else budget
         reply = self.link.request(self.topics.request("claim", self.gate_id), wire.request("claims", [claim]),
-                                  self.budget if budget is None else budget)
+                                  budget, resend_after=budget * RESEND_AT)
         if reply is None:
             self._unanswered += 1
             self.counters.add("claim_timeouts")
@@ -157,9 +162,11 @@ class GateSync:
     def _received(self, msg: Inbound) -> None:
         if msg.topic == self.topics.stream:
             self._inbox.put(("stream", wire.parse_stream(msg.payload)))
-        elif msg.topic == self.topics.arbiter_status:
+        elif msg.topic.startswith(self.topics.arbiter_status):  # one instance's status (Topics.instance_status)
             state = wire.text(msg.payload, "state")
-            self._arbiter = "offline" if state == "offline" else "online"
+            self._instances[msg.topic] = state
+            # offline only when every instance says so: a dead instance's last will does not speak for the rest
+            self._arbiter = "offline" if all(s == "offline" for s in self._instances.values()) else "online"
             if state != "offline":
                 self._unanswered = 0
             self._inbox.put(("arbiter", msg.payload))
