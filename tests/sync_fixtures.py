@@ -169,8 +169,9 @@ class Site:
     def home(self, gate_id: str) -> Path:
         return self.root / gate_id
 
-    def start_arbiter(self) -> Proc:
-        proc = Proc(["arbiter"], self.env(self.arbiter_home))
+    def start_arbiter(self, *args: str, broker_url: str | None = None, **extra: str) -> Proc:
+        """`gate arbiter ARGS` (e.g. --store postgresql://... --instance a --group arbiters), once it is ready."""
+        proc = Proc(["arbiter", *args], self.env(self.arbiter_home, broker_url, **extra))
         self.procs.append(proc)
         line = proc.line(20)
         assert line.startswith("arbiter ready"), line
