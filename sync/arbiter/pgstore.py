@@ -106,14 +106,46 @@ def dialect(sql: str) -> str:
 
 
 class PgSql:
-    """A psycopg connection behind the part of sqlite3.Connection that store.py uses: ``execute`` returning a
-    cursor to ``fetchone``, ``fetchall``, iterate or read ``rowcount`` from."""
+    """A psycopg connection in pipeline mode behind the part of sqlite3.Connection that store.py uses: ``execute``
+    returning a cursor to ``fetchone``, ``fetchall``, iterate or read ``rowcount`` from.
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    In pipeline mode a statement is sent without waiting for its result: store.py's writes cost no round
+    trip of their own, only its reads (a fetch waits for everything sent before it).  `rowcount` waits too.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None = None) -> None:
         self.conn = conn
+        self.pipeline = pipeline
 
-    def execute(self, sql: str, args: Sequence[object] | dict[str, object] = ()) -> psycopg.Cursor[Any]:
-        return self.conn.execute(dialect(sql), args or None)
+    def execute(self, sql: str, args: Sequence[object] | dict[str, object] = ()) -> PgCursor:
+        return PgCursor(self.conn.execute(dialect(sql), args or None), self.pipeline)
+
+
+class PgCursor:
+    """A psycopg cursor whose `rowcount` is known when read, also in pipeline mode."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline | None) -> None:
+        self.cursor = cursor
+        self.pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        if self.pipeline is not None:
+            self.pipeline.sync()
+        return self.cursor.rowcount
+
+    @property
+    def description(self) -> Any:
+        return self.cursor.description
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.cursor)
 
 
 class PgArbiterStore(ArbiterStore):
@@ -127,6 +159,7 @@ class PgArbiterStore(ArbiterStore):
         self.checkpoint_errors = 0
         self._finish_checkpoint = False
         self._pg: psycopg.Connection[Any] | None = conn
+        self._head = 0  # the stream's head in the open write transaction (it holds the counter row)
         self._lock = threading.RLock()
 
     @classmethod
@@ -189,20 +222,21 @@ class PgArbiterStore(ArbiterStore):
                 raise ArbiterStoreError(f"{self.path}: {exc}".strip()) from exc
 
     @contextmanager
-    def _transaction(self, head: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction; with `head` it first locks the stream's counter row (every write batch: serial)."""
-        with self._session() as conn, conn.transaction():
-            db = PgSql(conn)
-            if head:
-                db.execute("SELECT seq FROM stream_head FOR UPDATE")
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction in pipeline mode: it first locks the stream's counter row (so every write batch
+        is serial) and writes the counter back before COMMIT."""
+        with self._session() as conn, conn.pipeline() as pipeline, conn.transaction():
+            db = PgSql(conn, pipeline)
+            start = self._head = int(db.execute("SELECT seq FROM stream_head FOR UPDATE").fetchone()[0])
             yield cast(sqlite3.Connection, db)  # duck-typed: the calls store.py makes (see PgSql)
+            if self._head != start:
+                db.execute("UPDATE stream_head SET seq = ?", (self._head,))
 
-    @staticmethod
-    def _append(db: sqlite3.Connection, kind: str, body: str, now: float) -> int:
-        """The next number from the counter row this transaction holds (commit order, no holes)."""
-        return int(db.execute("WITH head AS (UPDATE stream_head SET seq = seq + 1 RETURNING seq)"
-                              " INSERT INTO stream (seq, kind, body, arbiter_at) SELECT seq, ?, ?, ? FROM head"
-                              " RETURNING seq", (kind, body, now)).fetchone()[0])
+    def _append(self, db: sqlite3.Connection, kind: str, body: str, now: float) -> int:
+        """The next number after the counter row this transaction holds (commit order, no holes)."""
+        self._head += 1
+        db.execute("INSERT INTO stream (seq, kind, body, arbiter_at) VALUES (?, ?, ?, ?)", (self._head, kind, body, now))
+        return self._head
 
     # -- reading -------------------------------------------------------------------------------
     def read_stream(self, after: int, limit: int) -> tuple[list[Json], int]:

@@ -362,8 +362,7 @@ class ArbiterStore:
         stream.append({"seq": seq, **item})
         return seq
 
-    @staticmethod
-    def _append(db: sqlite3.Connection, kind: str, body: str, now: float) -> int:
+    def _append(self, db: sqlite3.Connection, kind: str, body: str, now: float) -> int:
         """One stream row; its sequence number (AUTOINCREMENT: never reused)."""
         seq = db.execute("INSERT INTO stream (kind, body, arbiter_at) VALUES (?, ?, ?)", (kind, body, now)).lastrowid
         assert seq is not None
