@@ -145,11 +145,12 @@ class RequestProperties(Properties):
 
 
 class _Waiter:
-    __slots__ = ("event", "reply")
+    __slots__ = ("event", "reply", "tag")
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str) -> None:
         self.event = threading.Event()
         self.reply: wire.Json | None = None
+        self.tag = tag
 
 
 class Link:
@@ -261,17 +262,18 @@ class Link:
         return True
 
     def request(self, topic: str, payload: wire.Json, timeout: float,
-                resend_after: float | None = None) -> wire.Json | None:
+                resend_after: float | None = None, tag: str = "") -> wire.Json | None:
         """Publish a request and wait up to `timeout` seconds for its reply; None without one.
 
         With `resend_after` (less than `timeout`), a request still unanswered then is published once more, the
         same bytes with the same correlation (counted as `resent`): to a shared subscription that is another
         chance at a live member, and the first reply of either answers it.  Only for idempotent requests.
+        A request with a `tag` can be given up early by `wake(tag)`.
         """
         if self.reply_topic is None:
             raise SyncError("this link has no reply topic")
         correlation = uuid.uuid4().hex.encode()
-        waiter = _Waiter()
+        waiter = _Waiter(tag)
         with self._lock:
             self._waiters[correlation] = waiter
         deadline = time.monotonic() + timeout
@@ -369,9 +371,14 @@ class Link:
         waiter.reply = payload
         waiter.event.set()
 
-    def _wake_all(self) -> None:
+    def wake(self, tag: str) -> None:
+        """Give up the waiting requests of `tag` now (they return None): e.g. the arbiter they asked has gone,
+        and its successor should be asked instead of waiting out the timeout."""
+        self._wake_all(tag)
+
+    def _wake_all(self, tag: str | None = None) -> None:
         with self._lock:
-            waiters = list(self._waiters.values())
+            waiters = [w for w in self._waiters.values() if tag is None or (tag and w.tag == tag)]
         for waiter in waiters:
             waiter.event.set()
 

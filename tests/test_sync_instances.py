@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,27 +19,15 @@ import pytest
 pytest.register_assert_rewrite("sync_fixtures")
 
 from pg_fixtures import fresh_database  # noqa: E402
-from sync_fixtures import GateProc, Mosquitto, Proc, Site, Watcher, rows, running_broker, wait_until  # noqa: E402
+from sync_fixtures import GateProc, Proc, Site, Watcher, rows, wait_until  # noqa: E402
 
 GROUP = "arbiters"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from running_broker(tmp_path)
 
 
 @pytest.fixture
 def url() -> Iterator[str]:
     with fresh_database() as found:
         yield found
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker: Mosquitto) -> Iterator[Site]:
-    s = Site(tmp_path, broker)
-    yield s
-    s.close()
 
 
 def start_instance(site: Site, url: str, name: str) -> Proc:
