@@ -94,8 +94,8 @@ class ScannerSection:
 class SyncSection:
     """Multi-gate single use over MQTT (sync/, docs/mqtt.md)."""
 
-    broker: str = _opt("", "MQTT v5 broker, mqtt://host:port or mqtts://host:port; empty: decide from the local "
-                       "store alone")
+    broker: str = _opt("", "MQTT v5 broker, mqtt://host:port or mqtts://host:port; several, comma separated: "
+                       "tried in turn (failover); empty: decide from the local store alone")
     prefix: str = _opt("qrgate", "first level of every qrgate topic")
     claim_budget: float = _opt(0.3, "seconds a scan waits for the arbiter's answer before the offline policy decides",
                                min=0.01, max=10)
@@ -104,8 +104,10 @@ class SyncSection:
         "provisionally, and reconcile later) or deny")
     connect_wait: float = _opt(3.0, "seconds `gate check` waits at start for the broker and the arbiter", min=0)
     drain_wait: float = _opt(10.0, "seconds `gate check` waits at exit for its outbox to reach the arbiter", min=0)
-    reconnect_min: int = _opt(1, "seconds before the first reconnect attempt (doubling up to reconnect_max)", min=1)
-    reconnect_max: int = _opt(16, "longest wait between reconnect attempts, seconds", min=1)
+    reconnect_min: int = _opt(1, "seconds before the first reconnect attempt (doubling up to reconnect_max; each "
+                              "wait drawn from its upper half, so gates do not all come back at once)", min=1)
+    reconnect_max: int = _opt(1, "longest wait between reconnect attempts, seconds (1: back online within a second "
+                              "of a venue network's heal; raise it over a WAN)", min=1)
     keepalive: int = _opt(10, "MQTT keepalive, seconds: a silent broker is noticed within 1.5x this", min=2)
     status_every: float = _opt(10.0, "seconds between retained status updates", min=0.2)
     batch: int = _opt(200, "claims or releases per outbox-drain message", min=1, max=1000)

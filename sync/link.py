@@ -6,8 +6,12 @@ What a caller may rely on:
   its ``on_socket_open`` callback does it).  Without it a QoS 1 round trip
   costs ~44 ms instead of ~0.6 ms; the broker's listener needs
   ``set_tcp_nodelay true`` as well (docs/mqtt.md).
-* Reconnects with exponential backoff (``reconnect_delay_set``), also when
-  the first connection fails.  Every connection is a clean start: the
+* Reconnects with exponential backoff from ``reconnect[0]`` to ``reconnect[1]``
+  seconds, each wait drawn at random from its upper half (`reconnect_delay`),
+  also when the first connection fails; with several brokers (`Broker.others`)
+  each attempt goes to the next one in turn.  Every connection is a clean start
+  with a session that ends with it (a shared subscription's messages are never
+  kept for a member that is gone).  The
   subscriptions are made again on each connect, and the link only reports
   itself ready once the broker has granted them (SUBACK).
 * The last will (retained, QoS 1) is set before the first connect.
@@ -23,6 +27,7 @@ What a caller may rely on:
 from __future__ import annotations
 
 import logging
+import random
 import select
 import socket
 import threading
@@ -55,14 +60,27 @@ MAX_QUEUED = 10_000
 
 @dataclass(frozen=True)
 class Broker:
-    """Where the broker listens: parsed from mqtt://host[:port] or mqtts://host[:port]."""
+    """Where the broker listens: parsed from mqtt://host[:port] or mqtts://host[:port]; several URLs, comma
+    separated, are one broker with `others` to fail over to (a Link tries them in turn)."""
 
     host: str
     port: int = 1883
     tls: bool = False
+    others: tuple[Broker, ...] = ()
 
     @classmethod
     def parse(cls, url: str) -> Broker:
+        first, *rest = [cls._parse_one(u.strip()) for u in url.split(",")]
+        if any(b.tls != first.tls for b in rest):
+            raise BrokerURLError(f"brokers {url!r}: all mqtt:// or all mqtts:// (one TLS set-up serves them all)")
+        return cls(first.host, first.port, first.tls, tuple(rest))
+
+    def each(self) -> list[Broker]:
+        """This broker and the ones to fail over to, in order, each on its own."""
+        return [Broker(self.host, self.port, self.tls), *self.others]
+
+    @classmethod
+    def _parse_one(cls, url: str) -> Broker:
         parts = urllib.parse.urlsplit(url if "://" in url else f"mqtt://{url}")
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
             raise BrokerURLError(f"broker {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
@@ -76,7 +94,15 @@ class Broker:
         return cls(parts.hostname, port, tls)
 
     def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        return ",".join(f"{'mqtts' if b.tls else 'mqtt'}://{b.host}:{b.port}" for b in self.each())
+
+
+def reconnect_delay(failures: int, reconnect: tuple[int, int], rng: random.Random) -> float:
+    """Seconds before the next connection attempt after `failures` in a row: doubling from reconnect[0] up to
+    reconnect[1], each wait drawn from its upper half, so gates that lost the network together do not all come
+    back in the same instant."""
+    low, high = reconnect[0], max(reconnect)
+    return min(high, low * 2 ** min(max(failures - 1, 0), 16)) * rng.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -186,6 +212,11 @@ class Link:
         self._sub_mid: int | None = None
         self._lock = threading.Lock()
         self._waiters: dict[bytes, _Waiter] = {}
+        self._brokers = broker.each()
+        self._at = 0  # the broker of self._brokers being tried or used
+        self._failures = 0  # connection attempts failed (or connections lost) in a row
+        self._reconnect = reconnect
+        self._rng = random.Random()
         self._client = self._make_client(client_id, will, reconnect, credentials or Credentials(), after_packet)
 
     def _make_client(self, client_id: str, will: tuple[str, wire.Json] | None, reconnect: tuple[int, int],
@@ -195,13 +226,14 @@ class Link:
         client.on_socket_open = self._socket_opened
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
+        client.on_connect_fail = self._connect_failed
         client.on_subscribe = self._subscribed
         client.on_message = self._message
         if after_packet is not None:
             # paho builds a PUBACK ReasonCode and Properties for every QoS 0 message it writes when this is
             # set: only a link that wants to hear of acknowledgements read pays for it
             client.on_publish = self._published
-        client.reconnect_delay_set(min_delay=reconnect[0], max_delay=max(reconnect))
+        self._set_delay(client)
         client.max_queued_messages_set(MAX_QUEUED)
         if will is not None:
             client.will_set(will[0], wire.encode(will[1]), qos=QOS, retain=True)
@@ -218,8 +250,8 @@ class Link:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background; returns at once (see `ready`)."""
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self._keepalive,
-                                   clean_start=True)
+        first = self._brokers[0]
+        self._client.connect_async(first.host, first.port, keepalive=self._keepalive, clean_start=True)
         self._client.loop_start()
 
     def stop(self, final: tuple[str, wire.Json] | None = None, timeout: float = 2.0) -> None:
@@ -235,6 +267,11 @@ class Link:
         self._client.loop_stop()
         self._ready = False
         self._wake_all()
+
+    @property
+    def connected_to(self) -> Broker:
+        """The broker in use (or being tried)."""
+        return self._brokers[self._at]
 
     @property
     def ready(self) -> bool:
@@ -305,6 +342,8 @@ class Link:
             log.warning("broker %s refused the connection: %s", self.broker, reason)
             return
         self.counters.add("connects")
+        self._failures = 0
+        self._set_delay(client)
         if self._subscriptions:
             _rc, self._sub_mid = client.subscribe([(t, SubscribeOptions(qos=QOS)) for t in self._subscriptions])
         else:
@@ -319,12 +358,33 @@ class Link:
             log.error("broker %s refused subscriptions (ACL?): %s", self.broker, ", ".join(refused))
         self._set_ready(True)
 
-    def _disconnected(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _disconnected(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._ready and not self._stopping:
             self.counters.add("disconnects")
-            log.warning("lost the broker %s (%s); reconnecting", self.broker, reason)
+            log.warning("lost the broker %s (%s); reconnecting", self.connected_to, reason)
         self._set_ready(False)
         self._wake_all()
+        if not self._stopping:
+            self._try_next(client)
+
+    def _connect_failed(self, client: mqtt.Client, _userdata: Any) -> None:
+        self.counters.add("connect_failed")
+        self._try_next(client)
+
+    def _try_next(self, client: mqtt.Client) -> None:
+        """Before paho's next attempt: the next broker in turn, and the (jittered) wait before it."""
+        self._failures += 1
+        if len(self._brokers) > 1:
+            self._at = (self._at + 1) % len(self._brokers)
+            # (paho's host and port setters refuse while it is reconnecting; connect_async takes them at any
+            # time, and paho's reconnect loop then dials them)
+            client.connect_async(self.connected_to.host, self.connected_to.port, keepalive=self._keepalive,
+                                 clean_start=True)
+        self._set_delay(client)
+
+    def _set_delay(self, client: mqtt.Client) -> None:
+        delay = reconnect_delay(self._failures, self._reconnect, self._rng)
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]  # floats work
 
     def _message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         props = msg.properties

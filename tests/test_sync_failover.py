@@ -1,4 +1,5 @@
-"""Failing over with real processes: a gate keeps applying the stream while it waits for an arbiter that died."""
+"""Failing over with real processes: a gate keeps applying the stream while it waits for an arbiter that died; gates
+fail over to a second broker."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import json
 import os
 import signal
 import time
+from collections import Counter
+from pathlib import Path
 
+import psycopg
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import Site, TcpProxy, Watcher, wait_until  # noqa: E402
+from pg_fixtures import fresh_database  # noqa: E402
+from sync_fixtures import Mosquitto, Site, TcpProxy, Watcher, wait_until  # noqa: E402
 
 from sync.follower import REQUEST_TIMEOUT  # noqa: E402
 
@@ -47,3 +52,57 @@ def test_a_gate_applies_the_stream_while_its_request_waits_for_an_arbiter_that_d
     assert (again["outcome"], again["provisional"]) == ("ALREADY_USED", False), (cut_after, again)
     watcher.close()
     proxy.close()
+
+
+@pytest.mark.slow
+def test_one_broker_of_two_killed_mid_run_the_gates_fail_over_and_keep_claiming_online(
+        site: Site, tmp_path: Path) -> None:
+    """Two independent mosquittos, an arbiter instance on each (one PostgreSQL database); three gates that know
+    both brokers check the same tickets at a steady pace while the first broker is killed."""
+    second = Mosquitto(tmp_path / "broker-2").start()
+    try:
+        with fresh_database() as url:
+            site.start_arbiter("--store", url, "--instance", "a", "--group", "arbiters")
+            site.start_arbiter("--store", url, "--instance", "b", "--group", "arbiters", broker_url=second.url)
+            both = f"{site.broker.url},{second.url}"
+            ids = ["gate-1", "gate-2", "gate-3"]
+            watcher = Watcher(site.broker)
+            gates = [site.start_gate(g, broker_url=both) for g in ids]
+            watcher.wait_online(*ids)
+            watcher.close()
+            tickets = site.mint(240)
+            orders = [tickets, tickets[::-1], tickets[120:] + tickets[:120]]
+            for n in range(len(tickets)):
+                if n == 80:
+                    site.broker.proc.kill()  # type: ignore[union-attr]
+                for gate, order in zip(gates, orders, strict=True):
+                    gate.send(order[n])
+                time.sleep(0.02)
+            time.sleep(1.5)  # the failover is done by now ...
+            for k, gate in enumerate(gates):  # ... and every gate claims tickets of its own online
+                for ticket in site.mint(20, prefix=f"own{k}-"):
+                    gate.send(ticket)
+            outputs = [[] for _ in gates]  # type: list[list[dict[str, object]]]
+            for gate, out in zip(gates, outputs, strict=True):
+                assert gate.finish(120) in (0, 1), gate.stderr
+                out += gate.outputs()
+            check_failover(url, outputs)
+    finally:
+        second.stop()
+
+
+def check_failover(url: str, outputs: list[list[dict[str, object]]]) -> None:
+    assert [len(out) for out in outputs] == [260] * 3
+    for out in outputs:
+        assert [(r["outcome"], r["provisional"]) for r in out[240:]] == [("ADMIT", False)] * 20, out[240:]
+    decisions = [r for out in outputs for r in out]
+    online = [r for r in decisions if r["outcome"] == "ADMIT" and not r["provisional"]]
+    assert max(Counter(r["ticket_id"] for r in online).values()) == 1, "a ticket was admitted twice online"
+    offline = [[i for i, r in enumerate(out) if r["provisional"] or r["outcome"] == "FAULT"] for out in outputs]
+    print(f"decided offline (by position in each gate's run; the broker died at 80): {offline}")
+    assert all(len(positions) <= 80 for positions in offline)
+    with psycopg.connect(url, autocommit=True) as conn:
+        holders = {s for (s,) in conn.execute("SELECT scan_id FROM claims")}
+        late = {s for (s,) in conn.execute("SELECT late_scan_id FROM conflicts WHERE state = 'open'")}
+    admitted = {r["scan_id"] for r in decisions if r["outcome"] == "ADMIT"}
+    assert admitted <= holders | late, "an admission never reached the arbiter"
