@@ -1,17 +1,25 @@
 """The PostgreSQL arbiter store with several writers on one database: one compare-and-set, one gap-free stream
-in commit order, migrations recorded once (the cases both stores share are in test_sync_arbiter_store.py)."""
+in commit order, migrations recorded once, a SQLite arbiter's state moved over (the cases both stores share are in
+test_sync_arbiter_store.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import ROOT
 from pg_fixtures import fresh_database
+from sync_fixtures import Site, rows
 
 from sync.arbiter.pgstore import PG_MIGRATIONS, PgArbiterStore
-from sync.wire import Claim, Revocation
+from sync.arbiter.store import ArbiterStore
+from sync.exc import ArbiterStoreError
+from sync.wire import Claim, Override, Release, Revocation, Supersession
 
 WRITERS = 4
 TICKETS = 150
@@ -115,11 +123,70 @@ def test_an_instance_outlives_a_lost_connection(url: str) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
                          " AND pid <> pg_backend_pid()")
-        from sync.exc import ArbiterStoreError
-
         with pytest.raises(ArbiterStoreError):
             store.apply([Claim("s2", "show7", "t2", "g1", 2.0, 0)])
         answers, _ = store.apply([Claim("s2", "show7", "t2", "g1", 2.0, 0)])
         assert (answers[0].answer, answers[0].seq) == ("won", 2)
     finally:
         store.close()
+
+
+def sqlite_history(folder: Path) -> ArbiterStore:
+    """A SQLite arbiter with some of everything: wins, a loss, a release, a conflict, a revocation, an override,
+    a raised generation."""
+    store = ArbiterStore.open(folder / "arbiter.db")
+    store.apply([Claim("s1", "show7", "t1", "g1", 1.0, 0), Claim("s2", "show7", "t1", "g2", 2.0, 0),
+                 Claim("s3", "show7", "t2", "g1", 3.0, 0), Claim("s4", "show7", "t3", "g3", 4.0, 0)])
+    store.apply([Release("s3", "show7", "t2", "g1"), Claim("s5", "show7", "t1", "g3", 0.5, 0, True),
+                 Revocation("show7", "t9", "admin", "refunded"), Override("admit", "show7", "t5", "admin", "ann", "vip"),
+                 Supersession("show7", "t6", 2, "boxoffice")])
+    return store
+
+
+TABLES = ("claims", "scans", "conflicts", "revoked", "stream", "overrides", "generations")
+
+
+def test_migrate_from_sqlite_keeps_every_row_the_epoch_and_the_stream_positions(tmp_path: Path, url: str) -> None:
+    old = sqlite_history(tmp_path)
+    new = PgArbiterStore.open(url)
+    try:
+        copied = new.adopt(old)
+        assert copied["stream"] == old.head() > 5 and copied["overrides"] == 1
+        assert (new.epoch, new.head(), new.counts()) == (old.epoch, old.head(), old.counts())
+        for table in TABLES:
+            assert new.rows(f"SELECT * FROM {table} ORDER BY 1") == old.rows(f"SELECT * FROM {table} ORDER BY 1"), table
+        assert new.read_stream(0, 100) == old.read_stream(0, 100)
+        # it goes on where the SQLite arbiter stopped: the same answers, the next sequence number, the next override
+        for op in (Claim("s1", "show7", "t1", "g1", 1.0, 0), Claim("s2", "show7", "t1", "g2", 2.0, 0)):
+            assert new.apply([op])[0] == old.apply([op])[0]
+        answers, _ = new.apply([Claim("s6", "show7", "t7", "g1", 6.0, 0), Override("admit", "show7", "t8", "a", "b")])
+        assert [a.seq for a in answers] == [old.head() + 1, old.head() + 2]
+        assert [r["id"] for r in new.overrides()] == [1, 2]
+        with pytest.raises(ArbiterStoreError, match="already holds"):
+            new.adopt(old)  # never over another arbiter's state
+    finally:
+        old.close()
+        new.close()
+
+
+def test_gate_arbiter_migrate_then_a_gate_goes_on_from_its_stream_position(site: Site, url: str) -> None:
+    arbiter = site.start_arbiter()
+    tickets = site.mint(6)
+    gate = site.start_gate("gate-1")
+    assert [gate.check(t)["outcome"] for t in tickets[:3]] == ["ADMIT"] * 3
+    assert gate.finish() == 0
+    position = rows(site.gate_db("gate-1"), "SELECT key, value FROM sync_state ORDER BY key")
+    arbiter.proc.terminate()
+    assert arbiter.finish(20) == 0
+    migrated = subprocess.run([sys.executable, "-m", "gate.cli", "arbiter", "migrate", "--from", str(site.arbiter_home),
+                               "--to", url], capture_output=True, text=True, env=site.env(site.arbiter_home), cwd=ROOT)
+    assert migrated.returncode == 0 and "head 3" in migrated.stdout, migrated.stderr
+    site.start_arbiter("--store", url)
+    gate = site.start_gate("gate-1")
+    assert [gate.check(t)["outcome"] for t in tickets[:4]] == ["ALREADY_USED"] * 3 + ["ADMIT"]
+    assert gate.finish() == 1  # some were rejected
+    after = dict(rows(site.gate_db("gate-1"), "SELECT key, value FROM sync_state"))
+    assert after["epoch"] == dict(position)["epoch"] and int(after["seq"]) == 4  # no reset: the same stream, on
+    again = subprocess.run([sys.executable, "-m", "gate.cli", "arbiter", "migrate", "--from", str(site.arbiter_home),
+                            "--to", url], capture_output=True, text=True, env=site.env(site.arbiter_home), cwd=ROOT)
+    assert again.returncode == 2 and "already holds" in again.stderr and "Traceback" not in again.stderr

@@ -24,6 +24,12 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                    help="this instance's name among several on one database (sync.arbiter_instance)")
     p.add_argument("--group", default="", metavar="GROUP",
                    help="the shared-subscription group of the instances (sync.arbiter_group)")
+    p.add_argument("action", nargs="?", choices=["migrate"],
+                   help="migrate --from SQLITE_HOME --to postgresql://...: move a SQLite arbiter's state, stream "
+                        "positions included, to a new PostgreSQL database (stop that arbiter first)")
+    p.add_argument("--from", dest="source", default="", metavar="SQLITE_HOME",
+                   help="migrate: the SQLite arbiter's home folder (its arbiter.db) or the file itself")
+    p.add_argument("--to", dest="target", default="", metavar="URL", help="migrate: the PostgreSQL database")
     p = command(sub, common, "sync", cmd_sync,
                  "deliver this gate's outbox to the arbiter and apply its stream, until SIGTERM (or --once)",
                  "gate sync --once --broker mqtt://10.0.0.2:1883   # exit 0 once the outbox is empty")
@@ -38,6 +44,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "migrate":
+        return migrate_arbiter(args.source, args.target)
     need_broker(config)
     settings = {"arbiter_instance": args.instance, "arbiter_group": args.group}
     config = dataclasses.replace(config, sync=dataclasses.replace(
@@ -52,6 +60,29 @@ def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     say(f"arbiter stopped: {json.dumps(arbiter.counters.snapshot())}")
+    return 0
+
+
+def migrate_arbiter(source: str, target: str) -> int:
+    """`gate arbiter migrate`: the SQLite arbiter's state into a new PostgreSQL database, epoch and stream as
+    they were (gates go on from their position)."""
+    from sync.arbiter.pgstore import PgArbiterStore
+    from sync.arbiter.store import ArbiterStore
+    from sync.arbiter.stores import is_url
+
+    if not source or not is_url(target):
+        raise ConfigError("gate arbiter migrate --from SQLITE_HOME --to postgresql://...: both are needed")
+    path = Path(source) / "arbiter.db" if Path(source).is_dir() else Path(source)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no arbiter store here")
+    old, new = ArbiterStore.open(path), PgArbiterStore.open(target)
+    try:
+        copied = new.adopt(old)
+        say(f"migrated {path} to {new.path}: epoch {new.epoch}, head {new.head()}; "
+            + ", ".join(f"{table} {n}" for table, n in copied.items()))
+    finally:
+        old.close()
+        new.close()
     return 0
 
 

@@ -85,6 +85,9 @@ PG_MIGRATIONS: list[Migration] = [
     )),
 ]
 
+#: the tables `adopt` copies from a SQLite arbiter (its schema_migrations stay its own)
+ADOPTED = ("meta", "claims", "scans", "conflicts", "revoked", "stream", "overrides", "generations")
+
 BOOKKEEPING = ("CREATE TABLE IF NOT EXISTS schema_migrations"
                " (version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)")
 
@@ -187,6 +190,30 @@ class PgArbiterStore(ArbiterStore):
                     if number:
                         conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)", (number, name, time.time()))
         return self.version
+
+    def adopt(self, source: ArbiterStore) -> dict[str, int]:
+        """Copy a SQLite arbiter's whole state into this database, which must hold none yet: every table, its
+        epoch and its stream (sequence numbers as they were), so gates go on from their stream position.
+        One transaction: all or nothing.  Stop the SQLite arbiter first.  Returns the rows copied per table."""
+        copied: dict[str, int] = {}
+        with self._session() as conn, conn.transaction():
+            head = conn.execute("SELECT seq FROM stream_head FOR UPDATE").fetchone()
+            if (head and head[0]) or conn.execute("SELECT 1 FROM scans LIMIT 1").fetchone():
+                raise ArbiterStoreError(f"{self.path}: already holds an arbiter's state; adopt only into a new one")
+            conn.execute("DELETE FROM meta")  # its own epoch gives way to the source's
+            for table in ADOPTED:
+                rows = source.rows(f"SELECT * FROM {table}")
+                if rows:
+                    names = list(rows[0])
+                    with conn.cursor() as cur:
+                        cur.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES"
+                                        f" ({', '.join(['%s'] * len(names))})", [tuple(r.values()) for r in rows])
+                copied[table] = len(rows)
+            conn.execute("UPDATE stream_head SET seq = %s", (source.head(),))
+            conn.execute("SELECT setval('overrides_id_seq', greatest(1, (SELECT max(id) FROM overrides)),"
+                         " (SELECT count(*) > 0 FROM overrides))")
+        self.epoch = str(self.rows("SELECT value FROM meta WHERE key = 'epoch'")[0]["value"])
+        return copied
 
     def close(self) -> None:
         with self._lock:
