@@ -15,8 +15,8 @@ import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from pg_fixtures import fresh_database  # noqa: E402
-from sync_fixtures import Mosquitto, Site, TcpProxy, Watcher, wait_until  # noqa: E402
+from pg_fixtures import PrivatePostgres, fresh_database  # noqa: E402
+from sync_fixtures import Mosquitto, Site, TcpProxy, Watcher, rows, wait_until  # noqa: E402
 
 from sync.follower import REQUEST_TIMEOUT  # noqa: E402
 
@@ -106,3 +106,45 @@ def check_failover(url: str, outputs: list[list[dict[str, object]]]) -> None:
         late = {s for (s,) in conn.execute("SELECT late_scan_id FROM conflicts WHERE state = 'open'")}
     admitted = {r["scan_id"] for r in decisions if r["outcome"] == "ADMIT"}
     assert admitted <= holders | late, "an admission never reached the arbiter"
+
+
+@pytest.mark.slow
+def test_postgresql_restarted_mid_run_gates_decide_offline_then_reconcile_into_exactly_the_double_entries(
+        site: Site) -> None:
+    """The instance answers nothing it cannot commit while its database is down; afterwards the outboxes drain and
+    exactly the tickets admitted offline at two gates become conflicts."""
+    server = PrivatePostgres().start()
+    try:
+        site.start_arbiter("--store", server.url, "--instance", "a", "--group", "arbiters")
+        ids = ["gate-1", "gate-2", "gate-3"]
+        watcher = Watcher(site.broker)
+        gates = [site.start_gate(g) for g in ids]
+        watcher.wait_online(*ids)
+        tickets = site.mint(60)
+        before = [[gate.check(t) for t in tickets[:10]] for gate in gates]
+        server.stop()
+        shared = tickets[10:15]  # admitted offline at gate-1 and gate-2: double entries
+        own = [tickets[15 + 10 * k:25 + 10 * k] for k in range(3)]
+        during = [[gate.check(t) for t in batch] for gate, batch in
+                  zip(gates, [shared + own[0], shared + own[1], own[2]], strict=True)]
+        server.start()
+        wait_until(lambda: all(pending(site, g) == 0 for g in ids), 60, "the outboxes to drain")
+        after = [gate.check(t) for t in tickets[45:50] for gate in gates[:1]]
+        for gate in gates:
+            assert gate.finish(60) in (0, 1), gate.stderr
+        watcher.close()
+
+        assert [d["outcome"] for out in before for d in out].count("ADMIT") == 10
+        assert all(d["outcome"] == "ADMIT" and d["provisional"] for out in during for d in out), during
+        assert [(d["outcome"], d["provisional"]) for d in after] == [("ADMIT", False)] * 5
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conflicts = sorted(t for (t,) in conn.execute("SELECT ticket_id FROM conflicts WHERE state = 'open'"))
+            held = {t for (t,) in conn.execute("SELECT ticket_id FROM claims")}
+        assert conflicts == sorted(f"t{i}" for i in range(10, 15))
+        assert held == {f"t{i}" for i in [*range(45), *range(45, 50)]}
+    finally:
+        server.close()
+
+
+def pending(site: Site, gate_id: str) -> int:
+    return int(rows(site.gate_db(gate_id), "SELECT count(*) FROM outbox WHERE state != 'done'")[0][0])

@@ -330,9 +330,14 @@ class Arbiter:
         if now < self._next_status or not self.link.ready:
             return
         self._next_status = now + self.status_every
+        try:
+            figures: wire.Json = {"head": self.store.head(), "store": self.store.counts()}
+        except ArbiterStoreError as exc:  # a database that is down (pgstore): say so, keep the committer running
+            self._set_fault(str(exc))
+            figures = {}
         state = "fault" if self._fault else "online"
-        payload = self._status(state, epoch=self.store.epoch, head=self.store.head(), store=self.store.counts(),
-                               counters=self.counters.snapshot(), detail=self._fault)
+        payload = self._status(state, epoch=self.store.epoch, **figures, counters=self.counters.snapshot(),
+                               detail=self._fault)
         if self.link.publish(self.status_topic, payload, retain=True) and self._announce is not None:
             self._announce()
             self._announce = None
