@@ -147,6 +147,17 @@ class GateProc(Proc):
         return rows
 
 
+def feed_all(gates: list[GateProc], orders: list[list[str]], timeout: float = 120) -> list[list[dict[str, Any]]]:
+    """Send each gate its tickets, close their input, wait for them to exit cleanly; their decisions."""
+    for gate, order in zip(gates, orders, strict=True):
+        for ticket in order:
+            gate.send(ticket)
+    for gate in gates:
+        assert gate.finish(timeout) in (0, 1), gate.stderr
+        assert "Traceback" not in gate.stderr
+    return [gate.outputs() for gate in gates]
+
+
 class Site:
     """One venue for a test: a shared issuer key, an arbiter home, gate homes, all on one broker."""
 

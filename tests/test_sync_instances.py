@@ -19,7 +19,7 @@ import pytest
 pytest.register_assert_rewrite("sync_fixtures")
 
 from pg_fixtures import fresh_database  # noqa: E402
-from sync_fixtures import GateProc, Proc, Site, Watcher, rows, wait_until  # noqa: E402
+from sync_fixtures import Proc, Site, Watcher, feed_all, rows, wait_until  # noqa: E402
 
 GROUP = "arbiters"
 
@@ -37,16 +37,6 @@ def start_instance(site: Site, url: str, name: str) -> Proc:
 def arbiter_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(sql).fetchall()
-
-
-def feed(gates: list[GateProc], orders: list[list[str]]) -> list[list[dict[str, Any]]]:
-    for gate, order in zip(gates, orders, strict=True):
-        for ticket in order:
-            gate.send(ticket)
-    for gate in gates:
-        assert gate.finish(180) in (0, 1), gate.stderr
-        assert "Traceback" not in gate.stderr
-    return [gate.outputs() for gate in gates]
 
 
 def check_gates_caught_up(site: Site, url: str, gate_ids: list[str]) -> None:
@@ -69,7 +59,7 @@ def test_three_instances_six_gates_the_same_500_tickets_exactly_500_admits_one_g
     ids = [f"gate-{n}" for n in range(1, 7)]
     gates = [site.start_gate(g) for g in ids]
     watcher.wait_online(*ids)
-    outputs = feed(gates, [tickets if n % 2 else tickets[::-1] for n in range(6)])
+    outputs = feed_all(gates, [tickets if n % 2 else tickets[::-1] for n in range(6)], 180)
 
     decisions = [row for out in outputs for row in out]
     assert [len(out) for out in outputs] == [500] * 6
@@ -130,7 +120,7 @@ def test_killing_an_instance_again_and_again_loses_at_most_the_claims_in_flight_
     finally:
         stop.set()
         thread.join()
-    outputs = feed(gates, [[], [], []])
+    outputs = feed_all(gates, [[], [], []], 180)
     watcher.close()
 
     decisions = [row for out in outputs for row in out]
