@@ -98,8 +98,8 @@ class ScannerSection:
 class SyncSection:
     """Multi-gate single use over MQTT (sync/, docs/mqtt.md)."""
 
-    broker: str = _opt("", "MQTT v5 broker, mqtt://host:port or mqtts://host:port; empty: decide from the local "
-                       "store alone")
+    broker: str = _opt("", "MQTT v5 broker, mqtt://host:port or mqtts://host:port; several, comma separated: "
+                       "tried in turn (failover); empty: decide from the local store alone")
     prefix: str = _opt("qrgate", "first level of every qrgate topic")
     claim_budget: float = _opt(0.3, "seconds a scan waits for the arbiter's answer before the offline policy decides",
                                min=0.01, max=10)
@@ -108,8 +108,10 @@ class SyncSection:
         "provisionally, and reconcile later) or deny")
     connect_wait: float = _opt(3.0, "seconds `gate check` waits at start for the broker and the arbiter", min=0)
     drain_wait: float = _opt(10.0, "seconds `gate check` waits at exit for its outbox to reach the arbiter", min=0)
-    reconnect_min: int = _opt(1, "seconds before the first reconnect attempt (doubling up to reconnect_max)", min=1)
-    reconnect_max: int = _opt(16, "longest wait between reconnect attempts, seconds", min=1)
+    reconnect_min: int = _opt(1, "seconds before the first reconnect attempt (doubling up to reconnect_max; each "
+                              "wait drawn from its upper half, so gates do not all come back at once)", min=1)
+    reconnect_max: int = _opt(1, "longest wait between reconnect attempts, seconds (1: back online within a second "
+                              "of a venue network's heal; raise it over a WAN)", min=1)
     keepalive: int = _opt(10, "MQTT keepalive, seconds: a silent broker is noticed within 1.5x this", min=2)
     status_every: float = _opt(10.0, "seconds between retained status updates", min=0.2)
     batch: int = _opt(200, "claims or releases per outbox-drain message", min=1, max=1000)
@@ -120,7 +122,12 @@ class SyncSection:
     cert_file: str = _opt("", "mqtts: this client's certificate, PEM (relative to home; `gate provision` writes "
                           "tls/client.crt); empty: none")
     key_file: str = _opt("", "mqtts: the private key of cert_file, PEM, 0600 (relative to home)")
-    arbiter_db: str = _opt("arbiter.db", "`gate arbiter`: its SQLite file (relative to home)")
+    arbiter_db: str = _opt("arbiter.db", "`gate arbiter`: its SQLite file (relative to home), or a postgresql:// URL "
+                           "(several instances on one database: docs/scale.md)")
+    arbiter_group: str = _opt("", "`gate arbiter`: the MQTT v5 shared-subscription group its instances share the "
+                              "requests in ($share/GROUP/...); empty: one instance gets every request")
+    arbiter_instance: str = _opt("", "`gate arbiter`: this instance's name, its status topic's last level "
+                                 "({prefix}/arbiter/status/NAME); empty: {prefix}/arbiter/status")
     arbiter_gates: str = _opt("", "`gate arbiter`: the file naming each gate's events (relative to home; `gate "
                               "provision` writes it); a claim for an event its gate does not serve is refused. "
                               "Empty: any gate may claim any event the arbiter holds a key for")

@@ -200,19 +200,28 @@ def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedba
 
 
 # -- the arbiter, the dashboard and admin requests -------------------------------------------------------
-def open_arbiter(config: Config) -> tuple[Arbiter, ArbiterStore]:
-    """The arbiter on its store (`sync.arbiter_db`); close the store when done."""
+def arbiter_store_at(config: Config, where: str = "") -> str | Path:
+    """Where the arbiter's store is: `where` or `sync.arbiter_db`, a postgresql:// URL or a file under home."""
+    from sync.arbiter.stores import is_url
+
+    where = where or config.sync.arbiter_db
+    return where if is_url(where) else config.path(where)
+
+
+def open_arbiter(config: Config, where: str = "") -> tuple[Arbiter, ArbiterStore]:
+    """The arbiter on its store (`where`, default `sync.arbiter_db`); close the store when done."""
     from sync.arbiter.service import Arbiter
-    from sync.arbiter.store import ArbiterStore
+    from sync.arbiter.stores import open_store
     from sync.arbiter.trust import ClaimCheck
 
     broker, topics, credentials = sync_parts(config)
     s = config.sync
     check = ClaimCheck.load(config.keys_dir, config.path(s.arbiter_gates) if s.arbiter_gates else None,
                             skew=config.gate.clock_skew)
-    store = ArbiterStore.open(config.path(config.sync.arbiter_db))
+    store = open_store(arbiter_store_at(config, where))
     arbiter = Arbiter(store, broker, topics, check, keepalive=s.keepalive, reconnect=(s.reconnect_min, s.reconnect_max),
-                      credentials=credentials, status_every=s.status_every)
+                      credentials=credentials, status_every=s.status_every, group=s.arbiter_group,
+                      instance=s.arbiter_instance)
     return arbiter, store
 
 

@@ -39,8 +39,9 @@ class StreamFollower:
 
     def __init__(self, link: Link, topics: Topics, sender: str, counters: Counters, *,
                  timeout: float = REQUEST_TIMEOUT, page: int = CATCHUP_PAGE,
-                 on_reply: Callable[[wire.Json], None] | None = None) -> None:
+                 on_reply: Callable[[wire.Json], None] | None = None, tag: str = "") -> None:
         self.link = link
+        self.tag = tag  # of its requests (Link.wake)
         self.on_reply = on_reply  # every reply, e.g. for the arbiter's clock
         self.topic = topics.request("catchup", sender)
         self.counters = counters
@@ -52,7 +53,7 @@ class StreamFollower:
         """Page from `position` (epoch, seq) to the head; True once caught up, False if the arbiter fell silent."""
         epoch, seq = position
         while stop is None or not stop.is_set():
-            reply = self.link.request(self.topic, wire.catchup_request(seq, self.page), self.timeout)
+            reply = self.link.request(self.topic, wire.catchup_request(seq, self.page), self.timeout, tag=self.tag)
             if reply is None:
                 self.counters.add("catchup_timeouts")
                 return False

@@ -6,8 +6,12 @@ What a caller may rely on:
   its ``on_socket_open`` callback does it).  Without it a QoS 1 round trip
   costs ~44 ms instead of ~0.6 ms; the broker's listener needs
   ``set_tcp_nodelay true`` as well (docs/mqtt.md).
-* Reconnects with exponential backoff (``reconnect_delay_set``), also when
-  the first connection fails.  Every connection is a clean start: the
+* Reconnects with exponential backoff from ``reconnect[0]`` to ``reconnect[1]``
+  seconds, each wait drawn at random from its upper half (`reconnect_delay`),
+  also when the first connection fails; with several brokers (`Broker.others`)
+  each attempt goes to the next one in turn.  Every connection is a clean start
+  with a session that ends with it (a shared subscription's messages are never
+  kept for a member that is gone).  The
   subscriptions are made again on each connect, and the link only reports
   itself ready once the broker has granted them (SUBACK).
 * The last will (retained, QoS 1) is set before the first connect.
@@ -29,10 +33,12 @@ What a caller may rely on:
 from __future__ import annotations
 
 import logging
+import random
 import select
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
@@ -62,14 +68,27 @@ MAX_QUEUED = 10_000
 
 @dataclass(frozen=True)
 class Broker:
-    """Where the broker listens: parsed from mqtt://host[:port] or mqtts://host[:port]."""
+    """Where the broker listens: parsed from mqtt://host[:port] or mqtts://host[:port]; several URLs, comma
+    separated, are one broker with `others` to fail over to (a Link tries them in turn)."""
 
     host: str
     port: int = 1883
     tls: bool = False
+    others: tuple[Broker, ...] = ()
 
     @classmethod
     def parse(cls, url: str) -> Broker:
+        first, *rest = [cls._parse_one(u.strip()) for u in url.split(",")]
+        if any(b.tls != first.tls for b in rest):
+            raise BrokerURLError(f"brokers {url!r}: all mqtt:// or all mqtts:// (one TLS set-up serves them all)")
+        return cls(first.host, first.port, first.tls, tuple(rest))
+
+    def each(self) -> list[Broker]:
+        """This broker and the ones to fail over to, in order, each on its own."""
+        return [Broker(self.host, self.port, self.tls), *self.others]
+
+    @classmethod
+    def _parse_one(cls, url: str) -> Broker:
         parts = urllib.parse.urlsplit(url if "://" in url else f"mqtt://{url}")
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
             raise BrokerURLError(f"broker {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
@@ -83,7 +102,15 @@ class Broker:
         return cls(parts.hostname, port, tls)
 
     def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        return ",".join(f"{'mqtts' if b.tls else 'mqtt'}://{b.host}:{b.port}" for b in self.each())
+
+
+def reconnect_delay(failures: int, reconnect: tuple[int, int], rng: random.Random) -> float:
+    """Seconds before the next connection attempt after `failures` in a row: doubling from reconnect[0] up to
+    reconnect[1], each wait drawn from its upper half, so gates that lost the network together do not all come
+    back in the same instant."""
+    low, high = reconnect[0], max(reconnect)
+    return min(high, low * 2 ** min(max(failures - 1, 0), 16)) * rng.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -175,11 +202,12 @@ class _PahoLog(logging.LoggerAdapter):
 
 
 class _Waiter:
-    __slots__ = ("event", "reply")
+    __slots__ = ("event", "reply", "tag")
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str) -> None:
         self.event = threading.Event()
         self.reply: wire.Json | None = None
+        self.tag = tag
 
 
 class Link:
@@ -224,6 +252,11 @@ class Link:
         self._explained = False  # this attempt's cause is told already (a refusal precedes its disconnect)
         self._client_id = client_id
         self._username = (credentials or Credentials()).username
+        self._brokers = broker.each()
+        self._at = 0  # the broker of self._brokers being tried or used
+        self._failures = 0  # connection attempts failed (or connections lost) in a row
+        self._reconnect = reconnect
+        self._rng = random.Random()
         self._client = self._make_client(client_id, will, reconnect, credentials or Credentials(), after_packet)
 
     def _make_client(self, client_id: str, will: tuple[str, wire.Json] | None, reconnect: tuple[int, int],
@@ -231,17 +264,17 @@ class Link:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         client.suppress_exceptions = True  # a bug in a handler must not kill the network thread
         client.on_socket_open = self._socket_opened
-        client.on_connect_fail = self._connect_failed
         client.enable_logger(self._paho_log)  # type: ignore[arg-type]
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
+        client.on_connect_fail = self._connect_failed
         client.on_subscribe = self._subscribed
         client.on_message = self._message
         if after_packet is not None:
             # paho builds a PUBACK ReasonCode and Properties for every QoS 0 message it writes when this is
             # set: only a link that wants to hear of acknowledgements read pays for it
             client.on_publish = self._published
-        client.reconnect_delay_set(min_delay=reconnect[0], max_delay=max(reconnect))
+        self._set_delay(client)
         client.max_queued_messages_set(MAX_QUEUED)
         if will is not None:
             client.will_set(will[0], wire.encode(will[1]), qos=QOS, retain=True)
@@ -259,8 +292,8 @@ class Link:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background; returns at once (see `ready`)."""
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self._keepalive,
-                                   clean_start=True)
+        first = self._brokers[0]
+        self._client.connect_async(first.host, first.port, keepalive=self._keepalive, clean_start=True)
         self._client.loop_start()
 
     def stop(self, final: tuple[str, wire.Json] | None = None, timeout: float = 2.0) -> None:
@@ -281,6 +314,11 @@ class Link:
     def problem(self) -> str:
         """Why the link is not connected, in a line ("" while connected, or before the first try ended)."""
         return self._story.problem
+
+    @property
+    def connected_to(self) -> Broker:
+        """The broker in use (or being tried)."""
+        return self._brokers[self._at]
 
     @property
     def ready(self) -> bool:
@@ -307,19 +345,31 @@ class Link:
             return False
         return True
 
-    def request(self, topic: str, payload: wire.Json, timeout: float) -> wire.Json | None:
-        """Publish a request and wait up to `timeout` seconds for its reply; None without one."""
+    def request(self, topic: str, payload: wire.Json, timeout: float,
+                resend_after: float | None = None, tag: str = "") -> wire.Json | None:
+        """Publish a request and wait up to `timeout` seconds for its reply; None without one.
+
+        With `resend_after` (less than `timeout`), a request still unanswered then is published once more, the
+        same bytes with the same correlation (counted as `resent`): to a shared subscription that is another
+        chance at a live member, and the first reply of either answers it.  Only for idempotent requests.
+        A request with a `tag` can be given up early by `wake(tag)`.
+        """
         if self.reply_topic is None:
             raise SyncError("this link has no reply topic")
         correlation = uuid.uuid4().hex.encode()
-        waiter = _Waiter()
+        waiter = _Waiter(tag)
         with self._lock:
             self._waiters[correlation] = waiter
+        deadline = time.monotonic() + timeout
         try:
             if not self.publish(topic, payload, qos=REQUEST_QOS, correlation=correlation,
                                 response_topic=self.reply_topic):
                 return None
-            waiter.event.wait(timeout)
+            if resend_after is not None and resend_after < timeout and not waiter.event.wait(resend_after) \
+                    and self.publish(topic, payload, qos=REQUEST_QOS, correlation=correlation,
+                                     response_topic=self.reply_topic):
+                self.counters.add("resent")
+            waiter.event.wait(max(0.0, deadline - time.monotonic()))
             return waiter.reply
         finally:
             with self._lock:
@@ -344,15 +394,13 @@ class Link:
         self.counters.add("connects")
         self._answered = True
         self._story.connected()
+        self._failures = 0
+        self._set_delay(client)
         if self._subscriptions:
             _rc, self._sub_mid = client.subscribe([(t, SubscribeOptions(qos=QOS)) for t in self._subscriptions])
         else:
             self._set_ready(True)
 
-    def _connect_failed(self, _client: mqtt.Client, _userdata: Any) -> None:
-        # paho calls this inside its `except OSError:` around the connect, and passes no exception
-        self.counters.add("connect_failed")
-        self._story.failed(connect_failed(sys.exc_info()[1], self.broker.host, tls=self.broker.tls))
 
     def _subscribed(self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[Any], _props: Any) -> None:
         if mid != self._sub_mid:
@@ -363,14 +411,37 @@ class Link:
             log.error("broker %s refused subscriptions (ACL?): %s", self.broker, ", ".join(refused))
         self._set_ready(True)
 
-    def _disconnected(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _disconnected(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._ready and not self._stopping:
             self.counters.add("disconnects")
         if not self._stopping and not self._explained:
             self._story.failed(dropped(str(reason), self._client_id, answered=self._answered,
-                                       error=self._paho_log.last_error, tls=self.broker.tls))
+                                       error=self._paho_log.last_error, tls=self.connected_to.tls))
         self._set_ready(False)
         self._wake_all()
+        if not self._stopping:
+            self._try_next(client)
+
+    def _connect_failed(self, client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this inside its `except OSError:` around the connect, and passes no exception
+        self.counters.add("connect_failed")
+        self._story.failed(connect_failed(sys.exc_info()[1], self.connected_to.host, tls=self.connected_to.tls))
+        self._try_next(client)
+
+    def _try_next(self, client: mqtt.Client) -> None:
+        """Before paho's next attempt: the next broker in turn, and the (jittered) wait before it."""
+        self._failures += 1
+        if len(self._brokers) > 1:
+            self._at = (self._at + 1) % len(self._brokers)
+            # (paho's host and port setters refuse while it is reconnecting; connect_async takes them at any
+            # time, and paho's reconnect loop then dials them)
+            client.connect_async(self.connected_to.host, self.connected_to.port, keepalive=self._keepalive,
+                                 clean_start=True)
+        self._set_delay(client)
+
+    def _set_delay(self, client: mqtt.Client) -> None:
+        delay = reconnect_delay(self._failures, self._reconnect, self._rng)
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]  # floats work
 
     def _message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._screen is not None and self._screen(msg):  # taken (or dropped) before it is decoded
@@ -425,9 +496,14 @@ class Link:
         waiter.reply = payload
         waiter.event.set()
 
-    def _wake_all(self) -> None:
+    def wake(self, tag: str) -> None:
+        """Give up the waiting requests of `tag` now (they return None): e.g. the arbiter they asked has gone,
+        and its successor should be asked instead of waiting out the timeout."""
+        self._wake_all(tag)
+
+    def _wake_all(self, tag: str | None = None) -> None:
         with self._lock:
-            waiters = list(self._waiters.values())
+            waiters = [w for w in self._waiters.values() if tag is None or (tag and w.tag == tag)]
         for waiter in waiters:
             waiter.event.set()
 

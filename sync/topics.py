@@ -68,6 +68,20 @@ class Topics:
     def arbiter_status(self) -> str:
         return f"{self.prefix}/arbiter/status"
 
+    def instance_status(self, instance: str = "") -> str:
+        """One arbiter instance's retained status: `arbiter_status`, or below it for a named instance (several
+        instances on one database: a dead one's last will must not speak for the others)."""
+        return f"{self.arbiter_status}/{check_level(instance, 'arbiter instance')}" if instance else self.arbiter_status
+
+    @property
+    def instance_statuses(self) -> str:
+        """The filter of every arbiter instance's status, the unnamed one's included (gates)."""
+        return f"{self.arbiter_status}/#"
+
+    def shared(self, topic_filter: str, group: str = "") -> str:
+        """`topic_filter` as a member of the MQTT v5 shared-subscription `group` (each message to one member)."""
+        return f"$share/{check_level(group, 'shared-subscription group')}/{topic_filter}" if group else topic_filter
+
     @property
     def stream(self) -> str:
         """The arbiter's sequence-numbered stream: redemptions, releases, revocations, conflicts."""

@@ -149,6 +149,17 @@ class GateProc(Proc):
         return rows
 
 
+def feed_all(gates: list[GateProc], orders: list[list[str]], timeout: float = 120) -> list[list[dict[str, Any]]]:
+    """Send each gate its tickets, close their input, wait for them to exit cleanly; their decisions."""
+    for gate, order in zip(gates, orders, strict=True):
+        for ticket in order:
+            gate.send(ticket)
+    for gate in gates:
+        assert gate.finish(timeout) in (0, 1), gate.stderr
+        assert "Traceback" not in gate.stderr
+    return [gate.outputs() for gate in gates]
+
+
 class Site:
     """One venue for a test: a shared issuer key, an arbiter home, gate homes, all on one broker."""
 
@@ -189,8 +200,9 @@ class Site:
     def home(self, gate_id: str) -> Path:
         return self.root / gate_id
 
-    def start_arbiter(self, **extra: str) -> Proc:
-        proc = Proc(["arbiter"], self.env(self.arbiter_home, **extra))
+    def start_arbiter(self, *args: str, broker_url: str | None = None, **extra: str) -> Proc:
+        """`gate arbiter ARGS` (e.g. --store postgresql://... --instance a --group arbiters), once it is ready."""
+        proc = Proc(["arbiter", *args], self.env(self.arbiter_home, broker_url, **extra))
         self.procs.append(proc)
         line = proc.line(20)
         assert line.startswith("arbiter ready"), line

@@ -45,6 +45,8 @@ WRITERS = {
     "gate.store": "the gate's store: redeemed set, audit log, revocations, generations",
     "gate.ledger": "the gate's store: outbox, conflicts, stream position",
     "sync.arbiter.store": "the arbiter's store",
+    "sync.arbiter.pgstore": "the arbiter's store on PostgreSQL (its stream counter and migrations; the rest is"
+                            " sync.arbiter.store's code on its connection)",
     "sync.dashboard.history": "the dashboard's history",
     "gate.ownership.store": "the box office's, wallets' and payment agents' files",
     "gate.sqlite": "schema_migrations of every file",

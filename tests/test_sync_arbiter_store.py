@@ -1,23 +1,48 @@
-"""The arbiter's compare-and-set on a real SQLite file: idempotent on scan ids, conflicts, releases, durability."""
+"""The arbiter's compare-and-set, idempotent on scan ids, conflicts, releases, durability: every case on both stores,
+a real SQLite file and a real PostgreSQL database (created and dropped by the test)."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg_fixtures import fresh_database
 
 from sync.arbiter.store import ArbiterStore, Op
+from sync.arbiter.stores import open_store
+from sync.exc import ArbiterStoreError
 from sync.wire import Answer, Claim, Release, Revocation
 
 
+@contextmanager
+def location(backend: str, folder: Path) -> Iterator[str | Path]:
+    """Where a new, empty arbiter store of `backend` goes."""
+    if backend == "sqlite":
+        yield folder / "arbiter.db"
+    else:
+        with fresh_database() as url:
+            yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def arbiter(tmp_path: Path) -> Iterator[ArbiterStore]:
-    store = ArbiterStore.open(tmp_path / "arbiter.db", clock=lambda: 1000.0)
+def where(backend: str, tmp_path: Path) -> Iterator[str | Path]:
+    with location(backend, tmp_path) as found:
+        yield found
+
+
+@pytest.fixture
+def arbiter(where: str | Path) -> Iterator[ArbiterStore]:
+    store = open_store(where, clock=lambda: 1000.0)
     yield store
     store.close()
 
@@ -112,13 +137,20 @@ def test_a_scan_id_reused_for_another_ticket_is_invalid(arbiter: ArbiterStore) -
     assert one(arbiter, claim("s1", ticket="t2")).answer == "invalid"
 
 
-def test_everything_survives_a_reopen_and_sequence_numbers_are_never_reused(tmp_path: Path) -> None:
-    store = ArbiterStore.open(tmp_path / "a.db")
+def test_a_scan_id_of_another_gate_is_refused_and_changes_nothing(arbiter: ArbiterStore) -> None:
+    won = one(arbiter, claim("s1", "g1"))
+    refused, stream = arbiter.apply([claim("s1", "g2", admitted=True)])
+    assert refused[0].answer == "refused" and stream == []
+    assert one(arbiter, claim("s1", "g1")) == won and arbiter.counts()["conflicts"] == 0
+
+
+def test_everything_survives_a_reopen_and_sequence_numbers_are_never_reused(where: str | Path) -> None:
+    store = open_store(where)
     first, _ = store.apply([claim("s1"), claim("s2", "g2", ticket="t2")])
     store.apply([Release("s2", "show7", "t2", "g2")])
     epoch, head = store.epoch, store.head()
     store.close()
-    store = ArbiterStore.open(tmp_path / "a.db")
+    store = open_store(where)
     assert (store.epoch, store.head()) == (epoch, head)
     assert one(store, claim("s1")) == first[0]
     assert one(store, claim("s3", "g3", ticket="t2")).seq == head + 1
@@ -129,23 +161,38 @@ def test_everything_survives_a_reopen_and_sequence_numbers_are_never_reused(tmp_
 
 
 def test_an_unusable_file_is_an_arbiter_store_error(tmp_path: Path) -> None:
-    from sync.exc import ArbiterStoreError
-
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ArbiterStoreError, match=r"bad\.db"):
         ArbiterStore.open(bad)
 
 
+def test_an_unreachable_database_is_an_arbiter_store_error_that_hides_the_password() -> None:
+    from sync_fixtures import free_port
+
+    url = f"postgresql://qrgate:s3cret@127.0.0.1:{free_port()}/none"
+    with pytest.raises(ArbiterStoreError, match="cannot open the arbiter store") as raised:
+        open_store(url)
+    assert "s3cret" not in str(raised.value) and "qrgate:***@127.0.0.1" in str(raised.value)
+
+
 OPS = st.lists(st.tuples(st.sampled_from(["claim", "late", "release", "revoke"]), st.integers(0, 5),
                          st.integers(0, 3), st.integers(0, 2)), max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(OPS)
-def test_any_interleaving_keeps_the_invariants_and_a_replay_changes_nothing(tmp_path_factory: pytest.TempPathFactory,
-                                                                            ops: list[tuple[str, int, int, int]]) -> None:
-    store = ArbiterStore.open(tmp_path_factory.mktemp("prop") / "a.db")
+def test_any_interleaving_keeps_the_invariants_and_a_replay_changes_nothing(
+        backend: str, tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int, int, int]]) -> None:
+    with location(backend, tmp_path_factory.mktemp("prop")) as where:
+        store = open_store(where)
+        try:
+            check_invariants(store, ops)
+        finally:
+            store.close()
+
+
+def check_invariants(store: ArbiterStore, ops: list[tuple[str, int, int, int]]) -> None:
     batch: list[Op] = []
     for kind, scan, ticket, gate in ops:
         # a scan id belongs to one gate and one ticket, as at a real gate
@@ -157,23 +204,23 @@ def test_any_interleaving_keeps_the_invariants_and_a_replay_changes_nothing(tmp_
         else:
             batch.append(Claim(s, "show7", t, g, float(scan), 0, kind == "late"))
     store.apply(batch)
-    db = sqlite3.connect(store.path)
+
+    def ids(sql: str) -> set[object]:
+        return {next(iter(r.values())) for r in store.rows(sql)}
     tables = ("claims", "scans", "conflicts", "revoked", "stream")
-    before = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    before = {t: store.rows(f"SELECT * FROM {t} ORDER BY 1") for t in tables}
     again, stream = store.apply(batch)
-    assert {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables} == before
+    assert {t: store.rows(f"SELECT * FROM {t} ORDER BY 1") for t in tables} == before
     assert stream == [] and again == [store.apply([op])[0][0] for op in batch]
     # every admitted scan is the holder or an open conflict, and never released
-    admitted = {r[0] for r in db.execute("SELECT scan_id FROM scans WHERE admitted = 1")}
-    holders = {r[0] for r in db.execute("SELECT scan_id FROM claims")}
-    late = {r[0] for r in db.execute("SELECT late_scan_id FROM conflicts WHERE state = 'open'")}
-    revoked_out = {r[0] for r in db.execute("SELECT scan_id FROM scans WHERE answer = 'revoked'")}
+    admitted = ids("SELECT scan_id FROM scans WHERE admitted = 1")
+    holders = ids("SELECT scan_id FROM claims")
+    late = ids("SELECT late_scan_id FROM conflicts WHERE state = 'open'")
+    revoked_out = ids("SELECT scan_id FROM scans WHERE answer = 'revoked'")
     assert admitted <= holders | late | revoked_out
-    assert not admitted & {r[0] for r in db.execute("SELECT scan_id FROM scans WHERE answer = 'released'")}
-    seqs = [r[0] for r in db.execute("SELECT seq FROM stream ORDER BY seq")]
+    assert not admitted & ids("SELECT scan_id FROM scans WHERE answer = 'released'")
+    seqs = [r["seq"] for r in store.rows("SELECT seq FROM stream ORDER BY seq")]
     assert seqs == list(range(1, len(seqs) + 1))
-    db.close()
-    store.close()
 
 
 def wal_restarts(path: Path) -> int:

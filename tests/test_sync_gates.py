@@ -12,21 +12,11 @@ import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import GateProc, Site, Watcher, rows, wait_until  # noqa: E402
+from sync_fixtures import Site, Watcher, feed_all, rows, wait_until  # noqa: E402
 
 from sync import wire  # noqa: E402
 from sync.link import RequestProperties  # noqa: E402
 from sync.topics import Topics  # noqa: E402
-
-
-def feed_all(gates: list[GateProc], orders: list[list[str]]) -> list[list[dict[str, Any]]]:
-    for gate, order in zip(gates, orders, strict=True):
-        for ticket in order:
-            gate.send(ticket)
-    for gate in gates:
-        assert gate.finish(120) in (0, 1), gate.stderr
-        assert "Traceback" not in gate.stderr
-    return [gate.outputs() for gate in gates]
 
 
 def test_four_gates_check_the_same_500_tickets_and_admit_each_exactly_once(site: Site) -> None:

@@ -185,20 +185,18 @@ def test_the_stream_applies_in_order_skips_replays_and_stops_at_a_gap(ledger: Le
 
 def test_stream_batches_that_arrive_together_are_applied_together_in_order(store: Store) -> None:
     sync = GateSync(Ledger(store), "gate-1", Broker("127.0.0.1", 9), Topics())
-    for message in [("stream", ("e1", [item(3)])), ("stream", ("e1", [item(2)])), ("kick", None),
-                    ("stream", ("e1", [item(4)]))]:
-        sync._inbox.put(message)
-    # what came within the window, in sequence order, and the message that ended it, to be handled next
-    assert sync._gather(("e1", [item(1)])) == (("e1", [item(1), item(2), item(3)]), ("kick", None))
-    sync._inbox.put(("stream", ("e2", [item(1)])))  # another arbiter database ends it too
-    assert sync._gather(("e1", [item(5)])) == (("e1", [item(4), item(5)]), ("stream", ("e2", [item(1)])))
-    late = threading.Timer(1.0, sync._inbox.put, (("stream", ("e1", [item(7)])),))  # long after the window
+    for batch in [("e1", [item(3)]), ("e1", [item(2)]), ("e2", [item(1)]), ("e1", [item(4)])]:
+        sync._stream_inbox.put(batch)
+    # what came within the window, in sequence order, and the batch of another arbiter database that ended it
+    assert sync._gather(("e1", [item(1)])) == (("e1", [item(1), item(2), item(3)]), ("e2", [item(1)]))
+    assert sync._gather(("e1", [item(5)])) == (("e1", [item(4), item(5)]), None)
+    late = threading.Timer(1.0, sync._stream_inbox.put, (("e1", [item(7)]),))  # long after the window
     late.start()
     t0 = time.monotonic()
     assert sync._gather(("e1", [item(6)])) == (("e1", [item(6)]), None)  # nothing more: the window ends it
     assert time.monotonic() - t0 >= STREAM_EVERY * 0.9  # it did wait (a lower bound: never late on a slow machine)
     late.join()
-    assert sync._inbox.get_nowait() == ("stream", ("e1", [item(7)]))  # it did not wait for the next batch
+    assert sync._stream_inbox.get_nowait() == ("e1", [item(7)])  # it did not wait for the next batch
 
 
 def test_stream_items_of_every_kind(ledger: Ledger, store: Store) -> None:

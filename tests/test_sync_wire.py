@@ -166,7 +166,30 @@ def test_broker_urls(url: str, expected: Broker) -> None:
     assert Broker.parse(url) == expected
 
 
-@pytest.mark.parametrize("url", ["http://h:1", "mqtt://", "mqtt://h:99999", "mqtt://h:port", "mqtt://h:1/x"])
+def test_several_broker_urls_are_one_broker_with_others_to_fail_over_to() -> None:
+    broker = Broker.parse("mqtt://a:1884, mqtt://b")
+    assert broker.each() == [Broker("a", 1884), Broker("b", 1883)]
+    assert str(broker) == "mqtt://a:1884,mqtt://b:1883" and Broker.parse(str(broker)) == broker
+    with pytest.raises(BrokerURLError, match="all mqtt:// or all mqtts://"):
+        Broker.parse("mqtt://a,mqtts://b")
+
+
+def test_reconnect_waits_double_up_to_the_most_and_are_spread_over_their_upper_half() -> None:
+    import random
+
+    from sync.link import reconnect_delay
+
+    rng = random.Random(1)
+    waits = [[reconnect_delay(n, (1, 8), rng) for _ in range(200)] for n in range(1, 7)]
+    for n, drawn in enumerate(waits, start=1):
+        top = min(8, 2 ** (n - 1))
+        assert top / 2 <= min(drawn) and max(drawn) <= top
+        assert max(drawn) - min(drawn) > top / 4  # spread: 100 gates do not come back in one instant
+    assert max(reconnect_delay(1, (1, 1), rng) for _ in range(100)) <= 1.0  # the default: within a second
+
+
+@pytest.mark.parametrize("url", ["http://h:1", "mqtt://", "mqtt://h:99999", "mqtt://h:port", "mqtt://h:1/x",
+                                 "mqtt://a,"])
 def test_bad_broker_urls_say_what_is_expected(url: str) -> None:
     with pytest.raises(BrokerURLError, match="mqtt://"):
         Broker.parse(url)

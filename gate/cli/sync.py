@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from gate.cli.common import HOME_MADE, SubParsers, command, iso, need_broker, say, stop_on_signals
 from gate.config import Config
 from gate.exc import ConfigError
-from gate.wiring import admin_client, open_arbiter, open_store, start_gate_sync
+from gate.wiring import admin_client, arbiter_store_at, open_arbiter, open_store, start_gate_sync
 
 
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
-    command(sub, common, "arbiter", cmd_arbiter,
-             "the central arbiter: answers claims (won/lost), publishes the redemption stream, until SIGTERM",
-             "gate arbiter --broker mqtt://10.0.0.2:1883 --home /var/lib/qrgate-arbiter", home=HOME_MADE)
+    p = command(sub, common, "arbiter", cmd_arbiter,
+                 "the central arbiter: answers claims (won/lost), publishes the redemption stream, until SIGTERM",
+                 "gate arbiter --broker mqtt://10.0.0.2:1883 --store postgresql://arbiter@db1/qrgate --instance a",
+                 home=HOME_MADE)
+    p.add_argument("--store", default="", metavar="WHERE",
+                   help="its store: a SQLite file or a postgresql:// URL (sync.arbiter_db)")
+    p.add_argument("--instance", default="", metavar="NAME",
+                   help="this instance's name among several on one database (sync.arbiter_instance)")
+    p.add_argument("--group", default="", metavar="GROUP",
+                   help="the shared-subscription group of the instances (sync.arbiter_group)")
+    p.add_argument("action", nargs="?", choices=["migrate"],
+                   help="migrate --from SQLITE_HOME --to postgresql://...: move a SQLite arbiter's state, stream "
+                        "positions included, to a new PostgreSQL database (stop that arbiter first)")
+    p.add_argument("--from", dest="source", default="", metavar="SQLITE_HOME",
+                   help="migrate: the SQLite arbiter's home folder (its arbiter.db) or the file itself")
+    p.add_argument("--to", dest="target", default="", metavar="URL", help="migrate: the PostgreSQL database")
     p = command(sub, common, "sync", cmd_sync,
                  "deliver this gate's outbox to the arbiter and apply its stream, until SIGTERM (or --once)",
                  "gate sync --once --broker mqtt://10.0.0.2:1883   # exit 0 once the outbox is empty")
@@ -30,8 +45,13 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "migrate":
+        return migrate_arbiter(args.source, args.target)
     need_broker(config)
-    arbiter, store = open_arbiter(config)
+    settings = {"arbiter_instance": args.instance, "arbiter_group": args.group}
+    config = dataclasses.replace(config, sync=dataclasses.replace(
+        config.sync, **{k: v for k, v in settings.items() if v}))
+    arbiter, store = open_arbiter(config, args.store)
     stop = stop_on_signals()
 
     def ready() -> None:
@@ -41,6 +61,29 @@ def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     say(f"arbiter stopped: {json.dumps(arbiter.counters.snapshot())}")
+    return 0
+
+
+def migrate_arbiter(source: str, target: str) -> int:
+    """`gate arbiter migrate`: the SQLite arbiter's state into a new PostgreSQL database, epoch and stream as
+    they were (gates go on from their position)."""
+    from sync.arbiter.pgstore import PgArbiterStore
+    from sync.arbiter.store import ArbiterStore
+    from sync.arbiter.stores import is_url
+
+    if not source or not is_url(target):
+        raise ConfigError("gate arbiter migrate --from SQLITE_HOME --to postgresql://...: both are needed")
+    path = Path(source) / "arbiter.db" if Path(source).is_dir() else Path(source)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no arbiter store here")
+    old, new = ArbiterStore.open(path), PgArbiterStore.open(target)
+    try:
+        copied = new.adopt(old)
+        say(f"migrated {path} to {new.path}: epoch {new.epoch}, head {new.head()}; "
+            + ", ".join(f"{table} {n}" for table, n in copied.items()))
+    finally:
+        old.close()
+        new.close()
     return 0
 
 
@@ -81,12 +124,12 @@ def _gate_conflicts(config: Config) -> list[dict[str, object]]:
 
 
 def _arbiter_conflicts(config: Config) -> list[dict[str, object]]:
-    from sync.arbiter.store import ArbiterStore
+    from sync.arbiter.stores import open_store
 
-    path = config.path(config.sync.arbiter_db)
-    if not path.exists():
-        raise ConfigError(f"{path}: no arbiter store here (sync.arbiter_db)")
-    store = ArbiterStore.open(path)
+    where = arbiter_store_at(config)
+    if isinstance(where, Path) and not where.exists():
+        raise ConfigError(f"{where}: no arbiter store here (sync.arbiter_db)")
+    store = open_store(where)
     try:
         return store.rows("SELECT * FROM conflicts ORDER BY seq")
     finally:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections import deque
@@ -85,7 +86,7 @@ class Arbiter:
 
     def __init__(self, store: ArbiterStore, broker: Broker, topics: Topics, check: ClaimCheck, *, keepalive: int = 10,
                  reconnect: tuple[int, int] = (1, 16), credentials: Credentials | None = None,
-                 status_every: float = 10.0, max_batch: int = 2000) -> None:
+                 status_every: float = 10.0, max_batch: int = 2000, group: str = "", instance: str = "") -> None:
         self.store = store
         self.topics = topics
         self.check = check
@@ -104,11 +105,13 @@ class Arbiter:
         self._announce: Callable[[], None] | None = None
         self._quiet = Quiet()
         self.intake = Intake(self._arrived, self._arrived_large, self.counters)
-        self.link = Link(broker, f"{topics.prefix}-arbiter-{os.getpid()}",
-                         subscriptions=[topics.requests(kind) for kind in REQUESTS],
+        # instances on one database (sync/arbiter/pgstore.py) share the requests: each goes to one of them
+        self.status_topic = topics.instance_status(instance)
+        self.link = Link(broker, f"{topics.prefix}-arbiter-{instance or socket.gethostname()}-{os.getpid()}",
+                         subscriptions=[topics.shared(topics.requests(kind), group) for kind in REQUESTS],
                          on_message=self._received, on_ready=self._ready_changed, after_packet=self._drained,
                          screen=self.intake.screen,
-                         will=(topics.arbiter_status, self._status("offline", reason="lost")),
+                         will=(self.status_topic, self._status("offline", reason="lost")),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
 
     # -- running ----------------------------------------------------------------------------
@@ -124,7 +127,7 @@ class Arbiter:
             self._finish(deadline=time.monotonic() + 2.0)
         finally:
             self.intake.stop()
-            self.link.stop(final=(self.topics.arbiter_status, self._status("offline", reason="stopped")))
+            self.link.stop(final=(self.status_topic, self._status("offline", reason="stopped")))
 
     def step(self, timeout: float) -> int:
         """The committer's turn: serve work the network thread left waiting for DEFER_GRACE s (with
@@ -390,10 +393,15 @@ class Arbiter:
         if now < self._next_status or not self.link.ready:
             return
         self._next_status = now + self.status_every
+        try:
+            figures: wire.Json = {"head": self.store.head(), "store": self.store.counts()}
+        except ArbiterStoreError as exc:  # a database that is down (pgstore): say so, keep the committer running
+            self._set_fault(str(exc))
+            figures = {}
         state = "fault" if self._fault else "online"
-        payload = self._status(state, epoch=self.store.epoch, head=self.store.head(), store=self.store.counts(),
-                               counters=self.counters.snapshot(), detail=self._fault)
-        if self.link.publish(self.topics.arbiter_status, payload, retain=True) and self._announce is not None:
+        payload = self._status(state, epoch=self.store.epoch, **figures, counters=self.counters.snapshot(),
+                               detail=self._fault)
+        if self.link.publish(self.status_topic, payload, retain=True) and self._announce is not None:
             self._announce()
             self._announce = None
 

@@ -255,8 +255,9 @@ class ArbiterStore:
         Kept in the stream only (no table of its own): gates keep the highest generation they were
         told, so a repeated item changes nothing.  Answered "revoked": the older generations are.
         """
-        db.execute("INSERT INTO generations VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET generation ="
-                   " max(generation, excluded.generation)", (g.event, g.ticket, g.gen))
+        db.execute("INSERT INTO generations VALUES (?, ?, ?) ON CONFLICT (event, ticket_id) DO UPDATE SET"
+                   " generation = excluded.generation WHERE excluded.generation > generations.generation",
+                   (g.event, g.ticket, g.gen))  # (SQL that PostgreSQL speaks too: sync/arbiter/pgstore.py)
         seq = self._emit(db, stream, now, kind="generation", event=g.event, ticket=g.ticket, gen=g.gen, by=g.by,
                          at=g.at or now)
         return Answer(g.ticket, "revoked", seq, detail=f"generations below {g.gen}")
@@ -356,12 +357,15 @@ class ArbiterStore:
                          late={"gate": late_gate, "at": late_at, "scan": late_scan}, arbiter_at=now)
         db.execute("UPDATE conflicts SET seq = ? WHERE late_scan_id = ?", (seq, late_scan))
 
-    @staticmethod
-    def _emit(db: sqlite3.Connection, stream: list[Json], now: float, **item: object) -> int:
-        seq = db.execute("INSERT INTO stream (kind, body, arbiter_at) VALUES (?, ?, ?)",
-                         (item["kind"], json.dumps(item, separators=(",", ":")), now)).lastrowid
-        assert seq is not None
+    def _emit(self, db: sqlite3.Connection, stream: list[Json], now: float, **item: object) -> int:
+        seq = self._append(db, str(item["kind"]), json.dumps(item, separators=(",", ":")), now)
         stream.append({"seq": seq, **item})
+        return seq
+
+    def _append(self, db: sqlite3.Connection, kind: str, body: str, now: float) -> int:
+        """One stream row; its sequence number (AUTOINCREMENT: never reused)."""
+        seq = db.execute("INSERT INTO stream (kind, body, arbiter_at) VALUES (?, ?, ?)", (kind, body, now)).lastrowid
+        assert seq is not None
         return seq
 
     # -- reading -----------------------------------------------------------------------------

@@ -8,21 +8,24 @@ What a caller may rely on:
   will) says it is offline, and after 3 claims in a row went unanswered
   (until any answer comes back): a waiting person is then not made to wait
   for an answer that will not come.
-* One worker thread applies the stream in sequence order (what arrives
+* One thread applies the live stream in sequence order (what arrives
   within `STREAM_EVERY` of a batch is applied with it, in one transaction:
   one commit instead of one per redemption, and the decision thread's own
-  commit seldom waits behind one), catches up from the
-  stored position on every (re)connect, on a gap and whenever the arbiter's
-  head is ahead, drains the outbox whenever it is online, and publishes the
-  retained status (online, fault; offline on `close`, by last will if the
-  process dies).  Its errors are counted and reported in the status, never
-  raised.
+  commit seldom waits behind one), whatever else the gate is waiting for.
+  A worker thread catches up from the stored position on every (re)connect,
+  on a gap and whenever the arbiter's head is ahead, drains the outbox
+  whenever it is online, and publishes the retained status (online, fault;
+  offline on `close`, by last will if the process dies).  When an arbiter
+  instance's status changes, the worker's waiting request is given up at once
+  (asked again of whoever answers now) instead of waiting out REQUEST_TIMEOUT.
+  Both threads' errors are counted and reported in the status, never raised.
 * `close` drains the outbox and catches up for at most `drain_wait` seconds,
   then publishes "offline" and disconnects.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -44,6 +47,11 @@ from sync.topics import Topics
 log = logging.getLogger(__name__)
 
 SUSPECT_AFTER = 3  # unanswered claims in a row before the arbiter is taken for gone
+#: the share of the claim budget after which an unanswered claim is sent once more (same scan id: idempotent).
+#: Arbiter instances share the claim topic: the copy goes to a live one if the first went to one that died
+RESEND_AT = 0.5
+#: the tag of the worker thread's requests (catch-up, outbox drain): given up when an arbiter's status changes
+WORKER = "worker"
 #: seconds the worker gathers stream batches before applying them together.  A gate's own win comes back on
 #: the stream right after its answer, while the decision thread commits its result: applied at once it took
 #: the store from that commit (0.2-0.3 ms a claim on this machine, a whole fsync on a gate's SD card)
@@ -68,10 +76,12 @@ class GateSync:
         self.status_every = status_every
         self.counters = Counters()
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stream_inbox: queue.Queue[tuple[str, list[wire.Json]] | None] = queue.Queue()
         self._stop = threading.Event()
         self._caught_up = threading.Event()
         self._idle = threading.Event()
         self._arbiter = "unknown"
+        self._instances: dict[str, str] = {}  # status topic -> state of each arbiter instance heard of
         self._unanswered = 0
         self._fault = ""
         self._clock_offset: float | None = None
@@ -81,17 +91,20 @@ class GateSync:
         #: called on the worker thread after every (re)connect (sync.dashboard.GateFeed announces the gate)
         self.on_connect: list[Callable[[], None]] = []
         self._worker = threading.Thread(target=self._run, name=f"sync-{gate_id}", daemon=True)
+        self._applier = threading.Thread(target=self._apply_live, name=f"stream-{gate_id}", daemon=True)
         self.link = Link(broker, f"{gate_id}{client_suffix}",
-                         subscriptions=[topics.stream, topics.arbiter_status], reply_topic=topics.reply(gate_id),
+                         subscriptions=[topics.stream, topics.instance_statuses], reply_topic=topics.reply(gate_id),
                          on_message=self._received, on_ready=lambda up: self._inbox.put(("link", up)),
                          will=(topics.status(gate_id), self._status_payload("offline", reason="lost", at=None)),
                          keepalive=keepalive, reconnect=reconnect, credentials=credentials, counters=self.counters)
-        self.follower = StreamFollower(self.link, topics, gate_id, self.counters, on_reply=self._answered)
+        self.follower = StreamFollower(self.link, topics, gate_id, self.counters, on_reply=self._answered,
+                                       tag=WORKER)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.link.start()
         self._worker.start()
+        self._applier.start()
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until connected and caught up with the arbiter (which proves it answers)."""
@@ -116,7 +129,10 @@ class GateSync:
             drained = self._flush(time.monotonic() + min(CLOSE_POLL, left))
         self._stop.set()
         self._inbox.put(("stop", None))
+        self._stream_inbox.put(None)
+        self.link.wake(WORKER)
         self._worker.join(timeout=REQUEST_TIMEOUT + 1)
+        self._applier.join(timeout=REQUEST_TIMEOUT + 1)
         self.link.stop(final=(self.topics.status(self.gate_id), self._status_payload("offline", reason="stopped")))
         return drained
 
@@ -150,8 +166,9 @@ class GateSync:
     def claim(self, claim: wire.Claim, budget: float | None = None) -> wire.Answer | None:
         """The arbiter's answer to one claim within the budget, or None."""
         self.counters.add("claims")
+        budget = self.budget if budget is None else budget
         reply = self.link.request(self.topics.request("claim", self.gate_id), wire.request("claims", [claim]),
-                                  self.budget if budget is None else budget)
+                                  budget, resend_after=budget * RESEND_AT)
         if reply is None:
             self._unanswered += 1
             self.counters.add("claim_timeouts")
@@ -180,58 +197,83 @@ class GateSync:
     # -- the network thread --------------------------------------------------------------------------
     def _received(self, msg: Inbound) -> None:
         if msg.topic == self.topics.stream:
-            self._inbox.put(("stream", wire.parse_stream(msg.payload)))
-        elif msg.topic == self.topics.arbiter_status:
+            self._stream_inbox.put(wire.parse_stream(msg.payload))
+        elif msg.topic.startswith(self.topics.arbiter_status):  # one instance's status (Topics.instance_status)
             state = wire.text(msg.payload, "state")
-            self._arbiter = "offline" if state == "offline" else "online"
+            if self._instances.get(msg.topic) != state:  # it died, or came (back): ask whoever answers now
+                self.link.wake(WORKER)
+            self._instances[msg.topic] = state
+            # offline only when every instance says so: a dead instance's last will does not speak for the rest
+            self._arbiter = "offline" if all(s == "offline" for s in self._instances.values()) else "online"
             if state != "offline":
                 self._unanswered = 0
             self._inbox.put(("arbiter", msg.payload))
 
     # -- the worker ------------------------------------------------------------------------------------
     def _run(self) -> None:
-        following: tuple[str, Any] | None = None  # a message that ended a gathering of stream batches
         while not self._stop.is_set():
-            if following is not None:
-                (kind, data), following = following, None
-            else:
-                try:
-                    kind, data = self._inbox.get(timeout=0.25)
-                except queue.Empty:
-                    kind, data = "tick", None
-            if kind == "stream":
-                data, following = self._gather(data)
             try:
-                self._handle(kind, data)
-                self._housekeeping()
-            except StoreError as exc:
-                self.counters.add("store_errors")
-                self.note_fault(str(exc))
-                log.error("sync could not use the store: %s", exc)
-            except SyncError as exc:
-                self.counters.add("errors")
-                log.warning("sync: %s", exc)
-            except Exception as exc:  # a bug must not stop stream apply, outbox drain and status: count, log
-                self.counters.add("errors")
-                log.exception("sync: unexpected error handling %s: %s", kind, exc)
-            if following is None and self._inbox.empty():
+                kind, data = self._inbox.get(timeout=0.25)
+            except queue.Empty:
+                kind, data = "tick", None
+            self._guarded(kind, functools.partial(self._step, kind, data))
+            if self._inbox.empty():
                 self._idle.set()
 
-    def _gather(self, first: tuple[str, list[wire.Json]]) -> tuple[tuple[str, list[wire.Json]], tuple[str, Any] | None]:
-        """The stream batches that arrive within STREAM_EVERY of `first` (same epoch) as one, and the message
-        that ended the gathering early, if any (the caller handles it next, in order)."""
+    def _step(self, kind: str, data: Any) -> None:
+        self._handle(kind, data)
+        self._housekeeping()
+
+    def _apply_live(self) -> None:
+        """The live stream's thread: apply batches as they come, whatever requests the worker waits for."""
+        following: tuple[str, list[wire.Json]] | None = None  # a batch of another epoch that ended a gathering
+        while not self._stop.is_set():
+            first = following if following is not None else self._stream_inbox.get()
+            if first is None:
+                return
+            batch, following = self._gather(first)
+            self._guarded("stream", functools.partial(self._apply_batch, *batch))
+
+    def _guarded(self, kind: str, step: Callable[[], object]) -> None:
+        """Run one step of a sync thread: its errors are counted, logged and shown in the status, never raised."""
+        try:
+            step()
+        except StoreError as exc:
+            self.counters.add("store_errors")
+            self.note_fault(str(exc))
+            log.error("sync could not use the store: %s", exc)
+        except SyncError as exc:
+            self.counters.add("errors")
+            log.warning("sync: %s", exc)
+        except Exception as exc:  # a bug must not stop stream apply, outbox drain and status: count, log
+            self.counters.add("errors")
+            log.exception("sync: unexpected error handling %s: %s", kind, exc)
+
+    def _gather(self, first: tuple[str, list[wire.Json]]) -> tuple[tuple[str, list[wire.Json]],
+                                                                   tuple[str, list[wire.Json]] | None]:
+        """The stream batches that arrive within STREAM_EVERY of `first` (same epoch) as one, and the batch
+        that ended the gathering early, if any (applied next, in order)."""
         epoch, entries = first[0], list(first[1])
-        until, following = time.monotonic() + STREAM_EVERY, None
+        until = time.monotonic() + STREAM_EVERY
         while (wait := until - time.monotonic()) > 0:
             try:
-                kind, data = self._inbox.get(timeout=wait)
+                data = self._stream_inbox.get(timeout=wait)
             except queue.Empty:
                 break
-            if kind != "stream" or data[0] != epoch:
-                following = (kind, data)
+            if data is None:
+                self._stream_inbox.put(None)  # stop: after this batch
                 break
+            if data[0] != epoch:
+                return (epoch, sorted(entries, key=lambda item: item["seq"])), data
             entries.extend(data[1])
-        return (epoch, sorted(entries, key=lambda item: item["seq"])), following
+        return (epoch, sorted(entries, key=lambda item: item["seq"])), None
+
+    def _apply_batch(self, epoch: str, entries: list[wire.Json]) -> None:
+        _applied, gap = self.ledger.apply_stream(epoch, entries)
+        if gap:
+            self.counters.add("stream_gaps")
+            self._need_catchup = True
+            self._inbox.put(("kick", None))
 
     def _handle(self, kind: str, data: Any) -> None:
         if kind == "link":
@@ -240,12 +282,6 @@ class GateSync:
             self._next_status = 0.0
             for connected in self.on_connect if data else ():
                 connected()
-        elif kind == "stream":
-            epoch, entries = data
-            _applied, gap = self.ledger.apply_stream(epoch, entries)
-            if gap:
-                self.counters.add("stream_gaps")
-                self._need_catchup = True
         elif kind == "arbiter":
             head = data.get("head")
             if data.get("state") != "offline":
@@ -288,7 +324,8 @@ class GateSync:
 
     def _send(self, entries: list[wire.Claim] | list[wire.Release], kind: str, key: str) -> bool:
         for payload in wire.requests(key, entries):  # each well under the broker's message size limit
-            reply = self.link.request(self.topics.request(kind, self.gate_id), payload, REQUEST_TIMEOUT)
+            reply = self.link.request(self.topics.request(kind, self.gate_id), payload, REQUEST_TIMEOUT,
+                                      tag=WORKER)
             if reply is None:
                 self.counters.add("drain_timeouts")
                 return False

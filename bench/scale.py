@@ -1,0 +1,325 @@
+"""Scale benchmark: the arbiter on PostgreSQL (1, 2, 3 instances) against the SQLite arbiter; failover; a rush.
+
+    python bench/scale.py [--clients 8] [--seconds 5] [--probes 300] [--kills 24] [--gates 100] [--dir DIR]
+
+Starts its own mosquitto on a free port, real `gate arbiter` processes, and a fresh database on the machine's
+PostgreSQL (127.0.0.1:5432, or BENCH_POSTGRES: a URL without a database) for each run, dropped afterwards.
+
+* Durable claims/s with the same lean gate clients as bench/sync.py (8 processes, 4 claims in flight each),
+  and claim p50/p99 of one gate (GateSync.claim, one at a time, no other load), for the SQLite arbiter (the
+  baseline, measured in the same run) and for 1, 2 and 3 PostgreSQL instances sharing the requests through
+  an MQTT v5 shared subscription.  Goal: one PostgreSQL instance at least half the SQLite arbiter's claims/s.
+* Failover gap: two instances; one gate keeps claiming while one instance is killed with SIGKILL (and
+  started again) --kills times; per kill, the time from the SIGKILL to the gate's next answered claim.
+  Goal: p99 within the claim budget (0.3 s): the gate's resend (sync.gateside.session.RESEND_AT) reaches the
+  live instance.  Claims that got no answer at all are counted.
+* Opening rush: --gates lean gate connections (4 processes), each claiming 20 tickets one after the other,
+  all at once, against one PostgreSQL instance, and the same against the SQLite arbiter (the baseline); p50/p99
+  of a claim.  Goal: p99 under 20 ms.
+
+This machine has 2 cores shared by the broker, PostgreSQL, every instance and every client: more instances
+cannot show more throughput here (they show that sharing costs little and that failover works).
+
+Exit status: 0 when every goal passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+from bench._table import pct, table
+from bench.sync import ROOT, claim_won, free_port, gate_sync, nodelay, start, throughput, wait_for
+from sync import wire
+from sync.link import RequestProperties
+from sync.topics import Topics
+
+SERVER = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+BUDGET_S, RUSH_P99_MS, PG_SHARE_MIN = 0.3, 20.0, 0.5
+GROUP = "arbiters"
+RUSH_PROCS, RUSH_CLAIMS = 4, 20
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    name = f"qrgate_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{SERVER}/{name}"
+    finally:
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Venue:
+    """mosquitto and the arbiter processes of one run."""
+
+    def __init__(self, folder: Path, env: dict[str, str], port: int) -> None:
+        self.folder, self.env, self.port = folder, env, port
+        self.url = f"mqtt://127.0.0.1:{port}"
+        self.instances: dict[str, subprocess.Popen[str]] = {}
+
+    def start(self, store: str, name: str = "") -> subprocess.Popen[str]:
+        extra = ["--instance", name, "--group", GROUP] if name else []
+        proc = start([sys.executable, "-m", "gate.cli", "--home", str(self.folder / "arbiter"), "arbiter",
+                      "--broker", self.url, "--store", store, *extra], self.env, "arbiter ready")
+        self.instances[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        proc = self.instances.pop(name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.instances.values():
+            proc.terminate()
+            proc.wait(10)
+        self.instances.clear()
+
+
+def probe(folder: Path, venue: Venue, n: int) -> list[float]:
+    """One gate's claims one at a time, no other load (ms)."""
+    sync, store = gate_sync(folder, f"bench-probe-{uuid.uuid4().hex[:6]}", venue.url)
+    sync.start()
+    if not sync.wait_ready(10):
+        raise SystemExit("bench: the arbiter did not answer the probe")
+    gate = sync.gate_id
+    for i in range(20):
+        claim_won(sync, gate, -1 - i)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        claim_won(sync, gate, i)
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    sync.close()
+    store.close()
+    return out
+
+
+def measure(folder: Path, venue: Venue, stores: list[tuple[str, str]], args: argparse.Namespace) -> list[object]:
+    for where, name in stores:
+        venue.start(where, name)
+    try:
+        ms = probe(folder, venue, args.probes)
+        first = next(iter(venue.instances.values()))
+        load = throughput(venue.port, args.clients, args.seconds, venue.env, first.pid)
+    finally:
+        venue.stop_all()
+    return [load.per_s, pct(ms, 50), pct(ms, 99), load.claims]
+
+
+def failover(folder: Path, venue: Venue, url: str, kills: int) -> tuple[list[float], int, int]:
+    """(per kill: s from the SIGKILL to the next answered claim, claims unanswered, claims answered)."""
+    venue.start(url, "a")
+    venue.start(url, "b")
+    sync, store = gate_sync(folder, "bench-failover", venue.url)
+    sync.start()
+    if not sync.wait_ready(10):
+        raise SystemExit("bench: the arbiters did not answer")
+    answered: list[float] = []
+    lost = [0]
+    stop = threading.Event()
+
+    def claims() -> None:
+        while not stop.is_set():
+            claim = wire.Claim(uuid.uuid4().hex, "show7", uuid.uuid4().hex[:12], sync.gate_id, time.time())
+            answer = sync.claim(claim, BUDGET_S)
+            if answer is None:
+                lost[0] += 1
+            else:
+                answered.append(time.monotonic())
+    thread = threading.Thread(target=claims)
+    thread.start()
+    gaps, rng = [], random.Random(14)
+    try:
+        for _ in range(kills):
+            time.sleep(rng.uniform(0.2, 0.6))
+            victim = rng.choice(sorted(venue.instances))
+            killed_at = time.monotonic()
+            venue.kill(victim)
+            wait_for(lambda t=killed_at: bool(answered) and answered[-1] > t, 5, "a claim answered after a kill")
+            gaps.append(next(t for t in reversed(answered) if t > killed_at) - killed_at)
+            venue.start(url, victim)
+    finally:
+        stop.set()
+        thread.join()
+        sync.close()
+        store.close()
+        venue.stop_all()
+    return gaps, lost[0], len(answered)
+
+
+def rush_client(port: int, first: int, count: int, claims: int) -> None:
+    """`count` lean gate connections (subscribed to the stream and their replies, as gates are); on "go" each
+    claims `claims` tickets one after the other; prints every claim's round trip (ms) as JSON."""
+    topics, lock = Topics(), threading.Lock()
+    latencies: list[float] = []
+    done = threading.Semaphore(0)
+
+    def make(n: int) -> tuple[mqtt.Client, Callable[[], None]]:
+        gate = f"rush-{n}"
+        request, reply = topics.request("claim", gate), topics.reply(gate)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{gate}-{os.getpid()}",
+                             protocol=mqtt.MQTTv5)
+        client.on_socket_open = nodelay
+        state = {"left": claims, "sent": 0.0}
+        subscribed = threading.Event()
+
+        def send() -> None:
+            scan = uuid.uuid4().hex
+            state["sent"] = time.perf_counter()
+            claim = wire.Claim(scan, "show7", scan[:12], gate, time.time())
+            client.publish(request, wire.encode(wire.request("claims", [claim])), qos=0,
+                           properties=RequestProperties(reply, scan.encode()))
+
+        def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            if msg.topic != reply:
+                return
+            with lock:
+                latencies.append((time.perf_counter() - state["sent"]) * 1000)
+            state["left"] -= 1
+            if state["left"]:
+                send()
+            else:
+                done.release()
+        client.on_message = on_message
+        client.on_subscribe = lambda *_a: subscribed.set()
+        client.connect("127.0.0.1", port)
+        client.subscribe([(topics.stream, 1), (reply, 1)])
+        client.loop_start()
+        if not subscribed.wait(20):
+            raise SystemExit("bench: a rush client could not connect")
+        return client, send
+
+    clients = [make(n) for n in range(first, first + count)]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _client, send in clients:
+        send()  # its first claim: every gate at once
+    for _ in clients:
+        if not done.acquire(timeout=60):
+            raise SystemExit("bench: rush claims went unanswered")
+    print(json.dumps(latencies), flush=True)
+    for client, _send in clients:
+        client.disconnect()
+        client.loop_stop()
+
+
+def rush(venue: Venue, store: str, gates: int, name: str = "a") -> list[float]:
+    venue.start(store, name)
+    per = gates // RUSH_PROCS
+    procs = [start([sys.executable, __file__, "--rush", str(venue.port), str(k * per), str(per)], venue.env, "ready")
+             for k in range(RUSH_PROCS)]
+    try:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        out: list[float] = []
+        for proc in procs:
+            stdout, _ = proc.communicate(timeout=120)
+            out += json.loads(stdout.splitlines()[-1])
+        return out
+    finally:
+        venue.stop_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=8, help="lean gate clients of the throughput runs")
+    p.add_argument("--seconds", type=float, default=5.0, help="length of each throughput run")
+    p.add_argument("--probes", type=int, default=300, help="claims timed one at a time per configuration")
+    p.add_argument("--kills", type=int, default=24, help="SIGKILLs of an instance in the failover run")
+    p.add_argument("--gates", type=int, default=100, help="gates in the opening rush")
+    p.add_argument("--dir", type=Path, help="where the files go (default: a temporary folder here)")
+    p.add_argument("--rush", nargs=3, type=int, metavar=("PORT", "FIRST", "COUNT"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.rush:
+        rush_client(*args.rush, RUSH_CLAIMS)
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.dir or Path.cwd()))
+    port = free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
+                    f"max_queued_messages 100000\nmax_connections -1\nlog_dest file {folder}/mosquitto.log\n")
+    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QRGATE_")}, "PYTHONPATH": str(ROOT)}
+    venue = Venue(folder, env, port)
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10, "mosquitto")
+        return run(args, folder, venue)
+    finally:
+        venue.stop_all()
+        broker.terminate()
+        broker.wait(10)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path, venue: Venue) -> int:
+    t_start = time.monotonic()
+    print(f"scale bench: mosquitto on {venue.url}, PostgreSQL at {SERVER}, files in {folder}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
+    rows: list[list[object]] = []
+    rows.append(["SQLite arbiter (baseline)", *measure(folder, venue, [(str(folder / "arbiter.db"), "")], args)])
+    for n in (1, 2, 3):
+        with database() as url:
+            rows.append([f"PostgreSQL, {n} instance{'s' if n > 1 else ''}",
+                         *measure(folder, venue, [(url, name) for name in "abc"[:n]], args)])
+    with database() as url:
+        gaps, lost, answered = failover(folder, venue, url, args.kills)
+    with database() as url:
+        rushed = rush(venue, url, args.gates)
+    rushed_sqlite = rush(venue, str(folder / "rush.db"), args.gates, "")
+    print(table(["configuration", "claims/s", "claim p50 ms", "claim p99 ms", "claims"],
+                [[name, f"{per_s:,.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{n:,}"] for name, per_s, p50, p99, n in rows]))
+    print()
+    print(table(["measure", "p50 ms", "p99 ms", "value"], [
+        [f"failover gap, SIGKILL -> next answered claim ({len(gaps)} kills of 2 instances)",
+         f"{pct(gaps, 50) * 1000:.1f}", f"{pct(gaps, 99) * 1000:.1f}",
+         f"{lost} of {lost + answered:,} claims unanswered within {BUDGET_S} s"],
+        [f"opening rush: {args.gates} gates x {RUSH_CLAIMS} claims at once, 1 PostgreSQL instance",
+         f"{pct(rushed, 50):.2f}", f"{pct(rushed, 99):.2f}", f"{len(rushed):,} claims"],
+        ["  the same rush on the SQLite arbiter (baseline)",
+         f"{pct(rushed_sqlite, 50):.2f}", f"{pct(rushed_sqlite, 99):.2f}", f"{len(rushed_sqlite):,} claims"],
+    ]))
+    sqlite_per_s, pg_per_s = float(rows[0][1]), float(rows[1][1])  # type: ignore[arg-type]
+    goals = [
+        (pg_per_s >= PG_SHARE_MIN * sqlite_per_s,
+         f"one PostgreSQL instance {pg_per_s:,.0f} claims/s >= {PG_SHARE_MIN}x SQLite's {sqlite_per_s:,.0f}/s"),
+        (pct(gaps, 99) <= BUDGET_S, f"failover gap p99 {pct(gaps, 99) * 1000:.0f} ms <= the claim budget "
+                                    f"{BUDGET_S * 1000:.0f} ms"),
+        (pct(rushed, 99) < RUSH_P99_MS, f"rush claim p99 {pct(rushed, 99):.2f} ms < {RUSH_P99_MS} ms"),
+    ]
+    print("\ngoals:")
+    for ok, text in goals:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    print(f"\n({time.monotonic() - t_start:.0f} s.  Two cores carry the broker, PostgreSQL, every instance and every "
+          "client: more instances do not add throughput here; they add the failover above.)")
+    return 0 if all(ok for ok, _ in goals) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
