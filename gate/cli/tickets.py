@@ -13,6 +13,7 @@ from pathlib import Path
 from gate.cli.common import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, SubParsers, command, format_decision, iso, time_arg
 from gate.config import Config
 from gate.keys import KeyStore
+from gate.product import with_product
 from gate.ticket import Ticket
 from gate.wiring import gate_session, open_store
 
@@ -27,6 +28,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-from", type=time_arg, default=0, metavar="T", help="unix seconds or ISO 8601")
     p.add_argument("--valid-until", type=time_arg, default=0, metavar="T", help="unix seconds or ISO 8601")
     p.add_argument("--generation", type=int, default=0, help="ownership generation")
+    p.add_argument("--product", default="", help="product/category for check-in lists, e.g. vip (gate/product.py)")
     p.add_argument("--kid", help="issuer key id (default: the newest for the event)")
     p.add_argument("--qr", type=Path, metavar="DIR", help="also write ID.png and ID.svg QR images here")
 
@@ -64,7 +66,7 @@ def cmd_mint(args: argparse.Namespace, config: Config) -> int:
     for ticket_id in mint_ids(args.ticket_id, args.count):
         ticket = Ticket(event=args.event, ticket_id=ticket_id, seat=args.seat, valid_from=args.valid_from,
                         valid_until=args.valid_until, generation=args.generation)
-        text = key.sign(ticket)
+        text = key.sign(with_product(ticket, args.product))
         print(text)
         if args.qr:
             write_qr(text, args.qr / ticket_id)
