@@ -18,20 +18,11 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from gate.outcomes import Outcome, Reason
+from gate.passes import PassState
 from gate.rules import CheckinList
 
 Direction = Literal["in", "out"]
-
-
-@dataclass(frozen=True)
-class PassState:
-    """A ticket on one list: entries spent (in total and on `day`), inside or not, the last entry's time."""
-
-    entries: int = 0
-    day: str = ""
-    day_entries: int = 0
-    inside: bool = False
-    last_entry: float = 0.0
+__all__ = ["Direction", "PassState", "Ruling", "judge"]
 
 
 @dataclass(frozen=True)

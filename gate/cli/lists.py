@@ -28,6 +28,10 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                 "gate lists show lists/vip.list.json")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p = command(ls, common, "inside", cmd_lists_inside,
+                "tickets inside each list's area, as this gate's store knows them (its own scans)",
+                "gate lists inside --json")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
 
 
 def cmd_lists_sign(args: argparse.Namespace, config: Config) -> int:
@@ -46,6 +50,19 @@ def cmd_lists_show(args: argparse.Namespace, config: Config) -> int:
     for path in args.files:
         lst = load(path, keyring)
         say(json.dumps(lst.to_json(), sort_keys=True) if args.json else describe(lst))
+    return EXIT_OK
+
+
+def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
+    from gate.wiring import open_store
+
+    with open_store(config) as store:
+        counts = store.inside()
+    for name, (inside, seen) in counts.items():
+        say(json.dumps({"list": name, "inside": inside, "admitted": seen}) if args.json
+            else f"{name}: {inside} inside, {seen} admitted")
+    if not counts and not args.json:
+        say("no scans decided by a check-in list at this gate")
     return EXIT_OK
 
 

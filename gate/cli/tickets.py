@@ -39,6 +39,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                  "gate mint --event show7 --seat 12B --id 9f2 | gate check --json")
     p.add_argument("tickets", nargs="*", metavar="TICKET")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--direction", choices=("in", "out"),
+                   help="the way of these scans at a gate.direction = \"both\" gate of a check-in list (default in)")
     p = command(sub, common, "revoke", cmd_revoke, "add a ticket id to the revocation list",
                  "gate revoke 9f2 --event show7 --reason 'refunded'")
     p.add_argument("ticket_id")
@@ -99,7 +101,7 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         for text in lines:
             if not args.tickets and not text.strip():
                 continue
-            decision = decider.decide(text)
+            decision = decider.decide(text, direction=args.direction)
             rejected |= not decision.admitted
             print(json.dumps(decision.to_dict()) if args.json else format_decision(decision), flush=True)
     return EXIT_REJECTED if rejected else EXIT_OK
