@@ -217,7 +217,7 @@ def verify(doc: Any, keyring: Keyring, where: str = "list") -> CheckinList:
     """The list of a signed document, or RulesError saying why it is not trusted."""
     if not isinstance(doc, Mapping) or doc.get("format") != LIST_FORMAT:
         raise RulesError(f"{where}: not a signed check-in list (format {LIST_FORMAT!r} expected)")
-    lst = CheckinList.from_json(doc.get("list"), where)
+    lst = CheckinList.from_json(doc.get("list", {}), where)
     kid, sig = str(doc.get("kid", "")), str(doc.get("sig", ""))
     key = keyring.get(kid)
     if key is None or key.retired:

@@ -45,6 +45,7 @@ WRITERS = {
     "gate.store": "the gate's store: redeemed set, audit log, revocations, generations",
     "gate.ledger": "the gate's store: outbox, conflicts, stream position",
     "sync.arbiter.store": "the arbiter's store",
+    "sync.arbiter.passes": "the arbiter's store: check-in list states (inside its transaction)",
     "sync.dashboard.history": "the dashboard's history",
     "gate.ownership.store": "the box office's, wallets' and payment agents' files",
     "gate.sqlite": "schema_migrations of every file",
