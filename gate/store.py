@@ -334,10 +334,10 @@ class Store:
             return dict(self.conn.execute("SELECT outcome, count(*) FROM audit GROUP BY outcome").fetchall())
 
     def inside(self) -> dict[str, tuple[int, int]]:
-        """Per list: (tickets inside, tickets ever admitted) as this gate's store knows them."""
-        rows = self.database.rows("SELECT list, sum(inside) AS inside, count(*) AS seen FROM passes WHERE entries > 0"
-                                  " OR inside GROUP BY list ORDER BY list")
-        return {str(r["list"]): (int(r["inside"]), int(r["seen"])) for r in rows}  # type: ignore[call-overload]
+        """Per list: (tickets inside, entries admitted) as this gate's store knows them (its own scans)."""
+        rows = self.database.rows("SELECT list, sum(inside) AS inside, sum(entries) AS entries FROM passes"
+                                  " GROUP BY list ORDER BY list")
+        return {str(r["list"]): (int(r["inside"]), int(r["entries"])) for r in rows}  # type: ignore[call-overload]
 
     def redeemed_keys(self) -> set[tuple[str, str]]:
         with self.database.lock:

@@ -88,6 +88,19 @@ def test_no_list_is_todays_single_use(issuer: IssuerKey, store: Store) -> None:
     assert store.is_redeemed("show7", "p1") and store.inside() == {}
 
 
+def test_gate_lists_inside_reads_the_arbiters_exact_counts(gate_cli: Cli, home: Path) -> None:
+    from sync.arbiter.store import ArbiterStore
+    from sync.wire import Transition
+
+    arbiter = ArbiterStore.open(home / "arbiter.db")
+    arbiter.lists = {"hall": CheckinList("hall", "show7", entries=0)}
+    arbiter.transitions([Transition(f"s{i}", "show7", f"t{i % 3}", f"g{i}", float(i), "hall", 1) for i in range(5)])
+    arbiter.close()
+    shown = gate_cli("lists", "inside", "--arbiter")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "hall: 3 inside, 5 entries admitted"
+
+
 def test_a_replayed_scan_id_changes_nothing_and_the_list_version_is_journalled(issuer: IssuerKey, store: Store) -> None:
     gate = decider(issuer, store, CheckinList("gym", "show7", version=4, entries=2))
     text = ticket(issuer, "r1")
@@ -159,7 +172,7 @@ def test_gate_check_by_a_list_in_both_directions(gate_cli: Cli, signed_lists: Pa
     assert json.loads(out.stdout)["reason"] == "exit"
     assert gate_cli("check", *both, text).returncode == 0
     inside = gate_cli("lists", "inside", "--json")
-    assert json.loads(inside.stdout) == {"list": "stadium", "inside": 1, "admitted": 1}
+    assert json.loads(inside.stdout) == {"list": "stadium", "inside": 1, "entries": 1}
     history = gate_cli("history", "c1", "--json").stdout.splitlines()
     assert next(json.loads(h)["detail"] for h in history).startswith("list stadium@7")
 

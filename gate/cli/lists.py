@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gate.cli.common import EXIT_OK, SubParsers, command, say
 from gate.config import Config
+from gate.exc import ConfigError
 from gate.keys import KeyStore
 from gate.rules import CheckinList, load, sign
 
@@ -29,9 +30,11 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p = command(ls, common, "inside", cmd_lists_inside,
-                "tickets inside each list's area, as this gate's store knows them (its own scans)",
+                "tickets inside each list's area: this gate's own scans, or (--arbiter) exact across gates",
                 "gate lists inside --json")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--arbiter", action="store_true",
+                   help="read the arbiter's store (sync.arbiter_db, on the arbiter's host): exact across gates")
 
 
 def cmd_lists_sign(args: argparse.Namespace, config: Config) -> int:
@@ -54,16 +57,33 @@ def cmd_lists_show(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
-    from gate.wiring import open_store
-
-    with open_store(config) as store:
-        counts = store.inside()
-    for name, (inside, seen) in counts.items():
-        say(json.dumps({"list": name, "inside": inside, "admitted": seen}) if args.json
-            else f"{name}: {inside} inside, {seen} admitted")
+    counts = _arbiter_inside(config) if args.arbiter else _gate_inside(config)
+    for name, (inside, entries) in counts.items():
+        say(json.dumps({"list": name, "inside": inside, "entries": entries}) if args.json
+            else f"{name}: {inside} inside, {entries} entries admitted")
     if not counts and not args.json:
         say("no scans decided by a check-in list at this gate")
     return EXIT_OK
+
+
+def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
+    from gate.wiring import open_store
+
+    with open_store(config) as store:
+        return store.inside()
+
+
+def _arbiter_inside(config: Config) -> dict[str, tuple[int, int]]:
+    from sync.arbiter.store import ArbiterStore
+
+    path = config.path(config.sync.arbiter_db)
+    if not path.exists():
+        raise ConfigError(f"{path}: no arbiter store here (sync.arbiter_db)")
+    store = ArbiterStore.open(path)
+    try:
+        return store.inside()
+    finally:
+        store.close()
 
 
 def describe(lst: CheckinList) -> str:
