@@ -22,7 +22,7 @@ from gate.passes import PassState
 from gate.rules import CheckinList
 
 Direction = Literal["in", "out"]
-__all__ = ["Direction", "PassState", "Ruling", "judge"]
+__all__ = ["Direction", "PassState", "Ruling", "entered", "judge"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,16 @@ def _enter(lst: CheckinList, state: PassState, at: float) -> Ruling:
     if lst.min_gap and state.last_entry and at < state.last_entry + lst.min_gap * 60:
         return _refuse(state, Outcome.ALREADY_USED, Reason.TOO_SOON,
                        f"next entry allowed after {lst.local(state.last_entry + lst.min_gap * 60)}")
+    return Ruling(Outcome.ADMIT, Reason.NONE, "re-entry" if free else "", entered(lst, state, at, free=free))
+
+
+def entered(lst: CheckinList, state: PassState, at: float, *, free: bool = False) -> PassState:
+    """The state after an entry at `at` (spending one unless `free`): inside, counted on the venue day."""
+    day = lst.day(at) if lst.per_day else ""
+    spent = state.day_entries if state.day == day else 0
     counted = 0 if free else 1
-    nxt = PassState(entries=state.entries + counted, day=day, day_entries=spent + counted, inside=True,
-                    last_entry=at)
-    return Ruling(Outcome.ADMIT, Reason.NONE, "re-entry" if free else "", nxt)
+    return PassState(entries=state.entries + counted, day=day, day_entries=spent + counted, inside=True,
+                     last_entry=at)
 
 
 def _exhausted(lst: CheckinList, state: PassState, at: float) -> Ruling:

@@ -140,13 +140,13 @@ class CheckinList:
                 raise RulesError(f"{where}: the field {key!r} is required")
         try:
             return cls(
-                name=_typed(d, "name", str, where), event=_typed(d, "event", str, where),
-                version=_typed(d, "version", int, where, 1),
-                products=tuple(_typed(d, "products", list, where, [])),
-                windows=tuple(_window(w, where) for w in _typed(d, "windows", list, where, [])),
-                timezone=_typed(d, "timezone", str, where, "UTC"), entries=_typed(d, "entries", int, where, 1),
-                per_day=_typed(d, "per_day", bool, where, False), reentry=_typed(d, "reentry", bool, where, False),
-                min_gap=_typed(d, "min_gap", int, where, 0), capacity=_typed(d, "capacity", int, where, 0),
+                name=_typed(d, "name", str), event=_typed(d, "event", str),
+                version=_typed(d, "version", int, 1),
+                products=tuple(_typed(d, "products", list, [])),
+                windows=tuple(_window(w) for w in _typed(d, "windows", list, [])),
+                timezone=_typed(d, "timezone", str, "UTC"), entries=_typed(d, "entries", int, 1),
+                per_day=_typed(d, "per_day", bool, False), reentry=_typed(d, "reentry", bool, False),
+                min_gap=_typed(d, "min_gap", int, 0), capacity=_typed(d, "capacity", int, 0),
             )
         except RulesError as exc:
             raise RulesError(f"{where}: {exc}") from None
@@ -173,14 +173,14 @@ def _check_text(what: str, text: object) -> None:
         raise RulesError(f"{what} must be 1..{MAX_FIELD} bytes of text without control characters, not {text!r}")
 
 
-def _typed(d: Mapping[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
+def _typed(d: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
     value = d.get(key, default)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise RulesError(f"the field {key!r} must be {kind.__name__}, not {value!r}")
     return value
 
 
-def _window(w: Any, where: str) -> tuple[int, int]:
+def _window(w: Any) -> tuple[int, int]:
     if not isinstance(w, list | tuple) or len(w) != 2:
         raise RulesError(f"a window must be [start, end], not {w!r}")
     return (_seconds(w[0]), _seconds(w[1]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping
 
-from gate.admission import judge
+from gate.admission import entered, judge
 from gate.outcomes import Outcome, Reason
 from gate.passes import PassState
 from gate.rules import CheckinList
@@ -61,8 +61,7 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
         outcome, reason, detail, nxt = Outcome.ALREADY_USED, Reason.AREA_FULL, f"{lst.capacity} inside", state
     conflict = t.admitted and t.direction == "in" and outcome is not Outcome.ADMIT
     if conflict:  # let in offline although refused here: a fact, recorded and applied
-        nxt = PassState(state.entries + 1, lst.day(t.at) if lst.per_day else "",
-                        (state.day_entries if state.day == lst.day(t.at) else 0) + 1, True, t.at)
+        nxt = entered(lst, state, t.at)
     seq = None
     if nxt != state:
         if not _swap(db, t, nxt, rev):
