@@ -66,12 +66,14 @@ def _enter(lst: CheckinList, state: PassState, at: float) -> Ruling:
     if lst.min_gap and state.last_entry and at < state.last_entry + lst.min_gap * 60:
         return _refuse(state, Outcome.ALREADY_USED, Reason.TOO_SOON,
                        f"next entry allowed after {lst.local(state.last_entry + lst.min_gap * 60)}")
-    return Ruling(Outcome.ADMIT, Reason.NONE, "re-entry" if free else "", entered(lst, state, at, free=free))
+    return Ruling(Outcome.ADMIT, Reason.NONE, "re-entry" if free else "", entered(lst, state, at, free=free, day=day))
 
 
-def entered(lst: CheckinList, state: PassState, at: float, *, free: bool = False) -> PassState:
-    """The state after an entry at `at` (spending one unless `free`): inside, counted on the venue day."""
-    day = lst.day(at) if lst.per_day else ""
+def entered(lst: CheckinList, state: PassState, at: float, *, free: bool = False, day: str | None = None) -> PassState:
+    """The state after an entry at `at` (spending one unless `free`): inside, counted on the venue day
+    (`day`: `lst.day(at)` if the caller has it; the time zone conversion is the costly part)."""
+    if day is None:
+        day = lst.day(at) if lst.per_day else ""
     spent = state.day_entries if state.day == day else 0
     counted = 0 if free else 1
     return PassState(entries=state.entries + counted, day=day, day_entries=spent + counted, inside=True,

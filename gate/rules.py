@@ -22,6 +22,7 @@ What a caller may rely on:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import json
 import tomllib
@@ -42,6 +43,18 @@ from gate.ticket import MAX_FIELD
 LIST_FORMAT = "qrgate-checkin-list/1"
 LIST_CONTEXT = b"QRGATE-LIST1"
 MAX_LIST_BYTES = 256 * 1024
+
+
+#: every UTC offset in use today, and every change between them, falls on a quarter hour (tests/test_rules.py
+#: checks zones with :30 and :45 offsets and a 30-minute DST shift), so the venue's day is the same all through
+#: one UTC quarter hour: it is worked out once per quarter (the time zone conversion is the costly part of a
+#: once-a-day decision, bench/decide.py)
+QUARTER = 900
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_of(zone: ZoneInfo, quarter: int) -> str:
+    return dt.datetime.fromtimestamp(quarter * QUARTER, zone).date().isoformat()
 
 
 class RulesError(GateError, ValueError):
@@ -108,7 +121,7 @@ class CheckinList:
 
     def day(self, at: float) -> str:
         """The venue's calendar day of `at` (ISO date in `timezone`): the boundary of `per_day`."""
-        return dt.datetime.fromtimestamp(at, self._zone).date().isoformat()
+        return _day_of(self._zone, int(at // QUARTER))
 
     def local(self, at: float) -> str:
         """`at` as the venue's wall-clock time, for reasons shown to people."""

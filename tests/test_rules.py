@@ -143,3 +143,15 @@ def test_vip_list_refuses_a_general_ticket_even_on_exit() -> None:
     assert run(lst, [(1, "in")], product="") == ["not_this_list"]
     assert run(lst, [(1, "in"), (2, "out")], product="vip") == ["ok", "exit"]
     assert judge(lst, "general", PassState(), 1, "in").outcome is Outcome.INVALID
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Kathmandu", "America/St_Johns", "Australia/Lord_Howe",
+                                  "Pacific/Chatham", "UTC"])
+def test_the_venue_day_matches_the_time_zone_at_every_minute_around_midnights_and_dst(zone: str) -> None:
+    lst = CheckinList("d", "show7", per_day=True, timezone=zone)
+    tz = ZoneInfo(zone)
+    start = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp())
+    for day in range(365):  # every day of 2026, so both DST changes of each zone are among them
+        for minute in range(0, 24 * 60, 11):
+            t = start + day * 86400 + minute * 60 + 13
+            assert lst.day(t) == dt.datetime.fromtimestamp(t, tz).date().isoformat(), (zone, t)
