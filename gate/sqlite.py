@@ -83,18 +83,18 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             db = cls(conn, path, error)
-            if check:
-                rows = conn.execute("PRAGMA quick_check").fetchall()
-                if rows != [("ok",)]:
-                    conn.close()
-                    raise (corrupt or error)(f"{path}: integrity check failed: {rows[:5]}")
-            db.migrate(migrations, adopt)
+            problems = [r for r in conn.execute("PRAGMA quick_check").fetchall() if r != ("ok",)] if check else []
+            if not problems:
+                db.migrate(migrations, adopt)
         except sqlite3.OperationalError as exc:
             raise error(f"{path}: cannot open the {what}: {exc}{diagnose(path)}") from None
         except sqlite3.DatabaseError as exc:
             raise (corrupt or error)(f"{path}: not a usable {what}: {exc}") from None
         except OSError as exc:
             raise error(f"{path}: cannot open the {what}: {exc}{diagnose(path)}") from None
+        if problems:  # raised here, not in the try: `error` may be an OSError, which would re-wrap it
+            conn.close()
+            raise (corrupt or error)(f"{path}: integrity check failed: {problems[:5]}")
         return db
 
     def close(self) -> None:

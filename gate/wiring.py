@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,9 @@ if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, .
 
     from gate.checkin import CheckinGate
     from gate.daemon.scanloop import ScanLoop
+    from gate.ownership.agentserver import AgentServer
     from gate.ownership.boxoffice import BoxOffice
+    from gate.ownership.officeserver import BoxOfficeServer
     from gate.ownership.payment import FakePaymentAgent
     from gate.ownership.wallet import Wallet
     from hardware import Camera, Decoder, Feedback
@@ -98,6 +100,11 @@ def start_gate_sync(config: Config, store: Store, trust: TimeTrust | None = None
 
     broker, topics, credentials = sync_parts(config)
     s = config.sync
+    if s.username and s.username != config.gate_id:
+        # the venue's ACL (systemd/mosquitto/acl.template) lets a gate's user write only its own topics
+        log.warning("gate.id is %r but it connects as MQTT user %r: the broker lets that user claim only as %r, "
+                    "so every claim would go unanswered (another gate's bundle, or a mistyped --gate-id?)",
+                    config.gate_id, s.username, s.username)
     gate_sync = GateSync(Ledger(store), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
                          status_every=s.status_every, keepalive=s.keepalive,
                          reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
@@ -137,8 +144,9 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
             feed.connected()
         try:
             if not gate_sync.wait_ready(config.sync.connect_wait):
-                log.warning("no answer from the arbiter via %s within %.1f s: deciding offline (%s) until it answers",
-                            gate_sync.link.broker, config.sync.connect_wait, config.sync.offline_policy)
+                log.warning("no answer from the arbiter via %s within %.1f s (%s): deciding offline (%s) until it "
+                            "answers", gate_sync.link.broker, config.sync.connect_wait, gate_sync.unready(),
+                            config.sync.offline_policy)
             claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
             yield build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
         finally:
@@ -313,7 +321,7 @@ def open_boxoffice(config: Config) -> BoxOffice:
     from gate.ownership.boxoffice import BoxOffice
 
     keys = KeyStore(config.keys_dir)
-    return BoxOffice.open(str(config.path(config.ownership.boxoffice_db)),
+    return BoxOffice.open(str(_existing(config, config.ownership.boxoffice_db, "box office", "gate boxoffice init")),
                           lambda ticket: keys.signing_key(ticket.event).sign(ticket),
                           reservation=config.ownership.reservation)
 
@@ -337,7 +345,15 @@ def create_wallet(config: Config, name: str) -> str:
 def open_wallet(config: Config) -> Wallet:
     from gate.ownership.wallet import Wallet
 
-    return Wallet.open(str(config.path(config.ownership.wallet_db)))
+    return Wallet.open(str(_existing(config, config.ownership.wallet_db, "wallet", "gate wallet new --name NAME")))
+
+
+def _existing(config: Config, name: str, what: str, maker: str) -> Path:
+    """The path of a party's database that must be there already (not a stray empty one in the wrong home)."""
+    path = config.path(name)
+    if not path.exists():
+        raise ConfigError(f"{path}: no {what} in {config.home}: `{maker}` makes one; or is it another --home?")
+    return path
 
 
 def open_fake_agent(home: Path, *, create: bool = False) -> FakePaymentAgent:
@@ -345,3 +361,45 @@ def open_fake_agent(home: Path, *, create: bool = False) -> FakePaymentAgent:
     from gate.ownership.payment import FakePaymentAgent
 
     return FakePaymentAgent.open(str(home / "fake-agent.db"), create=create)
+
+
+def boxoffice_server(config: Config, *, host: str, port: int, tick: float) -> BoxOfficeServer:
+    """`gate boxoffice serve`: the box office's HTTP service with its expiry timer (not started)."""
+    from gate.ownership.officeserver import BoxOfficeServer
+
+    try:
+        return BoxOfficeServer(open_boxoffice(config), host=host, port=port, tick=tick,
+                               publish=generation_publisher(config) if config.sync.broker else None)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def generation_publisher(config: Config) -> Callable[[list[tuple[str, str, int, float]]], list[bool]]:
+    """Raised generations to the arbiter as `gate.id` (like `gate supersede --broker`); False where unconfirmed."""
+    from sync.exc import SyncError
+
+    def publish(items: list[tuple[str, str, int, float]]) -> list[bool]:
+        try:
+            with admin_client(config, "generation") as admin:
+                return [admin.supersede(event, ticket, generation, at).answered for event, ticket, generation, at in items]
+        except (SyncError, ConfigError, OSError) as exc:  # the broker is away: the timer tries again
+            log.warning("box office: generations not sent to %s: %s", config.sync.broker, exc)
+            return [False] * len(items)
+    return publish
+
+
+def fake_agent_server(home: Path, boxoffice_url: str, *, host: str, port: int) -> AgentServer:
+    """`gate fake-agent serve`: the FAKE agent's HTTP service, working for the box office at `boxoffice_url`.
+
+    It fetches the box office's signed catalog once to learn (and check) the box office's identity.
+    """
+    from gate.ownership.agentserver import AgentServer
+    from gate.ownership.client import BoxOfficeClient
+
+    agent = open_fake_agent(home)
+    office = BoxOfficeClient(boxoffice_url)
+    chain = agent.trust_boxoffice(office.catalog().boxoffice)
+    try:
+        return AgentServer(agent, office, chain, host=host, port=port)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None

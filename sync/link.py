@@ -17,6 +17,10 @@ What a caller may rely on:
   waiter at once with no reply.
 * `screen(msg)`, if given, sees every message before it is decoded and may
   take it (return True: the link does nothing more with it).
+* Connection trouble is one warning that names its cause (sync/diagnosis.py: the name not resolved, the
+  connection refused, the TLS handshake and why, not authorised, the client id taken), once per change,
+  and the recovery after it; `problem` holds the current cause for the caller's own messages.  A CA,
+  certificate or key file that is not there is a SyncError naming it.
 * Callbacks never raise into paho: bad payloads are counted
   (``bad_messages``) and dropped.  Handlers run on paho's network thread and
   must be quick.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import sys
 import threading
 import urllib.parse
 import uuid
@@ -42,6 +47,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sync import wire
 from sync.counters import Counters, Quiet
+from sync.diagnosis import ConnectionLog, connect_failed, dropped, refused
 from sync.exc import BadMessage, BrokerURLError, SyncError
 
 log = logging.getLogger(__name__)
@@ -114,6 +120,14 @@ class Inbound:
     retained: bool = False
 
 
+def _need_files(broker: Broker, credentials: Credentials) -> None:
+    """The TLS files that are set must be there: a SyncError naming the one that is not."""
+    for key, path in (("ca_file", credentials.ca_file), ("cert_file", credentials.cert_file),
+                      ("key_file", credentials.key_file)):
+        if path and not Path(path).is_file():
+            raise SyncError(f"{path}: no such file (sync.{key}, for {broker})")
+
+
 class RequestProperties(Properties):
     """The PUBLISH properties of a request or reply (ResponseTopic, CorrelationData), packed once by us.
 
@@ -143,6 +157,21 @@ class RequestProperties(Properties):
 
     def __str__(self) -> str:  # paho's debug log prints the properties it sends
         return self._shown
+
+
+class _PahoLog(logging.LoggerAdapter):
+    """paho's log, passed on at debug level, keeping its last error: a TLS alert after the handshake (a
+    client certificate refused) reaches us only as paho's "failed to receive on socket" line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger(f"{__name__}.paho"), {})
+        self.last_error = ""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.ERROR:
+            self.last_error = str(msg) % args if args else str(msg)
+        if self.isEnabledFor(logging.DEBUG):
+            super().log(logging.DEBUG, msg, *args, **kwargs)
 
 
 class _Waiter:
@@ -189,6 +218,12 @@ class Link:
         self._sub_mid: int | None = None
         self._lock = threading.Lock()
         self._waiters: dict[bytes, _Waiter] = {}
+        self._story = ConnectionLog(str(broker), log)
+        self._paho_log = _PahoLog()
+        self._answered = False  # the broker accepted this connection (CONNACK)
+        self._explained = False  # this attempt's cause is told already (a refusal precedes its disconnect)
+        self._client_id = client_id
+        self._username = (credentials or Credentials()).username
         self._client = self._make_client(client_id, will, reconnect, credentials or Credentials(), after_packet)
 
     def _make_client(self, client_id: str, will: tuple[str, wire.Json] | None, reconnect: tuple[int, int],
@@ -196,6 +231,8 @@ class Link:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         client.suppress_exceptions = True  # a bug in a handler must not kill the network thread
         client.on_socket_open = self._socket_opened
+        client.on_connect_fail = self._connect_failed
+        client.enable_logger(self._paho_log)  # type: ignore[arg-type]
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         client.on_subscribe = self._subscribed
@@ -211,6 +248,7 @@ class Link:
         if credentials.username:
             client.username_pw_set(credentials.username, credentials.password or None)
         if self.broker.tls:
+            _need_files(self.broker, credentials)
             try:
                 client.tls_set(ca_certs=credentials.ca_file or None, certfile=credentials.cert_file or None,
                                keyfile=credentials.key_file or None)
@@ -238,6 +276,11 @@ class Link:
         self._client.loop_stop()
         self._ready = False
         self._wake_all()
+
+    @property
+    def problem(self) -> str:
+        """Why the link is not connected, in a line ("" while connected, or before the first try ended)."""
+        return self._story.problem
 
     @property
     def ready(self) -> bool:
@@ -284,6 +327,8 @@ class Link:
 
     # -- paho callbacks (network thread) ----------------------------------------------
     def _socket_opened(self, _client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        self._answered = self._explained = False
+        self._paho_log.last_error = ""
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError) as exc:
@@ -293,13 +338,21 @@ class Link:
     def _connected(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             self.counters.add("connect_refused")
-            log.warning("broker %s refused the connection: %s", self.broker, reason)
+            self._explained = True
+            self._story.failed(refused(str(reason), self._username))
             return
         self.counters.add("connects")
+        self._answered = True
+        self._story.connected()
         if self._subscriptions:
             _rc, self._sub_mid = client.subscribe([(t, SubscribeOptions(qos=QOS)) for t in self._subscriptions])
         else:
             self._set_ready(True)
+
+    def _connect_failed(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this inside its `except OSError:` around the connect, and passes no exception
+        self.counters.add("connect_failed")
+        self._story.failed(connect_failed(sys.exc_info()[1], self.broker.host, tls=self.broker.tls))
 
     def _subscribed(self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[Any], _props: Any) -> None:
         if mid != self._sub_mid:
@@ -313,7 +366,9 @@ class Link:
     def _disconnected(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._ready and not self._stopping:
             self.counters.add("disconnects")
-            log.warning("lost the broker %s (%s); reconnecting", self.broker, reason)
+        if not self._stopping and not self._explained:
+            self._story.failed(dropped(str(reason), self._client_id, answered=self._answered,
+                                       error=self._paho_log.last_error, tls=self.broker.tls))
         self._set_ready(False)
         self._wake_all()
 

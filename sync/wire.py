@@ -482,6 +482,11 @@ def _optional_text(d: Json, key: str) -> str | None:
     return None if d.get(key) is None else text(d, key)
 
 
+def _blank_text(d: Json, key: str) -> str | None:
+    """A field that may be absent, null or empty (a seatless ticket's seat is ``""``): None for all three."""
+    return None if d.get(key) in (None, "") else text(d, key)
+
+
 def _optional_number(d: Json, key: str) -> float | None:
     return None if d.get(key) is None else number(d, key)
 
@@ -491,7 +496,7 @@ def parse_scan(d: Json, sender: str) -> ScanEvent:
     event = ScanEvent(
         scan_id=text(d, "scan_id"), gate_id=text(d, "gate_id"), at=number(d, "at"), outcome=text(d, "outcome"),
         reason=text(d, "reason", ""), decided_at=number(d, "decided_at", number(d, "at")),
-        event=_optional_text(d, "event"), ticket_id=_optional_text(d, "ticket_id"), seat=_optional_text(d, "seat"),
+        event=_optional_text(d, "event"), ticket_id=_optional_text(d, "ticket_id"), seat=_blank_text(d, "seat"),
         generation=integer(d, "generation", 0), first_gate=_optional_text(d, "first_gate"),
         first_at=_optional_number(d, "first_at"), provisional=flag(d, "provisional"),
         detail=text(d, "detail", ""))

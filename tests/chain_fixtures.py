@@ -7,8 +7,10 @@ step the way the CLI does (message out of one party, into the next).
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from gate.decide import Decider, Decision
 from gate.keys import IssuerKey, Keyring
 from gate.ownership.block import Message
 from gate.ownership.boxoffice import BoxOffice
+from gate.ownership.exc import Refused
 from gate.ownership.party import Party
 from gate.ownership.payment import FakePaymentAgent
 from gate.ownership.protocol import Catalog, Listing
@@ -47,6 +50,25 @@ class RealClock(Clock):
 
     def __call__(self) -> float:
         return time.time()
+
+
+def race(count: int, attempt: Callable[[int], object]) -> list[object]:
+    """Run attempt(0..count-1) in threads released at once; each one's result, or the code it was refused with."""
+    results: list[object] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = attempt(i)
+        except Refused as exc:
+            results[i] = exc.code
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def listing(ticket_id: str = "9f2", seat: str = "12B", price: int = 2500, *, slot: int = SLOT,
@@ -123,6 +145,33 @@ class World:
         return owned
 
 
+#: a resale price no hex digest, signature or timestamp in a file contains by chance (a short one like 4321
+#: turns up in the box office's hex-encoded sealed blocks now and then)
+SECRET_PRICE = 738_291_645
+SECRET_PRICE_TEXTS = ("738291645", "7382916.45")  # in minor units (JSON) and as the CLI writes it
+
+
+def traces(needles: tuple[str, ...], *places: Path) -> list[str]:
+    """Where any of `needles` occurs in `places` (files, or folders searched whole): in each file's raw bytes,
+    a database's -wal, -shm and -journal beside it included (a database open in WAL mode holds its recent
+    rows there), and in every cell of every table of each database, read back through SQLite."""
+    files = sorted({f for p in places for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()}
+                   | {Path(f"{p}{tail}") for p in places if p.is_file() for tail in ("-wal", "-shm", "-journal")
+                      if Path(f"{p}{tail}").is_file()})
+    found = [f"{f.name}: bytes" for f in files for n in needles if n.encode() in f.read_bytes()]
+    for f in files:
+        if f.read_bytes()[:16] == b"SQLite format 3\0":
+            found += [f"{f.name}: {where}" for where in _cells_with(f, needles)]
+    return found
+
+
+def _cells_with(path: Path, needles: tuple[str, ...]) -> list[str]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return [f"table {t}" for t in tables for row in db.execute(f'SELECT * FROM "{t}"') for cell in row
+                for n in needles if n in (cell.decode("latin-1") if isinstance(cell, bytes) else str(cell))]
+
+
 def make_world(root: Path, *tickets: Listing, clock: Clock | None = None) -> World:
     clock = clock or Clock()
     key = IssuerKey("0a1b2c3d", "hmac", "show7", bytes(range(32)), 0.0)
@@ -131,6 +180,7 @@ def make_world(root: Path, *tickets: Listing, clock: Clock | None = None) -> Wor
     office = BoxOffice(db, key.sign, reservation=600, clock=clock)
     agent = FakePaymentAgent.open(str(root / "agent.db"), create=True, clock=clock)
     office.trust_agent(agent.identity_block)
+    agent.trust_boxoffice(office.party.identity_block)
     for item in tickets or (listing(),):
         office.add(item)
     return World(root, clock, key, office, agent, Store.open(root / "gate.db"))

@@ -25,6 +25,8 @@ pytest.register_assert_rewrite("sync_fixtures")
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
+    """A gate's home folder, there but empty (a command other than the few that make one refuses a missing home)."""
+    (tmp_path / "home").mkdir()
     return tmp_path / "home"
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chain_fixtures import World, standard_world
+from chain_fixtures import SECRET_PRICE, SECRET_PRICE_TEXTS, World, race, standard_world, traces
 
 from gate.holder import code_for, present, terms_of
 from gate.outcomes import Outcome, Reason
@@ -35,7 +35,7 @@ def test_purchase_makes_the_buyer_the_holder_at_generation_1(world: World) -> No
     alice = world.wallet("alice")
     request = alice.buy("show7", "9f2")
     reply = world.office.handle(request)
-    assert [b.kind for b in reply.blocks] == ["identity", "reservation", "payment_request"]
+    assert [b.kind for b in reply.blocks] == ["identity", "reservation", "payment_request", "intent"]
     assert holder(world) == ("", 0)  # reserved, not sold
     paid = alice.pay(reply, world.agent)
     owned = world.office.confirm(paid)
@@ -46,21 +46,22 @@ def test_purchase_makes_the_buyer_the_holder_at_generation_1(world: World) -> No
     assert world.scan(alice).outcome is Outcome.ADMIT
     # every step is a block in the right chains, and each owner's chain links and steps back
     assert alice.party.check_own_chain() == 3  # identity, purchase_request, payment
-    assert world.office.party.check_own_chain() == 4  # identity, reservation, payment_request, ownership
+    assert world.office.party.check_own_chain() == 5  # identity, reservation, payment_request, intent, ownership
     assert world.agent.party.check_own_chain() == 3  # identity, confirmation, receipt
 
 
 def test_resale_alice_to_bob_raises_the_generation_and_hides_the_price(world: World) -> None:
     alice, bob = world.wallet("alice"), world.wallet("bob")
     world.purchase(alice)
-    world.resale(alice, bob, price=4321)
+    world.resale(alice, bob, price=SECRET_PRICE)
     assert holder(world) == (bob.chain, 2)
     assert [t["state"] for t in alice.tickets()] == ["gone"]
     assert [(t["generation"], t["state"]) for t in bob.tickets()] == [(2, "held")]
     assert world.office.supersessions()[0]["generation"] == 2
-    # the box office never saw the price: not in any payload it opened, nor anywhere in its file
-    assert b"4321" not in (world.root / "boxoffice.db").read_bytes()
-    assert "4321" in str(alice.deals()) and "4321" in str(bob.deals())
+    # the box office never saw the price: not in any payload it opened, nor anywhere in its files (its WAL too)
+    assert traces(SECRET_PRICE_TEXTS, world.root / "boxoffice.db") == []
+    assert traces(SECRET_PRICE_TEXTS, world.root / "alice.db") and traces(SECRET_PRICE_TEXTS, world.root / "bob.db")
+    assert str(SECRET_PRICE) in str(alice.deals()) and str(SECRET_PRICE) in str(bob.deals())
     invoice = next(b for b in _all_blocks(bob) if b.kind == "invoice")
     with pytest.raises(ChainError) as refused:  # addressed to Bob, sealed with the Alice-Bob key
         _open_as(world.office.party, invoice)
@@ -133,7 +134,22 @@ def test_an_unpaid_reservation_times_out_and_a_late_payment_is_refused(world: Wo
     assert holder(world) == (bob.chain, 1)
 
 
-def test_a_resale_hold_times_out_and_the_seller_keeps_the_ticket(world: World) -> None:
+def _charge_and_settle(world: World, buyer: Wallet, bill: Message) -> Message:
+    """Pay through the agent that holds the money, and let the box office settle it (as the agent's webhook does)."""
+    receipt = world.agent.charge(buyer.charge(bill))
+    buyer.accept(receipt)
+    txn = next(b.txn for b in receipt.blocks if not b.is_identity)
+    outcome = world.agent.settle(world.office.paid(world.agent.notice(txn)))
+    for wallet in world.wallets.values():
+        wallet.accept(outcome)
+    return outcome
+
+
+def test_a_resale_paid_after_its_hold_expired_is_refunded_and_the_seller_gets_nothing(world: World) -> None:
+    # This replaces test_a_resale_hold_times_out_and_the_seller_keeps_the_ticket, which asserted that Bob
+    # could pay Alice after the hold had expired, Alice keep the ticket, and the money stay with her.  Now the
+    # agent holds Bob's money until the box office settles: a hold that expired means a refund, so the
+    # seller keeps the ticket but not the money.
     alice, bob = world.wallet("alice"), world.wallet("bob")
     world.purchase(alice)
     request = bob.buy("show7", "9f2", seller=alice.chain)
@@ -142,19 +158,53 @@ def test_a_resale_hold_times_out_and_the_seller_keeps_the_ticket(world: World) -
     sent = world.office.expire()
     assert sorted(b.to for b in sent.blocks if b.kind == "timeout") == sorted([alice.chain, bob.chain])
     invoice = alice.sell(request, 4000, "EUR")
-    release = alice.release(bob.pay(invoice, world.agent))  # Bob has not read the timeout yet: he pays
-    with pytest.raises(Refused) as refused:
-        world.office.transfer(release)
-    assert refused.value.code == "not_holder"
+    outcome = _charge_and_settle(world, bob, invoice)  # Bob has not read the timeout yet: he pays
+    assert [b.kind for b in outcome.blocks if not b.is_identity] == ["refund"]
     assert holder(world) == (alice.chain, 1)
+    assert [(d["role"], d["state"]) for d in bob.deals()] == [("buyer", "refunded")]
+    assert [d["state"] for d in alice.deals() if d["role"] == "seller"] == ["invoiced"]  # no money for her
+    assert [c["state"] for c in world.agent.charges()] == ["refunded"]
     carol = world.wallet("carol")  # a buyer who has read the timeout does not pay at all
     late = carol.buy("show7", "9f2", seller=alice.chain)
     carol.accept(world.office.handle(late))
     world.clock.advance(601)
     carol.accept(world.office.expire())
     with pytest.raises(Refused) as timed_out:
-        carol.pay(alice.sell(late, 4000, "EUR"), world.agent)
+        carol.charge(alice.sell(late, 4000, "EUR"))
     assert timed_out.value.code == "timed_out"
+
+
+def test_a_buyer_who_paid_gets_the_ticket_though_the_seller_never_releases(world: World) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    request = bob.buy("show7", "9f2", seller=alice.chain)
+    holds = world.office.handle(request)
+    bob.accept(holds)
+    alice.accept(holds)
+    outcome = _charge_and_settle(world, bob, alice.sell(request, 4000, "EUR"))  # and Alice does nothing more
+    assert [b.kind for b in outcome.blocks if not b.is_identity] == ["payment_confirmation"]
+    assert holder(world) == (bob.chain, 2)
+    owned = world.office.mailbox(bob.chain)[-1][1]  # the ownership block waits in Bob's mailbox
+    bob.accept(owned)
+    alice.accept(world.office.mailbox(alice.chain)[-1][1])
+    assert [(t["generation"], t["state"]) for t in bob.tickets()] == [(2, "held")]
+    assert [t["state"] for t in alice.tickets()] == ["gone"]
+    assert [d["state"] for d in alice.deals() if d["role"] == "seller"] == ["paid"]
+    with pytest.raises(Refused) as twice:  # the same transaction cannot be charged twice
+        world.agent.charge(bob.charge(alice.sell(request, 4000, "EUR")))
+    assert twice.value.code == "already_paid"
+
+
+def test_a_late_purchase_payment_is_refunded(world: World) -> None:
+    alice = world.wallet("alice")
+    reply = world.office.handle(alice.buy("show7", "9f2"))
+    alice.accept(reply)
+    world.clock.advance(601)
+    world.office.expire()
+    outcome = _charge_and_settle(world, alice, reply)
+    assert [b.kind for b in outcome.blocks if not b.is_identity] == ["refund"]
+    assert [d["state"] for d in alice.deals()] == ["refunded"]
+    assert holder(world) == ("", 0)
 
 
 def test_double_sale_two_buyers_at_once_exactly_one_succeeds(world: World) -> None:
@@ -163,20 +213,7 @@ def test_double_sale_two_buyers_at_once_exactly_one_succeeds(world: World) -> No
     buyers = [world.wallet(f"buyer{i}") for i in range(6)]
     requests = [b.buy("show7", "9f2", seller=alice.chain) for b in buyers]
     offices = [world.office_again() for _ in buyers]  # one connection each, as separate processes
-    results: list[object] = [None] * len(buyers)
-    barrier = threading.Barrier(len(buyers))
-
-    def attempt(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = offices[i].handle(requests[i])
-        except Refused as exc:
-            results[i] = exc.code
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(buyers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(len(buyers), lambda i: offices[i].handle(requests[i]))
     winners = [i for i, r in enumerate(results) if isinstance(r, Message)]
     assert len(winners) == 1 and sorted(r for r in results if isinstance(r, str)) == ["on_hold"] * 5
     loser = next(i for i in range(len(buyers)) if i not in winners)

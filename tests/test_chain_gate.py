@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import segno
-from chain_fixtures import T0, World, standard_world
+from chain_fixtures import T0, World, listing, standard_world
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +20,7 @@ from gate.base45 import b45decode, b45encode
 from gate.holder import CODE_PREFIX, SUFFIX_CHARS, Code, HolderTerms, present, split, with_terms
 from gate.keys import IssuerKey, Keyring
 from gate.outcomes import Outcome, Reason
+from gate.ownership.boxoffice import Refused
 from gate.ticket import Ticket, parse
 from gate.verify import Verifier
 
@@ -124,13 +125,25 @@ def test_a_forged_or_replayed_value_is_a_bad_backstep(world: World) -> None:
 
 
 def test_a_paper_code_is_static_and_single_use(world: World) -> None:
+    world.office.add(listing("p1", "1A"), paper=True)  # the box office lets this ticket be printed
     alice = world.wallet("alice")
-    world.purchase(alice, mode="paper")
-    printed = alice.code("show7", "9f2")[0]
-    assert printed == alice.code("show7", "9f2", now=T0 + 40000)[0]
+    world.purchase(alice, "p1", mode="paper")
+    printed = alice.code("show7", "p1")[0]
+    assert printed == alice.code("show7", "p1", now=T0 + 40000)[0]
     world.clock.advance(40000)  # hours later: still accepted, once
     assert world.gate().decide(printed).outcome is Outcome.ADMIT
     assert world.gate().decide(printed).outcome is Outcome.ALREADY_USED
+
+
+def test_a_buyer_cannot_choose_a_static_paper_code(world: World) -> None:
+    """Paper mode is the box office's decision per ticket (issue 12): a paper code never expires, so a holder
+    who picked one could sell a single screenshot many times outside the resale flow."""
+    alice = world.wallet("alice")
+    with pytest.raises(Refused, match="rotating code only") as refused:
+        world.office.handle(alice.buy("show7", "9f2", mode="paper"))
+    assert refused.value.code == "no_paper"
+    world.purchase(alice)  # the same ticket with a rotating code: sold
+    assert world.office.status("show7", "9f2")["state"] == "sold"
 
 
 def test_an_old_generation_is_revoked_superseded_and_single_use_holds_across_generations(world: World) -> None:

@@ -143,3 +143,42 @@ def _leaf_commands(parser, prefix: str = "") -> dict[str, object]:  # type: igno
 def test_help_runs(gate_cli: Cli, args: list[str]) -> None:
     result = gate_cli(*args)
     assert result.returncode == 0 and "usage: gate" in result.stdout
+
+
+def test_a_home_that_is_not_there_is_an_error_not_a_new_empty_home(gate_cli: Cli, home: Path, tmp_path: Path) -> None:
+    """A mistyped --home used to be made on the spot: checks said `unknown_key` and `keys list` printed nothing."""
+    gate_cli("keys", "new", "--event", "show7", check=True)
+    [ticket] = gate_cli("mint", "--event", "show7", check=True).stdout.splitlines()  # it may hold spaces
+    typo = tmp_path / "hmoe"
+    for args in (["check", ticket], ["keys", "list"], ["history", "9f2"], ["wallet", "identity"]):
+        result = gate_cli("--home", str(typo), *args)
+        assert result.returncode == 2 and f"{typo}: no such folder (--home or QRGATE_HOME; mistyped?)" in result.stderr, (
+            args, result.stderr)
+        assert not typo.exists(), args
+    # a home that is there but holds no wallet: no stray wallet.db in the box office's (or gate's) home
+    result = gate_cli("wallet", "identity")
+    assert result.returncode == 2 and "no wallet in" in result.stderr and "gate wallet new" in result.stderr
+    assert not (home / "wallet.db").exists()
+    assert gate_cli("--home", str(tmp_path / "new"), "keys", "new", "--event", "show7").returncode == 0  # makes it
+
+
+def test_times_relative_to_now_never_go_stale() -> None:
+    from gate.cli.common import parse_time
+
+    now = lambda: 1_800_000_000.5  # noqa: E731
+    assert [parse_time(t, now) for t in ("now", "+1d", "-2h", "now+90m", "now-30s")] == [
+        1_800_000_000, 1_800_086_400, 1_799_992_800, 1_800_005_400, 1_799_999_970]
+    assert parse_time("2026-11-21T18:00Z") == 1_795_284_000
+    for bad in ("+1w", "now+", "tomorrow", "+-1d"):
+        with pytest.raises(ValueError, match="now/"):
+            parse_time(bad, now)
+
+
+def test_the_box_office_will_not_list_a_ticket_whose_window_is_over(gate_cli: Cli) -> None:
+    gate_cli("keys", "new", "--event", "show7", check=True)
+    gate_cli("boxoffice", "init", check=True)
+    old = gate_cli("boxoffice", "add", "--event", "show7", "--price", "25.00", "--valid-from", "2026-01-01T18:00Z",
+                   "--valid-until", "2026-01-02T18:00Z")
+    assert old.returncode == 2 and "is over already" in old.stderr and "--valid-until +1d" in old.stderr
+    assert gate_cli("boxoffice", "add", "--event", "show7", "--price", "25.00", "--valid-from", "now",
+                    "--valid-until", "+1d").returncode == 0

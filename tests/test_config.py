@@ -60,7 +60,6 @@ def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
 
 def test_cli_reports_a_broken_config_without_a_traceback(home: Path,
                                                         gate_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
-    home.mkdir(parents=True)
     (home / "gate.toml").write_text("[gate]\nclock_skew = 'x'\n")
     result = gate_cli("check", "QG:ABC")
     assert result.returncode == 2

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import Site, Watcher, wait_until  # noqa: E402
+from sync_fixtures import Site, TcpProxy, Watcher, wait_until  # noqa: E402
 
+from sync.dashboard.model import Model  # noqa: E402
 from sync.exc import BadMessage  # noqa: E402
 from sync.gateside.discovery import SENSORS, discovery_configs, node_id  # noqa: E402
 from sync.wire import parse_scan  # noqa: E402
@@ -45,11 +47,32 @@ def test_every_decision_is_published_on_the_gates_scan_topic(site: Site) -> None
 
 
 def test_without_a_broker_the_decision_stands_and_the_scan_is_dropped_and_counted(site: Site) -> None:
-    gate = site.start_gate("gate-1", broker_url="mqtt://127.0.0.1:9", QRGATE_SYNC_CONNECT_WAIT="0.2",
-                           QRGATE_SYNC_DRAIN_WAIT="0")
-    decision = gate.check(site.mint(1)[0])
-    assert decision["outcome"] == "ADMIT" and decision["provisional"]
+    proxy = TcpProxy(site.broker.port)
+    site.start_arbiter()
+    watcher = Watcher(site.broker)
+    tickets = site.mint(4)
+    gate = site.start_gate("gate-1", broker_url=proxy.url)
+    watcher.wait_online("gate-1")
+    first = gate.check(tickets[0])
+    assert first["outcome"] == "ADMIT" and not first["provisional"]
+    wait_until(lambda: watcher.on("qrgate/scan/gate-1"), 10, "the first scan message")  # QoS 0: out before the cut
+    proxy.cut()
+    wait_until(lambda: watcher.last("qrgate/status/gate-1")["state"] == "offline", 10, "gate-1's last will")
+    offline = [gate.check(t) for t in tickets[1:]]
+    assert all(d["outcome"] == "ADMIT" and d["provisional"] for d in offline)  # the decisions stand
+    proxy.heal()
+    status = wait_until(lambda: (watcher.last("qrgate/status/gate-1") or {}).get("state") == "online"
+                        and watcher.last("qrgate/status/gate-1"), 20, "gate-1 back online")
+    counters = status["counters"]
+    assert (counters.get("scans_sent"), counters.get("scans_dropped")) == (1, 3), counters
+    assert (counters["connects"], counters["disconnects"], counters["offline_decisions"]) == (2, 1, 3), counters
+    assert [m["scan_id"] for m in watcher.on("qrgate/scan/gate-1")] == [first["scan_id"]]
+    model = Model()  # and the admins' page shows the 3 dropped
+    model.status("gate-1", status, time.time(), retained=False)
+    assert model.snapshot(time.time())["gates"][0]["dropped"] == 3
     assert gate.finish() == 0 and "Traceback" not in gate.stderr
+    watcher.close()
+    proxy.close()
 
 
 def test_home_assistant_discovery_is_announced_retained_when_switched_on(site: Site) -> None:

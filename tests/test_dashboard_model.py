@@ -16,8 +16,8 @@ NOW = 1_800_000_000.0
 
 
 def scan(n: int, gate: str = "gate-1", outcome: Outcome = Outcome.ADMIT, reason: Reason = Reason.NONE,
-         ticket: str | None = None) -> tuple[Decision, float]:
-    decision = Decision(outcome, reason, f"s{n}", gate, NOW + n, "show7", ticket or f"t{n}", "A1")
+         ticket: str | None = None, seat: str = "A1") -> tuple[Decision, float]:
+    decision = Decision(outcome, reason, f"s{n}", gate, NOW + n, "show7", ticket or f"t{n}", seat)
     return decision, NOW + n + 0.01
 
 
@@ -107,3 +107,14 @@ def test_a_tickets_history_across_gates_survives_a_restart(tmp_path: Path) -> No
     for event, received in again.recent_scans(NOW - 60):
         restored.scan(event, received, live=False)
     assert len(restored.snapshot(NOW + 10, feed=True)["feed"]) == 3
+
+
+def test_scans_of_seatless_tickets_count_like_any_other(history: History) -> None:
+    """`gate mint --count` makes tickets with no seat (seat ""): their scans are scans, not bad messages."""
+    model = Model()
+    feed(model, history, scan(1, seat=""), scan(2, ticket="t1", seat="", outcome=Outcome.ALREADY_USED,
+                                                reason=Reason.ALREADY_USED))
+    snap = model.snapshot(NOW + 10, feed=True)
+    assert [row["scan_id"] for row in snap["feed"]] == ["s2", "s1"] and snap["feed"][0]["seat"] is None
+    assert sum(snap["venue"]["admitted"]) == 1 and snap["venue"]["reasons"] == {"already_used": 1}
+    assert [r["kind"] for r in history.ticket("t1")] == ["scan", "scan"]

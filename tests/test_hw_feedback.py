@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import ROOT
 from gpiozero.pins.mock import MockFactory
 
 from gate.outcomes import Outcome, Reason
@@ -240,3 +242,13 @@ def test_pattern_table_lists_every_outcome() -> None:
 def test_open_feedback_names_valid_kinds() -> None:
     with pytest.raises(UnknownBackend, match="gpio, console, recording"):
         open_feedback("lcd")
+
+
+def test_gate_run_off_a_pi_says_feedback_console_in_one_line(gate_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """Off a Pi gpiozero tries four pin libraries and warns about each: one error line, pointing to the console."""
+    result = gate_cli("run", "--camera", "files", "--source", str(ROOT / "images" / "empty.png"))
+    assert "Warning" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
+    if result.returncode:  # no pin library here (not a Pi): the one line says what to do
+        [line] = result.stderr.splitlines()
+        assert line.startswith("gate: error: gpiozero found no GPIO pin library (lgpio: ") and \
+            "`--feedback console`" in line, line

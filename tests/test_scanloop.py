@@ -153,9 +153,16 @@ def test_health_line_reports_rates_and_counts(decider: Decider, key: IssuerKey) 
 
 
 def test_demo_frames_decode(tmp_path: Path) -> None:
-    from gate.cli.demo import write_frames
-    count = write_frames(tmp_path, ["HELLO"])
-    assert count == len(list(tmp_path.glob("*.png")))
+    """The files the demo writes, read back from disk and decoded: idle frames, then each showing's code for a
+    while, then idle again (what the demo's scan relies on), the files in name order."""
+    import cv2
+
+    from gate.cli.demo import FRAMES_PER_SHOWING, GAP_FRAMES, write_frames
+    write_frames(tmp_path, ["HELLO", "QG:WORLD"])
+    decoder = open_decoder("pipeline")
+    seen = [decoder.decode(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in sorted(tmp_path.glob("*.png"))]
+    shown = [["HELLO"]] * FRAMES_PER_SHOWING + [[]] * GAP_FRAMES + [["QG:WORLD"]] * FRAMES_PER_SHOWING
+    assert seen == [[]] * 3 + shown + [[]] * GAP_FRAMES
 
 
 def test_frames_to_decisions_to_pin_states_end_to_end(decider: Decider, key: IssuerKey) -> None:

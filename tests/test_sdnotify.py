@@ -214,26 +214,18 @@ def test_gate_run_is_ready_after_the_store_check_then_feeds_the_watchdog(
 
 
 def test_gate_run_on_a_corrupt_store_never_says_ready(home: Path, tmp_path: Path, systemd: FakeSystemd) -> None:
-    from test_store import scan
+    from test_store import corrupt_one_leaf
 
     gate_home(home, tmp_path / "frames")
-    with Store.open(home / "gate.db") as store:
-        for i in range(300):
-            store.redeem(scan(ticket_id=f"t{i}", scan_id=f"s{i}"))
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    data = bytearray((home / "gate.db").read_bytes())
-    for start in range(4096, len(data), 4096):  # an invalid b-tree page type on every page but the first
-        data[start] = 0x5A
-    (home / "gate.db").write_bytes(bytes(data))
+    corrupt_one_leaf(home / "gate.db")  # only the integrity check at start-up can see it
     proc = start_gate(home, systemd)
     _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "gate.db" in err and "Traceback" not in err
+    assert proc.returncode == 2 and "gate.db" in err and "integrity check failed" in err and "Traceback" not in err
     assert count(systemd.drain(), "READY") == 0
 
 
 def test_an_idle_wedge_scanner_keeps_the_watchdog_fed(home: Path, systemd: FakeSystemd) -> None:
     """Nobody scanning is not a hang: a wedge scanner blocks in its read, and the process feeds the watchdog."""
-    home.mkdir(parents=True)
     (home / "gate.toml").write_text('[camera]\nkind = "wedge"\nsource = "-"\n[feedback]\nkind = "console"\n')
     env = gate_env(home, NOTIFY_SOCKET=systemd.address, WATCHDOG_USEC="400000")
     proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +33,39 @@ ARBITER_TABLES = ("claims", "scans", "conflicts", "revoked", "stream")
 
 
 class Replier:
-    """A raw paho client that publishes requests as gate-1 would and collects the arbiter's answers."""
+    """A raw paho client that replays requests exactly as gate-1 sent them (answers on gate-1's own reply
+    topic, where the arbiter sends them; a request asking elsewhere is refused) and collects the answers
+    to its own correlation ids."""
 
-    def __init__(self, broker: Mosquitto) -> None:
+    PREFIX = b"replay-"
+
+    def __init__(self, broker: Mosquitto, gate_id: str) -> None:
         self.answers: list[dict[str, Any]] = []
         self.got = threading.Condition()
+        self.reply_topic = f"qrgate/reply/{gate_id}"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="replayer", protocol=mqtt.MQTTv5)
         self.client.on_message = self._message
         self.client.connect("127.0.0.1", broker.port)
-        self.client.subscribe("test/answers", qos=1)
+        self.client.subscribe(self.reply_topic, qos=1)  # sent before any replay: the broker routes in order
         self.client.loop_start()
 
     def _message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        correlation = getattr(msg.properties, "CorrelationData", b"") or b""
+        if not correlation.startswith(self.PREFIX):
+            return  # the gate's own answers
         with self.got:
             self.answers.append(json.loads(msg.payload))
             self.got.notify_all()
 
     def ask(self, topic: str, payload: bytes, n: int) -> None:
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = "test/answers"
-        props.CorrelationData = f"replay-{n}".encode()
+        props.ResponseTopic = self.reply_topic
+        props.CorrelationData = self.PREFIX + str(n).encode()
         self.client.publish(topic, payload, qos=1, properties=props).wait_for_publish(5)
+
+    def wait(self, n: int, timeout: float) -> bool:
+        with self.got:
+            return self.got.wait_for(lambda: len(self.answers) >= n, timeout)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -77,7 +90,7 @@ def test_duplicated_reordered_and_replayed_messages_change_nothing(site: Site) -
     replies = [p for t, p in watcher.raw if t == "qrgate/reply/gate-1"]
     assert len(claims) == 15 and streams and replies
 
-    replier = Replier(site.broker)
+    replier = Replier(site.broker, "gate-1")
     for n, payload in enumerate(claims + claims[::-1]):  # every claim twice, the second time in reverse order
         replier.ask("qrgate/claim/gate-1", payload, n)
     for payload in streams[::-1] + streams:  # the stream reordered, duplicated and replayed
@@ -88,11 +101,14 @@ def test_duplicated_reordered_and_replayed_messages_change_nothing(site: Site) -
               "items": [{"seq": head + 5, "kind": "redemption", "event": "show7", "ticket": "t15", "gen": 0,
                          "scan": "forged", "gate": "gate-9", "at": 1.0}]}
     watcher.publish("qrgate/stream", json.dumps(forged).encode())  # past a gap: never applied, only caught up
-    with replier.got:
-        replier.got.wait_for(lambda: len(replier.answers) == 30, 10)
+    assert replier.wait(30, 10), f"only {len(replier.answers)} of the 30 replayed claims were answered"
     replier.close()
+    assert len(replier.answers) == 30 and not [a for a in replier.answers if "error" in a], replier.answers
     original = {a["results"][0]["scan"]: a["results"][0] for a in map(json.loads, replies)
                 if a.get("kind") == "claim"}
+    assert len(original) == 15 and {a["answer"] for a in original.values()} == {"won"}
+    replayed = Counter(a["results"][0]["scan"] for a in replier.answers)
+    assert replayed == Counter({scan: 2 for scan in original})  # each replay reached the arbiter, twice
     assert all(a["results"][0] == original[a["results"][0]["scan"]] for a in replier.answers)  # the same answer
     wait_until(lambda: (watcher.last("qrgate/status/gate-1") or {}).get("counters", {}).get("stream_gaps"), 10,
                "gate-1 to see the gap")

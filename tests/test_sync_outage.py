@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -33,8 +35,13 @@ def pending(site: Site, gate_id: str) -> int:
     return int(rows(site.gate_db(gate_id), "SELECT count(*) FROM outbox WHERE state != 'done'")[0][0])
 
 
+def in_flight(site: Site, gate_id: str) -> int:
+    """Claims a gate has sent and the arbiter has not answered (waiting, or past their budget)."""
+    return int(rows(site.gate_db(gate_id), "SELECT count(*) FROM outbox WHERE state IN ('claim', 'late')")[0][0])
+
+
 def test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_twice(site: Site) -> None:
-    site.start_arbiter()
+    arbiter = site.start_arbiter()
     tickets = site.mint(300)
     ids = ["gate-1", "gate-2", "gate-3"]
     watcher = Watcher(site.broker)
@@ -43,10 +50,23 @@ def test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_
     watcher.close()
 
     online = check_all(gates, [tickets[:100]] * 3)  # all racing for the same tickets
-    site.broker.stop()
     own = [tickets[100 + 30 * n:130 + 30 * n] for n in range(3)]
     shared = tickets[190:200]  # admitted offline at two gates: double entries
-    offline = check_all(gates, [own[0] + shared, own[1] + shared, own[2] + tickets[:10]])
+    # the broker stops with claims in flight: they reached the arbiter (stopped, so it has not answered yet)
+    arbiter.proc.send_signal(signal.SIGSTOP)
+    offline: list[list[dict[str, Any]]] = []
+    checking = threading.Thread(target=lambda: offline.extend(
+        check_all(gates, [shared + own[0], shared + own[1], own[2] + tickets[:10]])))  # shared ones first
+    checking.start()
+    wait_until(lambda: all(in_flight(site, g) for g in ids), 20, "a claim in flight at every gate")
+    site.broker.stop()
+    stopped = time.time()
+    arbiter.proc.send_signal(signal.SIGCONT)  # it decides what reached it, with no broker to answer on
+    checking.join(120)
+    late_decided = "SELECT count(*) FROM scans WHERE arbiter_at > ?"
+    wait_until(lambda: rows(site.arbiter_db(), late_decided, stopped)[0][0] >= 3, 20,
+               "the arbiter to decide the claims that reached it, with no broker to answer on")
+    restarted = time.time()
     site.broker.start()
     for gate_id in ids:
         wait_until(lambda g=gate_id: pending(site, g) == 0, 30, f"{gate_id}'s outbox to drain")
@@ -64,6 +84,8 @@ def test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_
     assert [r["outcome"] for r in offline[2][30:]] == ["ALREADY_USED"] * 10  # the local set, no round trip
 
     arbiter = site.arbiter_db()
+    unanswered = rows(arbiter, "SELECT count(*) FROM scans WHERE arbiter_at BETWEEN ? AND ?", stopped, restarted)
+    assert unanswered[0][0] >= 3, "no claim was in flight when the broker stopped"  # decided, answered only later
     held = dict(rows(arbiter, "SELECT scan_id, ticket_id FROM claims"))
     late = dict(rows(arbiter, "SELECT late_scan_id, ticket_id FROM conflicts WHERE state = 'open'"))
     assert {r["scan_id"] for r in admits} == set(held) | set(late), "an admission did not reach the arbiter"
@@ -114,6 +136,10 @@ def test_a_gate_cut_off_admits_offline_and_exactly_the_double_entries_become_con
     held = dict(rows(site.arbiter_db(), "SELECT ticket_id, gate_id FROM claims"))
     assert all(held[f"t{i}"] == "gate-b" for i in range(40, 50))  # late but first: no conflict
 
+    counted = ("offline_decisions", "scans_dropped", "late_won", "conflicts")  # gate-b's status: what it went through
+    wait_until(lambda: [(watcher.last("qrgate/status/gate-b") or {}).get("counters", {}).get(c) for c in counted]
+               == [40, 40, 10, 20], 15, "gate-b's status to count 40 offline decisions and dropped scans, 10 late wins"
+               " and 20 conflicts")
     wait_until(lambda: len(watcher.on("qrgate/conflict/show7")) == 20, 10, "the conflicts to be published")
     published = watcher.on("qrgate/conflict/show7")
     assert {(m["ticket"], m["first"]["gate"], m["late"]["gate"]) for m in published} == {

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from gate import __version__
-from gate.cli.common import EXIT_ERROR, Handler, SubParsers
+from gate.cli.common import EXIT_ERROR, Handler, SubParsers, check_home
 from gate.config import describe, load_config
 from gate.exc import ConfigError, GateError
 
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         config = load_config(args.home, args.config, overrides=_overrides(args))
+        check_home(args.home_rule, config, given=bool(args.home or os.environ.get("QRGATE_HOME")))
         return handler(args, config)
     except GateError as exc:
         print(f"gate: error: {exc}", file=sys.stderr)

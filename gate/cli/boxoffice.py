@@ -7,15 +7,37 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate.cli.blocks import add_in, add_out, amount, emit, kinds, read_message, step
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command, time_arg
+from gate.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    HOME_MADE,
+    SubParsers,
+    command,
+    iso,
+    port_arg,
+    say,
+    stop_on_signals,
+    time_arg,
+)
 from gate.cli.tickets import mint_ids
 from gate.config import Config
 from gate.ownership.block import Message
 from gate.ownership.exc import ChainError, MalformedBlock
 from gate.ownership.protocol import Listing, format_amount
-from gate.wiring import create_boxoffice, open_boxoffice, open_fake_agent, open_store
+from gate.wiring import (
+    boxoffice_server,
+    create_boxoffice,
+    fake_agent_server,
+    open_boxoffice,
+    open_fake_agent,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from gate.ownership.web import JsonServer
 
 Sub = SubParsers
 
@@ -30,7 +52,7 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
                            description="The box office: sells tickets and knows who holds each one now.")
     bs = group.add_subparsers(title="box office commands", metavar="ACTION")
     p = command(bs, common, "init", cmd_init, "create the box office's chain (its identity block)",
-                 "gate boxoffice init --name 'Town Hall box office'")
+                 "gate boxoffice init --name 'Town Hall box office'", home=HOME_MADE)
     p.add_argument("--name", default="box office")
     p = command(bs, common, "trust-agent", cmd_trust_agent, "accept payment confirmations from this agent",
                  "gate boxoffice trust-agent agent.id.json")
@@ -44,9 +66,13 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--price", type=amount, required=True, help="e.g. 25.00")
     p.add_argument("--currency", default="EUR")
-    p.add_argument("--valid-from", type=time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
-    p.add_argument("--valid-until", type=time_arg, required=True, metavar="T", help="unix seconds or ISO 8601")
+    p.add_argument("--valid-from", type=time_arg, required=True, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
+    p.add_argument("--valid-until", type=time_arg, required=True, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
     p.add_argument("--slot", type=int, help="seconds per code slot (default ownership.slot)")
+    p.add_argument("--title", default="", help="the event's name as holders see it, e.g. 'Hamlet'")
+    p.add_argument("--venue", default="", help="where it is, e.g. 'Town Hall, Main Street'")
+    p.add_argument("--paper", action="store_true",
+                   help="its holder may take a static paper code (no phone); without it the code always rotates")
     p = command(bs, common, "list", cmd_list, "every ticket: state, current holder and generation",
                  "gate boxoffice list --json")
     p.add_argument("--json", action="store_true")
@@ -64,6 +90,12 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
         p = command(bs, common, name, handler, what, example)
         add_in(p, "the message received")
         add_out(p)
+    p = command(bs, common, "serve", cmd_serve,
+                 "the box office as an HTTP JSON service (GET /openapi.json), expiring reservations and holds\n"
+                 "on its own timer, until SIGTERM",
+                 "gate boxoffice serve --port 8770   # then: curl http://127.0.0.1:8770/catalog")
+    add_listen(p, 8770)
+    p.add_argument("--tick", type=float, default=1.0, metavar="S", help="seconds between expiry checks (default 1)")
     p = command(bs, common, "expire", cmd_expire, "free unpaid reservations and holds past their time (timeout blocks)",
                  "gate boxoffice expire --out timeouts.json")
     add_out(p)
@@ -75,8 +107,14 @@ def add_fake_agent(sub: Sub, common: argparse.ArgumentParser) -> None:
     fs = group.add_subparsers(title="fake agent commands", metavar="ACTION")
     p = command(fs, common, "init", cmd_agent_init,
                  "create (once) the fake agent in HOME and write its identity message",
-                 "gate fake-agent init --home agent/ --out agent.id.json")
+                 "gate fake-agent init --home agent/ --out agent.id.json", home=HOME_MADE)
     add_out(p)
+    p = command(fs, common, "serve", cmd_agent_serve,
+                 "the FAKE agent as an HTTP service (payments held until the box office settles, webhook to it,\n"
+                 "refunds); it moves no money.  Until SIGTERM",
+                 "gate fake-agent serve --home agent/ --boxoffice http://127.0.0.1:8770 --port 8771")
+    p.add_argument("--boxoffice", required=True, metavar="URL", help="the box office it notifies")
+    add_listen(p, 8771)
 
 
 def add_supersede(sub: Sub, common: argparse.ArgumentParser) -> None:
@@ -116,11 +154,15 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
     if args.count < 1 or not 0 < args.valid_from < args.valid_until or not 1 <= slots <= 65535:
         print("gate: error: need --count >= 1 and a validity window of 1..65535 slots", file=sys.stderr)
         return EXIT_ERROR
+    if args.valid_until <= time.time():  # listed, sold and paid, then INVALID expired at every gate
+        print(f"gate: error: --valid-until {iso(args.valid_until)} is over already: nothing to sell "
+              "(relative times never go stale: --valid-from now --valid-until +1d)", file=sys.stderr)
+        return EXIT_ERROR
     office = open_boxoffice(config)
     for ticket_id in mint_ids(args.ticket_id, args.count):
         item = Listing(args.event, ticket_id, args.seat, args.price, args.currency, args.valid_from,
-                       args.valid_until, slot, slots)
-        added = office.add(item)
+                       args.valid_until, slot, slots, title=args.title, venue=args.venue)
+        added = office.add(item, paper=args.paper)
         print(f"{args.event}/{ticket_id} seat={args.seat or '-'} {format_amount(args.price, args.currency)}"
               f" {'listed' if added else 'was listed already'}")
     return EXIT_OK
@@ -174,6 +216,35 @@ def cmd_transfer(args: argparse.Namespace, config: Config) -> int:
         return distribute_generation(config, str(row["event"]), str(row["ticket_id"]), int(row["generation"]),  # type: ignore[call-overload]
                                      at=float(row["at"]))  # type: ignore[arg-type]
     return EXIT_OK
+
+
+def add_listen(p: argparse.ArgumentParser, port: int) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=port_arg, default=port, help=f"port (default {port}; 0: any free port)")
+
+
+def serve(server: JsonServer, what: str) -> int:
+    """Run a started service until SIGTERM or SIGINT; its URL on the first line of output."""
+    stop = stop_on_signals()
+    say(f"{what} at {server.url}")
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    return serve(boxoffice_server(config, host=args.host, port=args.port, tick=args.tick).start(), "box office")
+
+
+def cmd_agent_serve(args: argparse.Namespace, config: Config) -> int:
+    try:
+        server = fake_agent_server(config.home, args.boxoffice, host=args.host, port=args.port)
+    except ChainError as exc:
+        print(f"gate: error: box office {args.boxoffice}: {getattr(exc, 'code', '')}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return serve(server.start(), "FAKE payment agent (moves no money)")
 
 
 def cmd_expire(args: argparse.Namespace, config: Config) -> int:

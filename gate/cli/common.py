@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -26,13 +28,28 @@ Handler = Callable[[argparse.Namespace, Config], int]
 SubParsers = argparse._SubParsersAction
 
 
+#: what a command does with its home folder: needs it to be there (the default: a mistyped --home is an
+#: error, not a new empty home that answers `unknown_key`), may make it, or does not use it
+HOME_NEEDED, HOME_MADE, HOME_UNUSED = "needed", "made", "unused"
+
+
 def command(sub: SubParsers, common: argparse.ArgumentParser, name: str, handler: Handler, help: str,
-            example: str) -> argparse.ArgumentParser:
+            example: str, *, home: str = HOME_NEEDED) -> argparse.ArgumentParser:
     """A sub-command with the common options, `help` as its description and an example as its epilog."""
     p = sub.add_parser(name, parents=[common], help=help, description=help, epilog=f"Example: {example}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(handler=handler)
+    p.set_defaults(handler=handler, home_rule=home)
     return p
+
+
+def check_home(rule: str, config: Config, given: bool) -> None:
+    """ConfigError when the command needs its home and neither it nor its keys folder (keys.dir may point
+    elsewhere) is there (`given`: by --home or QRGATE_HOME)."""
+    if rule != HOME_NEEDED or config.home.is_dir() or config.keys_dir.is_dir():
+        return
+    origin = "--home or QRGATE_HOME; mistyped?" if given else "the default home: set QRGATE_HOME or pass --home DIR"
+    raise ConfigError(f"{config.home}: no such folder ({origin}); a new home is made by `gate keys new`, "
+                      "`gate keys import`, `gate provision`, `gate boxoffice init` or `gate wallet new`")
 
 
 def iso(ts: float | None) -> str:
@@ -42,15 +59,26 @@ def iso(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def parse_time(text: str) -> int:
-    """Unix seconds from digits or ISO 8601 (a time without zone is UTC)."""
+#: the units of a time relative to now ("+2h", "now-30m")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RELATIVE = re.compile(r"(?:now)?(?:([+-])(\d+)([smhd]))?")
+
+
+def parse_time(text: str, now: Callable[[], float] = time.time) -> int:
+    """Unix seconds from digits, ISO 8601 (a time without zone is UTC), or a time relative to now: `now`,
+    `+1d`, `-2h`, `now+90m` (units s, m, h, d; a date in the docs that never expires)."""
     text = text.strip()
     if text.isdigit():
         return int(text)
+    relative = _RELATIVE.fullmatch(text) if text else None
+    if relative and (text.startswith("now") or relative.group(1)):
+        sign, count, unit = relative.groups()
+        offset = int(count) * _UNITS[unit] if count else 0
+        return int(now()) + (-offset if sign == "-" else offset)
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is neither unix seconds nor an ISO 8601 time") from None
+        raise ValueError(f"{text!r} is neither unix seconds, an ISO 8601 time nor now/+1d/-2h") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp())

@@ -9,7 +9,7 @@ import json
 import sys
 import threading
 
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command, need_broker, port_arg, stop_on_signals
+from gate.cli.common import EXIT_ERROR, EXIT_OK, HOME_MADE, SubParsers, command, need_broker, port_arg, stop_on_signals
 from gate.config import Config
 from gate.wiring import build_dashboard, dashboard_accounts
 
@@ -19,7 +19,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                 "serve the admins' live page: gates online/offline, entries per minute, rejections by reason,\n"
                 "capacity, double entries, live scans, ticket history, revoke and override; until SIGTERM.\n"
                 "Every page needs a login (`gate dashboard user add`).",
-                "gate dashboard --broker mqtt://10.0.0.2:1883 --port 8080 --set dashboard.capacity=2000")
+                "gate dashboard --broker mqtt://10.0.0.2:1883 --port 8080 --set dashboard.capacity=2000",
+                home=HOME_MADE)
     p.add_argument("--port", type=port_arg, metavar="N", help="port of the page (dashboard.port; 0: any free port)")
     p.add_argument("--host", metavar="ADDR", help="address to listen on (dashboard.host)")
     groups = p.add_subparsers(title="account commands", metavar="user")

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gate.cli.common import SubParsers, command, format_decision
+from gate.cli.common import HOME_UNUSED, SubParsers, command, format_decision
 from gate.config import Config, load_config
 from gate.decide import Decision
 from gate.keys import IssuerKey, KeyStore
@@ -28,7 +28,8 @@ GAP_FRAMES = 8
 
 
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
-    p = command(sub, common, "demo", run_demo, "the worked example on a throwaway key and store", "gate demo")
+    p = command(sub, common, "demo", run_demo, "the worked example on a throwaway key and store", "gate demo",
+                home=HOME_UNUSED)
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="use DIR as the demo home and keep it (frames in DIR/frames, try `gate decode` on them)")
 

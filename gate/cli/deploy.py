@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gate.cli.common import SubParsers, command
+from gate.cli.common import HOME_MADE, SubParsers, command
 from gate.config import Config
 from gate.deploy.provision import BROKER_DIR, INSTALL, Report, Venue
 
@@ -21,7 +21,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                  "credential, TLS client files and (gates) verification keys (--gate ID, --arbiter, --dashboard).\n"
                  "Safe to run again: existing credentials are kept unless --rotate.",
                  "gate provision --mosquitto --broker-url mqtts://gates.venue.lan:8883 && "
-                 "gate provision --gate gate-north-1 --event show7")
+                 "gate provision --gate gate-north-1 --event show7", home=HOME_MADE)
     role = p.add_mutually_exclusive_group(required=True)
     role.add_argument("--mosquitto", action="store_true",
                       help="the venue's CA, and the broker's certificate, config, password file and ACL")

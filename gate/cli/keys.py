@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gate.cli.common import EXIT_ERROR, EXIT_OK, SubParsers, command
+from gate.cli.common import EXIT_ERROR, EXIT_OK, HOME_MADE, SubParsers, command
 from gate.config import Config
 from gate.keys import IssuerKey, KeyStore
 
@@ -16,7 +16,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                           description="Issuer keys and gate keyrings.")
     ks = keys.add_subparsers(title="key commands", metavar="ACTION")
     p = command(ks, common, "new", cmd_keys_new, "create an issuer key for an event (file 0600)",
-                 "gate keys new --event show7")
+                 "gate keys new --event show7", home=HOME_MADE)
     p.add_argument("--event", required=True)
     p.add_argument("--scheme", choices=("ed25519", "hmac"), default="ed25519",
                    help="ed25519 (the default): gates hold public keys only and can mint nothing; hmac: shorter "
@@ -31,7 +31,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--event", required=True)
     p.add_argument("--out", required=True, type=Path)
     p = command(ks, common, "import", cmd_keys_import, "install an exported keyring on this gate",
-                 "gate keys import show7.keyring.json")
+                 "gate keys import show7.keyring.json", home=HOME_MADE)
     p.add_argument("file", type=Path)
     p = command(ks, common, "retire", cmd_keys_retire, "retire a key id: its tickets are rejected",
                  "gate keys retire 3fa2c1d0")

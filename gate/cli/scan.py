@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gate.cli.common import SubParsers, command
+from gate.cli.common import HOME_UNUSED, SubParsers, command
 from gate.config import Config
 from gate.wiring import build_decoder
 
@@ -20,7 +20,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--feedback", choices=("gpio", "console"), help="override feedback.kind")
     p = command(sub, common, "decode", cmd_decode,
                  "print what the decoder reads in each image (path, then the text or '-')",
-                 "gate decode images/*.png")
+                 "gate decode images/*.png", home=HOME_UNUSED)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.add_argument("--decoder", choices=("pipeline", "zxing", "zbar", "opencv"), help="override decoder.kind")
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from gate.cli.common import SubParsers, command, iso, need_broker, say, stop_on_signals
+from gate.cli.common import HOME_MADE, SubParsers, command, iso, need_broker, say, stop_on_signals
 from gate.config import Config
 from gate.exc import ConfigError
 from gate.wiring import admin_client, open_arbiter, open_store, start_gate_sync
@@ -15,7 +15,7 @@ from gate.wiring import admin_client, open_arbiter, open_store, start_gate_sync
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     command(sub, common, "arbiter", cmd_arbiter,
              "the central arbiter: answers claims (won/lost), publishes the redemption stream, until SIGTERM",
-             "gate arbiter --broker mqtt://10.0.0.2:1883 --home /var/lib/qrgate-arbiter")
+             "gate arbiter --broker mqtt://10.0.0.2:1883 --home /var/lib/qrgate-arbiter", home=HOME_MADE)
     p = command(sub, common, "sync", cmd_sync,
                  "deliver this gate's outbox to the arbiter and apply its stream, until SIGTERM (or --once)",
                  "gate sync --once --broker mqtt://10.0.0.2:1883   # exit 0 once the outbox is empty")
@@ -53,7 +53,8 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
         if not args.once:
             stop_on_signals().wait()
         elif not gate_sync.wait_ready(config.sync.connect_wait):
-            print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker}", file=sys.stderr)
+            print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker} ({gate_sync.unready()})",
+                  file=sys.stderr)
         drained = gate_sync.close(config.sync.drain_wait)
         left = Ledger(store).outbox_counts()
     print(f"outbox {'empty' if not left else json.dumps(left)}; {json.dumps(gate_sync.counters.snapshot())}")

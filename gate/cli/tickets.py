@@ -25,8 +25,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seat", default="")
     p.add_argument("--id", dest="ticket_id", help="ticket id (with --count N: ID-1 .. ID-N); default random")
     p.add_argument("--count", type=int, default=1)
-    p.add_argument("--valid-from", type=time_arg, default=0, metavar="T", help="unix seconds or ISO 8601")
-    p.add_argument("--valid-until", type=time_arg, default=0, metavar="T", help="unix seconds or ISO 8601")
+    p.add_argument("--valid-from", type=time_arg, default=0, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
+    p.add_argument("--valid-until", type=time_arg, default=0, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
     p.add_argument("--generation", type=int, default=0, help="ownership generation")
     p.add_argument("--product", default="", help="product/category for check-in lists, e.g. vip (gate/product.py)")
     p.add_argument("--kid", help="issuer key id (default: the newest for the event)")
@@ -63,6 +63,9 @@ def cmd_mint(args: argparse.Namespace, config: Config) -> int:
         print(f"gate: error: key {key.kid} is holder-only: its tickets are sold to wallets by the box office "
               "(`gate boxoffice`), a plain ticket would be refused at every gate", file=sys.stderr)
         return EXIT_ERROR
+    if args.valid_until and args.valid_until <= time.time():
+        print(f"gate: warning: --valid-until {iso(args.valid_until)} is over already: every gate says INVALID "
+              "expired", file=sys.stderr)
     if args.qr:
         args.qr.mkdir(parents=True, exist_ok=True)
     for ticket_id in mint_ids(args.ticket_id, args.count):

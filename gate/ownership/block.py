@@ -16,7 +16,8 @@ A block is a JSON object (format version 1)::
   identity block's body is its identity in clear (it is public).
 * The block hash is ``SHA-256("qrgate/block/v1\\0" || header || body)``.
 
-An identity is ``{"name", "role", "anchor", "salt", "n", "dh"}`` and its chain
+An identity is ``{"name", "role", "anchor", "salt", "n", "dh"}`` (a box office adds
+``"sign"``: the Ed25519 key its catalog is signed with) and its chain
 id is the first 16 bytes of ``SHA-256("qrgate/identity/v1\\0" || canonical
 JSON)``: the id commits to the anchor and the key-agreement key, so an
 identity cannot be altered without changing its id.
@@ -89,14 +90,16 @@ class Identity:
     salt: bytes
     n: int
     dh: bytes  # X25519 public key
+    sign: bytes = b""  # Ed25519 public key of a box office's signed catalog (absent in older identities)
 
     @property
     def chain(self) -> str:
         return hashlib.sha256(b"qrgate/identity/v1\x00" + canonical(self.to_json())).digest()[:SIZE].hex()
 
     def to_json(self) -> Json:
-        return {"name": self.name, "role": self.role, "anchor": self.anchor.hex(), "salt": self.salt.hex(),
-                "n": self.n, "dh": self.dh.hex()}
+        d: Json = {"name": self.name, "role": self.role, "anchor": self.anchor.hex(), "salt": self.salt.hex(),
+                   "n": self.n, "dh": self.dh.hex()}
+        return {**d, "sign": self.sign.hex()} if self.sign else d
 
     @classmethod
     def from_json(cls, d: object) -> Identity:
@@ -107,7 +110,8 @@ class Identity:
             if role not in ROLES:
                 raise MalformedBlock(f"unknown role {role!r}")
             return cls(_text(d, "name"), role, bytes.fromhex(_hex(d, "anchor", SIZE)),
-                       bytes.fromhex(_hex(d, "salt", SIZE)), _int(d, "n", 1, MAX_N), bytes.fromhex(_hex(d, "dh", 32)))
+                       bytes.fromhex(_hex(d, "salt", SIZE)), _int(d, "n", 1, MAX_N), bytes.fromhex(_hex(d, "dh", 32)),
+                       bytes.fromhex(_hex(d, "sign", 32)) if "sign" in d else b"")
         except MalformedBlock as exc:
             raise ForgedIdentity(f"identity is not well-formed: {exc}") from None
 

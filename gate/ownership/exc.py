@@ -66,6 +66,18 @@ class WrongChain(ChainError, ValueError):
     code = "wrong_chain"
 
 
+class BadSignature(ChainError, ValueError):
+    """A catalog whose signature does not verify under its box office's published key, or is unsigned."""
+
+    code = "bad_signature"
+
+
+class Unreachable(ChainError, ConnectionError):
+    """A box office or payment agent that did not answer over the network (try again: every request is idempotent)."""
+
+    code = "unreachable"
+
+
 class ChainExhausted(ChainError, RuntimeError):
     """A chain has used every back-step value it has: make a new identity."""
 

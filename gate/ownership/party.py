@@ -99,7 +99,8 @@ class Party:
                clock: Callable[[], float] = time.time) -> Party:
         """Draw a seed, salt and key-agreement key; store block 0.  ChainError if one exists."""
         seed, salt, dh_private = new_seed(), new_seed(), seal.new_dh_private()
-        identity = Identity(name, role, Ladder(seed, salt, n).anchor, salt, n, seal.dh_public(dh_private))
+        signs = seal.sign_public(dh_private) if role == "boxoffice" else b""  # its catalog is signed
+        identity = Identity(name, role, Ladder(seed, salt, n).anchor, salt, n, seal.dh_public(dh_private), signs)
         block = Block.of_identity(identity, int(clock()))
         with db.transaction() as tx:
             if tx.execute("SELECT 1 FROM self").fetchone():
@@ -107,6 +108,12 @@ class Party:
             Chains.create_self(tx, identity.chain, seed, dh_private, json.dumps(block.to_json()), block.hash)
             _store(tx, block, {"identity": identity.to_json()}, clock())
         return cls(db, clock)
+
+    def sign(self, data: bytes) -> bytes:
+        """An Ed25519 signature under the key this party's identity publishes (`sign`: box offices only)."""
+        if not self.identity.sign:
+            raise ChainError(f"{self.identity.name}'s identity publishes no signing key")
+        return seal.sign(self._dh_private, data)
 
     # knowing others ------------------------------------------------------------------------
     def learn(self, tx: sqlite3.Connection, block: Block, trusted: str = "") -> Known:

@@ -26,8 +26,9 @@ from decimal import Decimal, InvalidOperation
 
 from gate.exc import TicketFormatError
 from gate.holder import MODES, HolderTerms
-from gate.ownership.block import Block, Json
-from gate.ownership.exc import MalformedBlock
+from gate.ownership import seal
+from gate.ownership.block import Block, Json, canonical
+from gate.ownership.exc import BadSignature, MalformedBlock
 
 APP_TICKET, APP_RESALE, APP_PAYMENT = "qrgate.ticket", "qrgate.resale", "qrgate.payment"
 CATALOG_FORMAT = "qrgate-catalog/1"
@@ -91,6 +92,8 @@ class Listing:
     slot: int
     slots: int
     state: str = "available"
+    title: str = ""  # the event's name, for the holder ("Hamlet"); empty: the event id is all there is
+    venue: str = ""
 
     def terms(self, code: CodeRequest) -> HolderTerms:
         """The holder terms the box office signs for a buyer's code request; MalformedBlock if out of range."""
@@ -114,21 +117,49 @@ class Listing:
 
 @dataclass(frozen=True)
 class Catalog:
-    """What a box office publishes: its identity block and its listings (a JSON file)."""
+    """What a box office publishes: its identity block and its listings, signed (a JSON file or GET /catalog).
+
+    The signature is Ed25519 over the canonical JSON of every other field, under the key the
+    box office's identity publishes (``sign``); `verify` checks it.  A wallet that pinned the box
+    office's chain id therefore cannot be fed listings of a fake theatre, nor altered prices.
+    """
 
     boxoffice: Block
     listings: tuple[Listing, ...]
+    at: int = 0
+    signature: bytes = b""
+
+    def signed_part(self) -> bytes:
+        return canonical({"format": CATALOG_FORMAT, "boxoffice": self.boxoffice.to_json(), "at": self.at,
+                          "tickets": [x.to_json() for x in self.listings]})
+
+    def verify(self) -> Catalog:
+        """This catalog if its signature verifies under its box office's key; BadSignature otherwise."""
+        key = self.boxoffice.identity().sign
+        if not key or not seal.signed_by(key, self.signed_part(), self.signature):
+            raise BadSignature(f"the catalog of {self.boxoffice.chain} is unsigned or its signature does not verify")
+        return self
+
+    def to_json(self) -> Json:
+        return {"format": CATALOG_FORMAT, "boxoffice": self.boxoffice.to_json(), "at": self.at,
+                "tickets": [x.to_json() for x in self.listings], "signature": self.signature.hex()}
 
     def dumps(self) -> str:
-        return json.dumps({"format": CATALOG_FORMAT, "boxoffice": self.boxoffice.to_json(),
-                           "tickets": [x.to_json() for x in self.listings]}, indent=1)
+        return json.dumps(self.to_json(), indent=1)
 
     @classmethod
-    def loads(cls, text: str) -> Catalog:
+    def loads(cls, text: str | bytes) -> Catalog:
         try:
             d = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedBlock(f"not a JSON catalog: {exc}") from None
         if not isinstance(d, dict) or d.get("format") != CATALOG_FORMAT or not isinstance(d.get("tickets"), list):
             raise MalformedBlock(f"not a {CATALOG_FORMAT} file")
-        return cls(Block.from_json(d.get("boxoffice")), tuple(Listing.from_json(x) for x in d["tickets"]))
+        at, signature = d.get("at", 0), d.get("signature", "")
+        try:
+            sig = bytes.fromhex(signature) if isinstance(signature, str) else None
+        except ValueError:
+            sig = None
+        if sig is None or isinstance(at, bool) or not isinstance(at, int):
+            raise MalformedBlock("catalog: 'at' must be unix seconds and 'signature' hex")
+        return cls(Block.from_json(d.get("boxoffice")), tuple(Listing.from_json(x) for x in d["tickets"]), at, sig)

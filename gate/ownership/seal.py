@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import secrets
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -67,3 +68,26 @@ def unseal(key: bytes, nonce: bytes, header: bytes, body: bytes) -> dict[str, ob
     if not isinstance(payload, dict):
         raise BadSeal("the payload is not a JSON object")
     return payload
+
+
+def _signing_key(dh_private: bytes) -> Ed25519PrivateKey:
+    """A box office's Ed25519 catalog key, derived from its X25519 secret (nothing more to store or lose)."""
+    seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"qrgate/catalog-key/v1", info=b"").derive(dh_private)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def sign_public(dh_private: bytes) -> bytes:
+    return _signing_key(dh_private).public_key().public_bytes(serialization.Encoding.Raw,
+                                                              serialization.PublicFormat.Raw)
+
+
+def sign(dh_private: bytes, data: bytes) -> bytes:
+    return _signing_key(dh_private).sign(data)
+
+
+def signed_by(public: bytes, data: bytes, signature: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -99,6 +99,23 @@ BOXOFFICE_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "box office: inven
         at REAL NOT NULL, published INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (event, ticket_id, generation)
     ) WITHOUT ROWID""",
+)), (3, "box office: mailboxes (blocks waiting for a party, relayed sealed)", (
+    """CREATE TABLE mailbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        message TEXT NOT NULL,
+        at REAL NOT NULL,
+        UNIQUE (recipient, digest)
+    )""",
+)), (4, "box office: the event's title and venue, for the holder's page", (
+    "ALTER TABLE tickets ADD COLUMN title TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE tickets ADD COLUMN venue TEXT NOT NULL DEFAULT ''",
+)), (5, "box office: the tickets it lets a holder take as a static paper code (its decision, not the buyer's)", (
+    """CREATE TABLE paper (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        PRIMARY KEY (event, ticket_id)
+    ) WITHOUT ROWID""",
 ))]
 WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, deals, tickets", (
     """CREATE TABLE catalog (
@@ -123,6 +140,18 @@ WALLET_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "wallet: catalog, dea
         state TEXT NOT NULL CHECK (state IN ('held', 'gone')), at REAL NOT NULL,
         PRIMARY KEY (event, ticket_id)
     ) WITHOUT ROWID""",
+)), (3, "wallet: its box office and agent over HTTP, the mailbox read so far", (
+    """CREATE TABLE service (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        boxoffice_url TEXT NOT NULL, boxoffice TEXT NOT NULL, agent_url TEXT NOT NULL
+    )""",
+    """CREATE TABLE inbox (
+        seq INTEGER PRIMARY KEY,
+        message TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
+    "ALTER TABLE catalog ADD COLUMN title TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE catalog ADD COLUMN venue TEXT NOT NULL DEFAULT ''",
 ))]
 AGENT_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "fake agent: payments", (
     """CREATE TABLE payments (
@@ -130,7 +159,21 @@ AGENT_MIGRATIONS: list[Migration] = [PARTY_MIGRATION, (2, "fake agent: payments"
         amount INTEGER NOT NULL, currency TEXT NOT NULL, at REAL NOT NULL,
         PRIMARY KEY (txn, payer)
     ) WITHOUT ROWID""",
+)), (3, "fake agent: charges held until the box office settles them", (
+    """CREATE TABLE charges (
+        txn TEXT PRIMARY KEY,
+        payer TEXT NOT NULL, payee TEXT NOT NULL, boxoffice TEXT NOT NULL,
+        amount INTEGER NOT NULL, currency TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('held', 'settled', 'refunded')),
+        delivered INTEGER NOT NULL DEFAULT 0,
+        at REAL NOT NULL, updated REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX charges_pending ON charges (state, delivered)",
 ))]
+
+
+#: the columns of a Listing, in its field order (box office tickets and a wallet's catalog)
+LISTING = "event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state, title, venue"
 
 
 class Chains:
@@ -200,17 +243,26 @@ class Inventory:
 
     @staticmethod
     def listing(tx: sqlite3.Connection, event: str, ticket_id: str) -> Holding | None:
-        row = tx.execute("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state,"
-                         " holder, generation, pending, pending_until FROM tickets WHERE event = ? AND ticket_id = ?",
-                         (event, ticket_id)).fetchone()
-        return Holding(Listing(*row[:10]), *row[10:]) if row else None
+        row = tx.execute(f"SELECT {LISTING}, holder, generation, pending, pending_until FROM tickets"
+                         " WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
+        return Holding(Listing(*row[:12]), *row[12:]) if row else None
+
+    @staticmethod
+    def allow_paper(tx: sqlite3.Connection, event: str, ticket_id: str) -> None:
+        tx.execute("INSERT INTO paper VALUES (?, ?) ON CONFLICT DO NOTHING", (event, ticket_id))
+
+    @staticmethod
+    def paper_allowed(tx: sqlite3.Connection, event: str, ticket_id: str) -> bool:
+        return tx.execute("SELECT 1 FROM paper WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone() \
+            is not None
 
     @staticmethod
     def add(tx: sqlite3.Connection, item: Listing) -> bool:
         return bool(tx.execute("INSERT INTO tickets (event, ticket_id, seat, price, currency, valid_from, valid_until,"
-                               " slot, slots) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               " slot, slots, title, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                               " ON CONFLICT DO NOTHING",
                                (item.event, item.ticket_id, item.seat, item.price, item.currency, item.valid_from,
-                                item.valid_until, item.slot, item.slots)).rowcount)
+                                item.valid_until, item.slot, item.slots, item.title, item.venue)).rowcount)
 
     @staticmethod
     def take(tx: sqlite3.Connection, event: str, ticket_id: str, txn: str, until: float) -> bool:
@@ -278,6 +330,12 @@ class Inventory:
         tx.execute("UPDATE deals SET state = ?, updated = ? WHERE txn = ?", (state, now, txn))
 
     @staticmethod
+    def published(tx: sqlite3.Connection, event: str, ticket_id: str, generation: int) -> None:
+        """The arbiter confirmed this raised generation: every gate hears of it from its stream."""
+        tx.execute("UPDATE supersessions SET published = 1 WHERE event = ? AND ticket_id = ? AND generation = ?",
+                   (event, ticket_id, generation))
+
+    @staticmethod
     def supersede(tx: sqlite3.Connection, event: str, ticket_id: str, generation: int, now: float) -> None:
         tx.execute("INSERT INTO supersessions (event, ticket_id, generation, at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT DO NOTHING", (event, ticket_id, generation, now))
@@ -314,16 +372,17 @@ class Holdings:
 
     @staticmethod
     def remember(tx: sqlite3.Connection, item: Listing, boxoffice: str) -> None:
-        tx.execute("INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event, ticket_id) DO UPDATE"
-                   " SET state = excluded.state, price = excluded.price",
+        tx.execute(f"INSERT INTO catalog ({LISTING}, boxoffice) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   " ON CONFLICT (event, ticket_id) DO UPDATE SET state = excluded.state, price = excluded.price,"
+                   " title = excluded.title, venue = excluded.venue",
                    (item.event, item.ticket_id, item.seat, item.price, item.currency, item.valid_from, item.valid_until,
-                    item.slot, item.slots, item.state, boxoffice))
+                    item.slot, item.slots, item.state, item.title, item.venue, boxoffice))
 
     @staticmethod
     def listing(tx: sqlite3.Connection, event: str, ticket_id: str) -> tuple[Listing, str] | None:
-        row = tx.execute("SELECT event, ticket_id, seat, price, currency, valid_from, valid_until, slot, slots, state,"
-                         " boxoffice FROM catalog WHERE event = ? AND ticket_id = ?", (event, ticket_id)).fetchone()
-        return (Listing(*row[:10]), row[10]) if row else None
+        row = tx.execute(f"SELECT {LISTING}, boxoffice FROM catalog WHERE event = ? AND ticket_id = ?",
+                         (event, ticket_id)).fetchone()
+        return (Listing(*row[:12]), row[12]) if row else None
 
     @staticmethod
     def put_deal(tx: sqlite3.Connection, d: WalletDeal, now: float) -> None:
@@ -362,6 +421,35 @@ class Holdings:
                    (event, ticket_id, below))
 
 
+class Service:
+    """A wallet's box office and agent URLs, and its mailbox: the messages read so far."""
+
+    @staticmethod
+    def connect(tx: sqlite3.Connection, boxoffice_url: str, boxoffice: str, agent_url: str) -> None:
+        tx.execute("INSERT INTO service VALUES (1, ?, ?, ?) ON CONFLICT (one) DO UPDATE SET"
+                   " boxoffice_url = excluded.boxoffice_url, boxoffice = excluded.boxoffice,"
+                   " agent_url = excluded.agent_url", (boxoffice_url, boxoffice, agent_url))
+
+    @staticmethod
+    def get(tx: sqlite3.Connection) -> tuple[str, str, str] | None:
+        """(box office URL, its pinned chain id, agent URL), or None if this wallet works with files only."""
+        row = tx.execute("SELECT boxoffice_url, boxoffice, agent_url FROM service").fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    @staticmethod
+    def keep(tx: sqlite3.Connection, seq: int, message: str, now: float) -> None:
+        """A mailbox message applied here; the mailbox is read after `seq` from now on."""
+        tx.execute("INSERT INTO inbox VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (seq, message, now))
+
+    @staticmethod
+    def inbox(tx: sqlite3.Connection) -> list[str]:
+        return [r[0] for r in tx.execute("SELECT message FROM inbox ORDER BY seq")]
+
+    @staticmethod
+    def after(tx: sqlite3.Connection) -> int:
+        return int(tx.execute("SELECT coalesce(max(seq), 0) FROM inbox").fetchone()[0])
+
+
 class Payments:
     """A payment agent's payments: one per (txn, payer)."""
 
@@ -371,3 +459,64 @@ class Payments:
         """False if this payer paid this txn already."""
         return bool(tx.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                (txn, payer, payee, amount, currency, at)).rowcount)
+
+
+class Mailbox:
+    """The box office's mailboxes: messages waiting for a party, numbered; the same message is kept once."""
+
+    @staticmethod
+    def put(tx: sqlite3.Connection, recipient: str, message: str, digest: str, now: float) -> int:
+        """Keep a message for `recipient` (once per digest); its sequence number."""
+        tx.execute("INSERT INTO mailbox (recipient, digest, message, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                   (recipient, digest, message, now))
+        return int(tx.execute("SELECT seq FROM mailbox WHERE recipient = ? AND digest = ?",
+                              (recipient, digest)).fetchone()[0])
+
+    @staticmethod
+    def waiting(tx: sqlite3.Connection, recipient: str) -> int:
+        return int(tx.execute("SELECT count(*) FROM mailbox WHERE recipient = ?", (recipient,)).fetchone()[0])
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A payment the agent holds until the box office says the ticket moved (settled) or not (refunded)."""
+
+    txn: str
+    payer: str
+    payee: str
+    boxoffice: str
+    amount: int
+    currency: str
+    state: str
+    delivered: bool
+
+
+class Charges:
+    """A payment agent's held payments, one per transaction."""
+
+    @staticmethod
+    def capture(tx: sqlite3.Connection, c: Charge, now: float) -> bool:
+        """False if the transaction was charged already."""
+        return bool(tx.execute("INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, 'held', 0, ?, ?) ON CONFLICT DO NOTHING",
+                               (c.txn, c.payer, c.payee, c.boxoffice, c.amount, c.currency, now, now)).rowcount)
+
+    @staticmethod
+    def get(tx: sqlite3.Connection, txn: str) -> Charge | None:
+        row = tx.execute("SELECT txn, payer, payee, boxoffice, amount, currency, state, delivered FROM charges"
+                         " WHERE txn = ?", (txn,)).fetchone()
+        return Charge(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7])) if row else None
+
+    @staticmethod
+    def decide(tx: sqlite3.Connection, txn: str, state: str, now: float) -> bool:
+        """held -> settled or refunded (once); False if it was decided already."""
+        return tx.execute("UPDATE charges SET state = ?, updated = ? WHERE txn = ? AND state = 'held'",
+                          (state, now, txn)).rowcount == 1
+
+    @staticmethod
+    def delivered(tx: sqlite3.Connection, txn: str) -> None:
+        tx.execute("UPDATE charges SET delivered = 1 WHERE txn = ?", (txn,))
+
+    @staticmethod
+    def pending(tx: sqlite3.Connection) -> list[str]:
+        """Transactions whose notice or outcome has not reached its parties yet."""
+        return [r[0] for r in tx.execute("SELECT txn FROM charges WHERE delivered = 0 ORDER BY at")]

@@ -16,6 +16,7 @@ Holder: `code` is the QR text for now (gate.holder).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from gate.ownership.store import WALLET_MIGRATIONS, Held, Holdings, WalletDeal, 
 from gate.sqlite import Database
 from gate.ticket import Ticket, parse
 
+SETTLED = ("owned", "refunded")  # a buyer's deal in one of these states is over: nothing reopens it
 FROM_BOXOFFICE = ("reservation", "payment_request", "hold", "ownership", "timeout", "superseded")
 
 
@@ -64,7 +66,7 @@ class Wallet:
         """Trust a box office (its catalog) or a payment agent; just know a wallet.  The chain id."""
         with self.db.transaction() as tx:
             if isinstance(source, Catalog):
-                bo = self.party.learn(tx, source.boxoffice, trusted="boxoffice").chain
+                bo = self.party.learn(tx, source.verify().boxoffice, trusted="boxoffice").chain
                 for item in source.listings:
                     Holdings.remember(tx, item, bo)
                 return bo
@@ -107,30 +109,53 @@ class Wallet:
             return done
 
     def pay(self, message: Message, agent: PaymentAgent) -> Message:
-        """Pay the payment request or invoice in `message` through `agent`; its answer (for the payee)."""
+        """Pay the payment request or invoice in `message` through `agent` (files mode); its answer (for the payee)."""
+        reply = agent.pay(self.charge(message, agent.identity_block))
+        self.accept(reply)  # the receipt: only blocks addressed here are applied
+        return reply
+
+    def charge(self, message: Message, agent: Block | None = None) -> Message:
+        """The message for the payment agent that pays the bill in `message`: the payee's intent (if it came
+        with the bill, it names the agent) and this wallet's payment block.  Refused if the bill is paid, timed
+        out, or (a resale) the box office holds no resale for this wallet.
+        """
         self.accept(message)
         bills = [b for b in message.to(self.chain) if b.kind in ("payment_request", "invoice")]
         if len(bills) != 1:
             raise MalformedBlock(f"expected one payment request or invoice, found {len(bills)}")
+        intents = [b for b in message.blocks if b.kind == "intent" and b.chain == bills[0].chain]
         with self.db.transaction() as tx:
-            deal = self._deal(tx, bills[0].txn, "buyer")
-            if deal.state in ("paid", "owned"):
-                raise Refused("already_paid", f"{deal.ticket_id} is paid already")
-            if deal.state == "timeout":
-                raise Refused("timed_out", "the box office let this reservation or hold expire: do not pay")
-            if deal.other and not any(b.kind == "hold" and b.chain == deal.boxoffice
-                                      for b in self.party.blocks(tx, deal.txn)):
-                raise Refused("no_hold", "the box office holds no resale of this ticket for you: accept its hold "
-                                         "first (another buyer may have it)")
+            deal = self._payable(tx, bills[0].txn)
             payee = self.party.known(tx, bills[0].chain)
             assert payee is not None  # accept() received the bill from it
-            chain = self.party.learn(tx, agent.identity_block).chain
+            chain = self._agent(tx, agent, intents)
             payment = self.party.append(tx, to=chain, txn=deal.txn, app=APP_PAYMENT, kind="payment", payload={
                 "amount": deal.amount, "currency": deal.currency, "payee": payee.chain})
             Holdings.set_deal(tx, deal.txn, "buyer", self.clock(), state="paying")
-        reply = agent.pay(Message((self.party.identity_block, Block.of_identity(payee.identity, 0), payment)))
-        self.accept(reply)  # the receipt: only blocks addressed here are applied
-        return reply
+        return Message((self.party.identity_block, Block.of_identity(payee.identity, 0), *intents[:1], payment))
+
+    def _payable(self, tx: sqlite3.Connection, txn: str) -> WalletDeal:
+        deal = self._deal(tx, txn, "buyer")
+        if deal.state in ("paid", "owned", "refunded"):
+            raise Refused("already_paid", f"{deal.ticket_id} is paid already")
+        if deal.state == "timeout":
+            raise Refused("timed_out", "the box office let this reservation or hold expire: do not pay")
+        if deal.other and not any(b.kind == "hold" and b.chain == deal.boxoffice
+                                  for b in self.party.blocks(tx, deal.txn)):
+            raise Refused("no_hold", "the box office holds no resale of this ticket for you: accept its hold "
+                                     "first (another buyer may have it)")
+        return deal
+
+    def _agent(self, tx: sqlite3.Connection, agent: Block | None, intents: list[Block]) -> str:
+        """The trusted agent to pay through: the one the payee's intent names, else `agent`."""
+        if intents:
+            known = self.party.known(tx, intents[0].to)
+            if known is None or known.trusted != "agent":
+                raise WrongChain("the bill names a payment agent this wallet does not trust")
+            return known.chain
+        if agent is None:
+            raise MalformedBlock("the bill carries no payment intent: name the payment agent")
+        return self.party.learn(tx, agent).chain
 
     # selling -------------------------------------------------------------------------------
     def sell(self, message: Message, amount: int, currency: str) -> Message:
@@ -165,6 +190,25 @@ class Wallet:
         assert terms is not None  # checked when the ownership block was accepted
         code = code_for(held.seed, ticket, terms, self.clock() if now is None else now)
         return present(held.text, code), code, terms
+
+    def about(self, block: Block) -> tuple[str, str]:
+        """(event, ticket id) of a block this wallet wrote or opened; ("", "") for one it has not."""
+        rows = self.db.rows("SELECT payload FROM blocks WHERE hash = ?", (block.hash,))
+        payload = json.loads(str(rows[0]["payload"])) if rows else {}
+        return str(payload.get("event", "")), str(payload.get("ticket_id", ""))
+
+    def shown(self) -> list[dict[str, object]]:
+        """The tickets held here with what the box office's catalog says of them (title, venue, seat, window)."""
+        return self.db.rows("SELECT t.event, t.ticket_id, t.generation, coalesce(c.title, '') AS title,"
+                            " coalesce(c.venue, '') AS venue, coalesce(c.seat, '') AS seat, c.valid_from, c.valid_until"
+                            " FROM tickets t LEFT JOIN catalog c USING (event, ticket_id) WHERE t.state = 'held'"
+                            " ORDER BY c.valid_from, t.event, t.ticket_id")
+
+    def on_sale(self, now: float) -> list[dict[str, object]]:
+        """The trusted catalogs' tickets still available and not yet over."""
+        return self.db.rows("SELECT event, ticket_id, title, venue, seat, price, currency, valid_from, valid_until"
+                            " FROM catalog WHERE state = 'available' AND valid_until > ? ORDER BY valid_from, event,"
+                            " ticket_id", (now,))
 
     def tickets(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT event, ticket_id, generation, state, txn FROM tickets ORDER BY event, ticket_id")
@@ -203,7 +247,10 @@ class Wallet:
                 return Message((self.party.identity_block, self._release(tx, deal, "gift")))
             invoice = self.party.append(tx, to=deal.other, txn=deal.txn, app=APP_RESALE, kind="invoice", payload={
                 "event": event, "ticket_id": ticket_id, "amount": amount, "currency": currency})
-            return Message((self.party.identity_block, invoice))
+            intents = [self.party.append(tx, to=agent.chain, txn=deal.txn, app=APP_PAYMENT, kind="intent", payload={
+                "event": event, "ticket_id": ticket_id, "amount": amount, "currency": currency, "boxoffice": bo})
+                for agent in self.party.trusted(tx, "agent")[:1]]  # the buyer carries it to the agent
+            return Message((self.party.identity_block, invoice, *intents))
 
     def _release(self, tx: sqlite3.Connection, deal: WalletDeal, how: str) -> Block:
         held = Holdings.ticket(tx, deal.event, deal.ticket_id)
@@ -231,13 +278,17 @@ class Wallet:
                 Holdings.set_deal(tx, txn, "buyer", now, state="billed")
         elif kind in ("reservation", "hold") and (mine := Holdings.deal(tx, txn, "buyer")) and mine.state == "requested":
             Holdings.set_deal(tx, txn, "buyer", now, state="reserved")
-        elif kind == "payment_receipt" and Holdings.deal(tx, txn, "buyer"):
+        elif kind == "payment_receipt" and (mine := Holdings.deal(tx, txn, "buyer")) and mine.state not in SETTLED:
             Holdings.set_deal(tx, txn, "buyer", now, state="paid")
+        elif kind == "refund" and (mine := Holdings.deal(tx, txn, "buyer")) and mine.state != "owned":
+            if rec.sender.trusted != "agent":
+                raise WrongChain(f"{rec.sender.identity.name} is not a payment agent this wallet trusts")
+            Holdings.set_deal(tx, txn, "buyer", now, state="refunded")
         elif kind == "payment_confirmation":
             self._paid(tx, rec)
         elif kind == "timeout":
             for role in ("buyer", "seller"):
-                if Holdings.deal(tx, txn, role):
+                if (mine := Holdings.deal(tx, txn, role)) and mine.state not in SETTLED:
                     Holdings.set_deal(tx, txn, role, now, state="timeout")
         elif kind == "superseded":
             Holdings.let_go(tx, rec.field("event"), rec.field("ticket_id"), rec.field("generation", int))

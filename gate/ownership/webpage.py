@@ -1,209 +1,283 @@
-"""The wallet page: the holder's rotating QR codes in a browser, served by the wallet itself.
+"""The wallet page: the holder's tickets in plain words, the rotating QR code, and buy, pay, sell and gift.
 
-`WalletPage` runs a small standard-library HTTP server (127.0.0.1 by
-default: the seeds never leave the wallet, only codes do) with three routes:
+`WalletPage` serves it from the wallet itself (127.0.0.1 by default: the seeds never leave the wallet,
+only codes do) through gate.ownership.web.JsonServer, so the ``Host`` header must name the page (a
+DNS-rebinding guard) and bodies are size-limited.  A **session secret** drawn at start is part of the
+address the wallet prints (``/?key=...``); the page sends it with every API call (``X-Wallet-Key``) and
+the server compares it in constant time, so another site open in the same browser, or another user
+of the machine, can neither read the codes nor act.
 
-``/``             the page (HTML + a little JavaScript, no outside assets, no data)
-``/tickets.json`` ``[{"event", "ticket_id", "generation"}]`` of the held tickets
-``/code.json?event=E&ticket=T``
-                  ``{"text", "t", "slot", "ends_at", "now", "mode", "svg"}``: the QR text
-                  for now, its slot, when the slot ends (server clock) and the QR as inline SVG
+Routes (JSON unless said):
 
-Who may read the codes (a web page the holder visits must not, or it could use the live code at a
-gate first):
+``GET  /?key=K``            the page (HTML + a little JavaScript, no outside assets)
+``GET  /api/tickets``       ``[{event, ticket_id, title, venue, seat, starts, ends}]``: the tickets held
+``GET  /api/code?event=E&ticket=T``
+                            ``{"text", "t", "slot", "ends_at", "now", "mode", "svg", "note"}``: the code for now
+``GET  /api/offers``        (connected) ``{"on_sale": [...], "requests": [...], "bills": [...]}``
+``POST /api/buy|pay|sell|gift``  ``{"event", "ticket", "price"?}`` -> ``{"ok", "message"}``
 
-* Every request must name this server in its Host header (127.0.0.1, localhost, [::1] or the address
-  it listens on, with its port); any other gets 421.  A page that rebinds its own name to 127.0.0.1
-  (DNS rebinding) sends its own name, so it is refused.
-* The two JSON routes need the page's secret, a 192-bit random key made when the server starts, in the
-  ``X-Wallet-Key`` header; without it they answer 401.  `url` carries it in the fragment
-  (``/#k=...``), which browsers never send to a server or put in a Referer; the page keeps it in
-  sessionStorage and sends it with each fetch.  A custom header also means another origin's script
-  cannot send it without a CORS preflight, which this server never grants.
-
-The page fetches a ticket's code when its slot ends, so it rotates every
-`slot` seconds; it corrects for the difference between the browser's clock and
-the wallet's (``now``).  Errors are JSON ``{"error": code}`` with 404 or 500.
+Every answer a holder sees is a sentence (`WORDS`), never a code alone: ``{"error": code, "message":
+sentence}`` with 4xx.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import segno
 
 from gate.holder import MODE_PAPER
-from gate.ownership.exc import ChainError
-from gate.ownership.wallet import Wallet
+from gate.ownership.exc import ChainError, MalformedBlock, Refused
+from gate.ownership.online import OnlineWallet
+from gate.ownership.protocol import parse_amount
+from gate.ownership.wallet import SETTLED, Wallet
+from gate.ownership.web import JsonServer, Raw, Reply, Request, Route
 
 log = logging.getLogger(__name__)
 
-HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-           "X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-           "style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"}
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>qrgate wallet</title><link rel="icon" href="data:,">
-<style>
- body { font-family: system-ui, sans-serif; margin: 1rem; background: #f4f4f4; }
- .card { background: #fff; border-radius: 12px; padding: 1rem; margin: 0 auto 1rem; max-width: 22rem;
-         box-shadow: 0 1px 4px #0003; text-align: center; }
- .qr svg { width: 100%; height: auto; image-rendering: pixelated; }
- .meta { color: #444; font-size: .9rem; }
- .bar { height: 6px; background: #2a7; border-radius: 3px; transition: width .25s linear; }
-</style></head>
-<body><h1>Tickets</h1><main id="tickets"><p id="empty">Loading…</p></main>
-<script>
-const main = document.getElementById("tickets");
-const fromUrl = new URLSearchParams(location.hash.slice(1)).get("k");
-if (fromUrl) { sessionStorage.setItem("wallet-key", fromUrl); history.replaceState(null, "", "/"); }
-const key = sessionStorage.getItem("wallet-key") || "";
-async function getJSON(url) {
-  const r = await fetch(url, {cache: "no-store", headers: {"X-Wallet-Key": key}});
-  return r.json();
+WORDS = {
+    "not_available": "Sorry, someone else has just taken this seat.",
+    "ended": "This event is over: its tickets can no longer be bought or sold.",
+    "timed_out": "Too late: the reservation ran out. Nothing was charged.",
+    "reservation_expired": "Too late: the reservation ran out. The payment is refunded.",
+    "not_holder": "This ticket is not yours (any more).",
+    "on_hold": "Someone else is buying this ticket right now.",
+    "no_request": "Nobody has asked you for this ticket yet.",
+    "no_bill": "No invoice for this ticket has arrived yet.",
+    "no_hold": "The box office is not holding this ticket for you.",
+    "already_paid": "This is paid already.",
+    "unknown_ticket": "This ticket is not on sale here.",
+    "unreachable": "The box office cannot be reached just now. Please try again in a moment.",
+    "not_connected": "This wallet is not connected to a box office yet.",
+    "wrong_amount": "That price is not an amount such as 25.00.",
+    "malformed": "That request was not understood.",
+    "forbidden": "Open the address that `gate wallet serve` printed (it holds this session's key).",
 }
-async function refresh(card) {
-  const c = await getJSON(`/code.json?event=${encodeURIComponent(card.dataset.event)}` +
-                          `&ticket=${encodeURIComponent(card.dataset.ticket)}`);
-  if (c.error) { card.querySelector(".meta").textContent = "error: " + c.error; return; }
-  card.querySelector(".qr").innerHTML = c.svg;
-  card.dataset.t = c.t; card.dataset.text = c.text; card.dataset.ends = c.ends_at; card.dataset.slot = c.slot;
-  card.dataset.offset = c.now - Date.now() / 1000; card.dataset.mode = c.mode;
-}
-function tick() {
-  for (const card of main.querySelectorAll(".card")) {
-    if (!card.dataset.ends) continue;
-    const meta = card.querySelector(".meta");
-    if (card.dataset.mode === "paper") { meta.textContent = "paper code (static)"; continue; }
-    const left = Number(card.dataset.ends) - (Date.now() / 1000 + Number(card.dataset.offset));
-    card.querySelector(".bar").style.width = Math.max(0, 100 * left / Number(card.dataset.slot)) + "%";
-    meta.textContent = `slot ${card.dataset.t} · ${Math.max(0, Math.ceil(left))} s left`;
-    if (left <= 0 && !card.dataset.busy) {
-      card.dataset.busy = "1";
-      refresh(card).finally(() => { delete card.dataset.busy; });
-    }
-  }
-}
-async function start() {
-  const tickets = await getJSON("/tickets.json");
-  if (tickets.error) { main.textContent = "Open the link `gate wallet serve` printed (it holds the page's key)."; return; }
-  main.innerHTML = tickets.length ? "" : "<p>No tickets.</p>";
-  for (const t of tickets) {
-    const card = document.createElement("section");
-    card.className = "card"; card.dataset.event = t.event; card.dataset.ticket = t.ticket_id;
-    card.innerHTML = `<h2></h2><div class="qr"></div><div class="bar"></div><p class="meta"></p>`;
-    card.querySelector("h2").textContent = `${t.event} · ${t.ticket_id} (generation ${t.generation})`;
-    main.appendChild(card);
-    await refresh(card);
-  }
-  setInterval(tick, 250); tick();
-}
-start();
-</script></body></html>
-"""
+OUTCOME = {"owned": "The ticket is yours.", "refunded": "The ticket could not be handed over: you are refunded.",
+           "timeout": "Too late: the reservation ran out."}
 
 
-class WalletPage:
-    """The wallet page's HTTP server; `start()` serves in a thread, `stop()` ends it."""
+def words(code: str) -> str:
+    return WORDS.get(code, f"Something went wrong ({code}).")
 
-    def __init__(self, wallet: Wallet, *, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+
+class WalletPage(JsonServer):
+    """The wallet page's server; `start()` serves in a thread, `stop()` ends it; `url` holds the session key."""
+
+    def __init__(self, wallet: Wallet, online: OnlineWallet | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 clock: Callable[[], float] = time.time, secret: str = "", settle: float = 8.0) -> None:
         self.wallet = wallet
+        self.online = online
         self.clock = clock
-        self.secret = secrets.token_urlsafe(24)
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-        port = self.server.server_address[1]
-        self.hosts = {f"{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]", host if ":" not in host else f"[{host}]")}
-
-    @property
-    def base(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        self.settle = settle
+        self.secret = secret or secrets.token_urlsafe(18)
+        super().__init__(self.routes(), host=host, port=port, name="wallet-page")
 
     @property
     def url(self) -> str:
-        """The page's address with its secret (give it to the holder's browser, not to anyone else)."""
-        return f"{self.base}#k={self.secret}"
+        return f"{self.origin}/?key={self.secret}"
 
-    def allowed(self, host: str | None, key: str | None) -> int:
-        """200, or the status that refuses a request with this Host header and X-Wallet-Key."""
-        if host is None or host.lower() not in self.hosts:
-            return 421
-        if key is None or not hmac.compare_digest(key.encode(), self.secret.encode()):
-            return 401
-        return 200
+    def routes(self) -> list[Route]:
+        api = [("GET", "tickets", lambda r: self.tickets()), ("GET", "code", self.code),
+               ("GET", "offers", lambda r: self.offers()), ("POST", "buy", self.buy), ("POST", "pay", self.pay),
+               ("POST", "sell", self.sell), ("POST", "gift", self.gift)]
+        return [Route("GET", "/", self._page),
+                *(Route(method, f"/api/{name}", self._guarded(fn)) for method, name, fn in api)]
 
-    def start(self) -> WalletPage:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="wallet-page", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.server.serve_forever()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
+    # what the page shows ---------------------------------------------------------------------------------
     def tickets(self) -> list[dict[str, object]]:
-        return [{"event": t["event"], "ticket_id": t["ticket_id"], "generation": t["generation"]}
-                for t in self.wallet.tickets() if t["state"] == "held"]
+        return [{"event": t["event"], "ticket_id": t["ticket_id"], "title": t["title"] or t["event"],
+                 "venue": t["venue"], "seat": t["seat"], "starts": t["valid_from"], "ends": t["valid_until"]}
+                for t in self.wallet.shown()]
 
-    def code(self, event: str, ticket_id: str) -> dict[str, object]:
+    def code(self, request: Request) -> dict[str, object]:
         now = self.clock()
-        text, code, terms = self.wallet.code(event, ticket_id, now)
+        text, code, terms = self.wallet.code(request.query.get("event", ""), request.query.get("ticket", ""), now)
         svg = segno.make_qr(text, error="m", boost_error=False).svg_inline(scale=4, border=4, omitsize=True)
+        note = "Not valid yet: show this at the door once it opens." if now < terms.start else ""
         return {"text": text, "t": code.t, "slot": terms.slot, "ends_at": terms.slot_ends(code.t), "now": now,
-                "mode": "paper" if terms.mode == MODE_PAPER else "rotating", "svg": svg}
+                "mode": "paper" if terms.mode == MODE_PAPER else "rotating", "svg": svg, "note": note}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        page = self
+    def offers(self) -> dict[str, object]:
+        online = self._online()
+        online.refresh()
+        online.sync()
+        sale = [{"event": x["event"], "ticket_id": x["ticket_id"], "title": x["title"] or x["event"],
+                 "venue": x["venue"], "seat": x["seat"], "price": f"{int(x['price']) // 100}.{int(x['price']) % 100:02d}",  # type: ignore[call-overload]
+                 "currency": x["currency"], "starts": x["valid_from"]} for x in self.wallet.on_sale(self.clock())]
+        pair = [{"event": e, "ticket_id": t} for e, t in online.open_requests()]
+        bills = [{"event": e, "ticket_id": t} for e, t in online.open_bills()]
+        return {"on_sale": sale, "requests": pair, "bills": bills}
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                status = page.allowed(self.headers.get("Host"), self.headers.get("X-Wallet-Key"))
-                if status == 421 or (status == 401 and url.path != "/"):
-                    self._json(status, {"error": "bad_host" if status == 421 else "no_key"})
-                    return
-                try:
-                    if url.path == "/":
-                        self._send(200, "text/html; charset=utf-8", PAGE.encode())
-                    elif url.path == "/tickets.json":
-                        self._json(200, page.tickets())
-                    elif url.path == "/code.json":
-                        self._json(200, page.code(query.get("event", ""), query.get("ticket", "")))
-                    else:
-                        self._json(404, {"error": "not_found"})
-                except ChainError as exc:
-                    self._json(404 if getattr(exc, "code", "") == "not_holder" else 500,
-                               {"error": getattr(exc, "code", "chain_error"), "message": str(exc)})
+    # what the holder does --------------------------------------------------------------------------------
+    def buy(self, request: Request) -> dict[str, object]:
+        online, (event, ticket) = self._online(), self._which(request)
+        return self._outcome(online, online.pay(online.buy(event, ticket)).blocks[-1].txn)
 
-            def _json(self, status: int, body: object) -> None:
-                self._send(status, "application/json", json.dumps(body).encode())
+    def pay(self, request: Request) -> dict[str, object]:
+        online, (event, ticket) = self._online(), self._which(request)
+        online.sync()
+        return self._outcome(online, online.pay(online.bill_for(event, ticket)).blocks[-1].txn)
 
-            def _send(self, status: int, kind: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in HEADERS.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
+    def sell(self, request: Request) -> dict[str, object]:
+        online, (event, ticket) = self._online(), self._which(request)
+        try:
+            cents = parse_amount(str(request.json().get("price", "")))
+        except ValueError:
+            raise Refused("wrong_amount", "not an amount") from None
+        online.sync()
+        online.sell(online.request_for(event, ticket), cents, "EUR")
+        return {"ok": True, "message": "Invoice sent. Only the buyer can read the price; the ticket moves to them "
+                                       "when they pay."}
 
-            def log_message(self, format: str, *args: object) -> None:
-                log.debug("wallet page: " + format, *args)
+    def gift(self, request: Request) -> dict[str, object]:
+        online, (event, ticket) = self._online(), self._which(request)
+        online.sync()
+        online.gift(online.request_for(event, ticket))
+        return {"ok": True, "message": "Given away."}
 
-        return Handler
+    # helpers ---------------------------------------------------------------------------------------------
+    def _outcome(self, online: OnlineWallet, txn: str) -> dict[str, object]:
+        end = self.clock() + self.settle
+        while (state := online.state(txn)) not in SETTLED and self.clock() < end:
+            time.sleep(0.1)
+            online.sync()
+        return {"ok": state == "owned", "message": OUTCOME.get(state, "Paid. The box office is handing the "
+                                                                      "ticket over; it will appear here.")}
+
+    def _online(self) -> OnlineWallet:
+        if self.online is None:
+            raise Refused("not_connected", "no box office")
+        return self.online
+
+    @staticmethod
+    def _which(request: Request) -> tuple[str, str]:
+        body = request.json()
+        if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("event", "ticket")):
+            raise MalformedBlock("expected {event, ticket}")
+        return body["event"], body["ticket"]
+
+    def _allowed(self, key: str) -> bool:
+        return hmac.compare_digest(key.encode(), self.secret.encode())
+
+    def _page(self, request: Request) -> Reply:
+        if not self._allowed(request.query.get("key", "")):
+            return 403, Raw("text/plain; charset=utf-8", words("forbidden").encode())
+        return 200, Raw("text/html; charset=utf-8", PAGE.encode())
+
+    def _guarded(self, fn: Callable[[Request], Any]) -> Callable[[Request], Reply]:
+        def run(request: Request) -> Reply:
+            if not self._allowed(request.headers.get("x-wallet-key", "")):
+                return 403, {"error": "forbidden", "message": words("forbidden")}
+            try:
+                return 200, fn(request)
+            except ChainError as exc:
+                code = getattr(exc, "code", "chain_error")
+                return (404 if code == "not_holder" else 409), {"error": code, "message": words(code)}
+        return run
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>My tickets</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 1rem; background: #f4f4f4; color: #222; }
+ .card { background: #fff; border-radius: 12px; padding: 1rem; margin: 0 auto 1rem; max-width: 22rem;
+         box-shadow: 0 1px 4px #0003; }
+ .card h2 { margin: 0 0 .25rem; font-size: 1.3rem; }
+ .when, .where { margin: .1rem 0; color: #444; }
+ .qr svg { width: 100%; height: auto; image-rendering: pixelated; }
+ .meta { color: #444; font-size: .9rem; text-align: center; }
+ .bar { height: 6px; background: #2a7; border-radius: 3px; transition: width .25s linear; }
+ button { font-size: 1rem; padding: .4rem .8rem; margin: .2rem 0; }
+ #say { max-width: 22rem; margin: 0 auto 1rem; padding: .6rem; border-radius: 8px; background: #ffe; display: none; }
+ h1 { max-width: 22rem; margin: .5rem auto; }
+</style></head>
+<body><h1>My tickets</h1><p id="say" role="status"></p><main id="tickets"><p>Loading…</p></main>
+<h1>On sale</h1><main id="shop"></main>
+<script>
+const KEY = new URLSearchParams(location.search).get("key") || "";
+const main = document.getElementById("tickets"), shop = document.getElementById("shop");
+const say = (text) => { const s = document.getElementById("say"); s.textContent = text; s.style.display = "block"; };
+async function api(path, body) {
+  const r = await fetch("/api/" + path, {cache: "no-store", method: body ? "POST" : "GET",
+    headers: {"X-Wallet-Key": KEY, "Content-Type": "application/json"}, body: body ? JSON.stringify(body) : null});
+  return r.json();
+}
+const day = (t) => new Date(t * 1000).toLocaleString([], {weekday: "long", day: "numeric", month: "long",
+                                                          year: "numeric", hour: "2-digit", minute: "2-digit"});
+function card(t) {
+  const c = document.createElement("section");
+  c.className = "card"; c.dataset.event = t.event; c.dataset.ticket = t.ticket_id;
+  c.innerHTML = `<h2></h2><p class="when"></p><p class="where"></p><div class="qr"></div><div class="bar"></div>
+                 <p class="meta"></p><div class="acts"></div>`;
+  c.querySelector("h2").textContent = t.title;
+  c.querySelector(".when").textContent = day(t.starts);
+  c.querySelector(".where").textContent = [t.venue, t.seat ? "Seat " + t.seat : ""].filter(Boolean).join(" · ");
+  return c;
+}
+async function refresh(c) {
+  const q = `code?event=${encodeURIComponent(c.dataset.event)}&ticket=${encodeURIComponent(c.dataset.ticket)}`;
+  const x = await api(q);
+  if (x.error) { c.querySelector(".meta").textContent = x.message; c.querySelector(".qr").innerHTML = ""; return; }
+  c.querySelector(".qr").innerHTML = x.svg;
+  Object.assign(c.dataset, {t: x.t, text: x.text, ends: x.ends_at, slot: x.slot, mode: x.mode, note: x.note,
+                            offset: x.now - Date.now() / 1000});
+}
+function tick() {
+  for (const c of main.querySelectorAll(".card")) {
+    if (!c.dataset.ends) continue;
+    const meta = c.querySelector(".meta");
+    if (c.dataset.mode === "paper") { meta.textContent = "Paper ticket: this code does not change."; continue; }
+    const left = Number(c.dataset.ends) - (Date.now() / 1000 + Number(c.dataset.offset));
+    c.querySelector(".bar").style.width = Math.max(0, 100 * left / Number(c.dataset.slot)) + "%";
+    meta.textContent = c.dataset.note || `The code changes in ${Math.max(0, Math.ceil(left))} s`;
+    if (left <= 0 && !c.dataset.busy) { c.dataset.busy = "1"; refresh(c).finally(() => { delete c.dataset.busy; }); }
+  }
+}
+function button(label, action) {
+  const b = document.createElement("button"); b.textContent = label;
+  b.onclick = async () => { b.disabled = true; const x = await action(); say(x.message); b.disabled = false; load(); };
+  return b;
+}
+async function load() {
+  const tickets = await api("tickets");
+  main.innerHTML = tickets.length ? "" : "<p>No tickets yet.</p>";
+  for (const t of tickets) { const c = card(t); main.appendChild(c); await refresh(c); }
+  const o = await api("offers");
+  shop.innerHTML = "";
+  if (o.error) { shop.textContent = o.message; return; }
+  for (const r of o.requests) {
+    const c = [...main.querySelectorAll(".card")].find(x => x.dataset.event === r.event && x.dataset.ticket === r.ticket_id);
+    if (!c) continue;
+    const acts = c.querySelector(".acts"), price = document.createElement("input");
+    price.placeholder = "price, e.g. 40.00"; price.className = "price"; price.size = 10;
+    acts.append("Someone asks for this ticket: ", price,
+                button("Sell", () => api("sell", {event: r.event, ticket: r.ticket_id, price: price.value})),
+                button("Give away", () => api("gift", {event: r.event, ticket: r.ticket_id})));
+  }
+  for (const b of o.bills) {
+    const p = document.createElement("section"); p.className = "offer";
+    p.append(`An invoice for ${b.event} ${b.ticket_id} is waiting: `,
+             button("Pay", () => api("pay", {event: b.event, ticket: b.ticket_id})));
+    shop.appendChild(p);
+  }
+  for (const s of o.on_sale) {
+    const p = document.createElement("section"); p.className = "card offer";
+    p.innerHTML = "<h2></h2><p class='when'></p><p class='where'></p>";
+    p.querySelector("h2").textContent = s.title;
+    p.querySelector(".when").textContent = day(s.starts);
+    p.querySelector(".where").textContent = [s.venue, s.seat ? "Seat " + s.seat : "", `${s.price} ${s.currency}`]
+      .filter(Boolean).join(" · ");
+    p.appendChild(button("Buy", () => api("buy", {event: s.event, ticket: s.ticket_id})));
+    shop.appendChild(p);
+  }
+}
+load().then(() => { setInterval(tick, 250); tick(); });
+</script></body></html>
+"""

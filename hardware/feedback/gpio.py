@@ -6,6 +6,8 @@ so tests pass gpiozero's MockFactory and a Pi uses its default (lgpio).
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,13 @@ from hardware.feedback.base import Feedback
 from hardware.feedback.patterns import PATTERNS, Pattern, PatternPlayer, check_patterns
 
 __all__ = ["GpioFeedback", "Pins"]
+
+log = logging.getLogger(__name__)
+
+
+def _fallbacks(tried: list[warnings.WarningMessage]) -> str:
+    """gpiozero's "Falling back from lgpio: No module named 'lgpio'" warnings, as one line."""
+    return "; ".join(str(w.message).removeprefix("Falling back from ") for w in tried)
 
 
 @dataclass(frozen=True)
@@ -57,16 +66,20 @@ class GpioFeedback(Feedback):
         self._patterns = dict(patterns)
         self.devices: dict[str, Any] = {}
         try:
-            self._make_devices(gpiozero, pin_factory)
+            with warnings.catch_warnings(record=True) as tried:  # one warning per pin library gpiozero tried
+                warnings.simplefilter("always", gpiozero.PinFactoryFallback)
+                self._make_devices(gpiozero, pin_factory)
         except gpiozero.BadPinFactory as exc:
             self._close_devices()
             raise BackendUnavailable(
-                "gpiozero found no GPIO pin library: on Raspberry Pi OS `sudo apt install python3-lgpio`"
-                f" (or pass pin_factory=); {exc}"
+                f"gpiozero found no GPIO pin library ({_fallbacks(tried) or exc}): on a Raspberry Pi "
+                "`sudo apt install python3-lgpio`; on another machine, `--feedback console` (feedback.kind)"
             ) from exc
         except gpiozero.GPIOZeroError as exc:
             self._close_devices()
             raise FeedbackError(f"cannot set up feedback pins {self.pins}: {exc}") from exc
+        if tried:
+            log.warning("gpiozero: %s", _fallbacks(tried))
         self._gpio_error = gpiozero.GPIOZeroError
         self._player = PatternPlayer(self._drive, scale=time_scale)
         self._closed = False

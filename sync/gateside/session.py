@@ -48,6 +48,8 @@ SUSPECT_AFTER = 3  # unanswered claims in a row before the arbiter is taken for 
 #: the stream right after its answer, while the decision thread commits its result: applied at once it took
 #: the store from that commit (0.2-0.3 ms a claim on this machine, a whole fsync on a gate's SD card)
 STREAM_EVERY = 0.05
+#: seconds between the passes over the outbox while `close` waits for it to drain
+CLOSE_POLL = 0.2
 
 
 class GateSync:
@@ -95,21 +97,41 @@ class GateSync:
         """Wait until connected and caught up with the arbiter (which proves it answers)."""
         return self._caught_up.wait(timeout)
 
+    def unready(self) -> str:
+        """Why `wait_ready` is not true yet, in a line: the broker's problem, or the arbiter's silence."""
+        if self.link.problem:
+            return self.link.problem
+        if not self.link.ready:
+            return "not connected to the broker yet"
+        if self._arbiter == "offline":
+            return "the broker is connected, and the arbiter's last status says it is offline"
+        return "the broker is connected, but the arbiter has not answered (is `gate arbiter` running?)"
+
     def close(self, drain_wait: float = 0.0) -> bool:
         """Drain and catch up for at most `drain_wait` s, publish "offline", disconnect; True if drained."""
         deadline = time.monotonic() + drain_wait
         self._need_catchup = self._need_catchup or self.link.ready  # leave with the arbiter's latest state
         drained = self._settled()
-        while not drained and time.monotonic() < deadline:
-            self._idle.clear()
-            self._inbox.put(("flush", None))
-            self._idle.wait(min(0.2, max(0.0, deadline - time.monotonic())))
-            drained = self._settled()
+        while not drained and (left := deadline - time.monotonic()) > 0:
+            drained = self._flush(time.monotonic() + min(CLOSE_POLL, left))
         self._stop.set()
         self._inbox.put(("stop", None))
         self._worker.join(timeout=REQUEST_TIMEOUT + 1)
         self.link.stop(final=(self.topics.status(self.gate_id), self._status_payload("offline", reason="stopped")))
         return drained
+
+    def _flush(self, until: float) -> bool:
+        """One pass of the worker over the outbox, then (not drained) a pause until `until`: True if drained.
+
+        Without the pause a gate whose broker is gone asked its worker for another pass the moment the last
+        one found nothing to send: a core spun for the whole `drain_wait`."""
+        self._idle.clear()
+        self._inbox.put(("flush", None))
+        self._idle.wait(max(0.0, until - time.monotonic()))
+        if self._settled():
+            return True
+        self._stop.wait(max(0.0, until - time.monotonic()))  # not set until close ends: a plain pause
+        return False
 
     def _settled(self) -> bool:
         """Nothing left to deliver, and caught up if the arbiter can be asked at all."""

@@ -1,0 +1,112 @@
+"""The whole story as processes: the box office and agent servers, Alice's and Bob's `gate wallet` commands
+over HTTP, and a gate: buy, resell, Bob admitted, Alice's old code REVOKED superseded, her screenshot stale."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import gate_env
+from office_fixtures import EVENT, Theatre, run_gate, theatre, wait_for
+
+pytest.register_assert_rewrite("sync_fixtures")
+
+from sync_fixtures import Site, rows, wait_until  # noqa: E402
+
+
+@pytest.fixture
+def hall(tmp_path: Path) -> Iterator[Theatre]:
+    yield from theatre(tmp_path, "9f2")
+
+
+def wallet(site: Theatre, who: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "gate.cli", "--home", str(site.root / who), "wallet", *args],
+                          capture_output=True, text=True, env=gate_env(site.root / who), cwd=site.root, timeout=120)
+    if ok:
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done
+
+
+def chain_of(site: Theatre, who: str) -> str:
+    return json.loads((site.root / f"{who}.id.json").read_text())["blocks"][0]["chain"]
+
+
+def test_buy_resell_and_the_gate_with_wallet_processes(hall: Theatre) -> None:
+    site = hall
+    assert site.office is not None and site.agent is not None
+    for who in ("alice", "bob"):
+        wallet(site, who, "new", "--name", who)
+        connected = wallet(site, who, "connect", site.office.url, "--boxoffice-id", site.chain, "--agent",
+                           site.agent.url)
+        assert "1 tickets on sale" in connected.stdout
+        wallet(site, who, "identity", "--out", f"{who}.id.json")
+    wallet(site, "alice", "trust", "bob.id.json")
+    wallet(site, "bob", "trust", "alice.id.json")
+    assert "the ticket is yours" in wallet(site, "alice", "buy", "--event", EVENT, "--ticket", "9f2").stdout
+    alice_code = wallet(site, "alice", "code", "--event", EVENT, "--ticket", "9f2").stdout.strip()
+    # Bob asks Alice; she invoices 43.21 through the mailbox; Bob pays; the ticket moves without her release
+    asked = wallet(site, "bob", "buy", "--event", EVENT, "--ticket", "9f2", "--from", chain_of(site, "alice"))
+    assert "holds it for you" in asked.stdout
+    wallet(site, "alice", "sell", "--event", EVENT, "--ticket", "9f2", "--price", "43.21")
+    assert "the ticket is yours" in wallet(site, "bob", "pay", "--event", EVENT, "--ticket", "9f2").stdout
+    wallet(site, "alice", "sync")
+    refused = wallet(site, "alice", "code", "--event", EVENT, "--ticket", "9f2", ok=False)
+    assert refused.returncode == 1 and "not_holder" in refused.stderr
+    bob_code = wallet(site, "bob", "code", "--event", EVENT, "--ticket", "9f2").stdout.strip()
+    # the gate: the box office's keyring, and the raised generation the box office reports
+    status = site.bo.status(EVENT, "9f2")
+    run_gate(site.root, "bo", "keys", "export", "--event", EVENT, "--out", "ring.json")
+    run_gate(site.root, "gate", "keys", "import", "ring.json")
+    run_gate(site.root, "gate", "supersede", "9f2", "--event", EVENT, "--generation", str(status["generation"]))
+    # (a skew of 8 slots keeps her code's slot current, so the generation decides; the screenshot going stale
+    # a slot later is test_the_whole_alice_to_bob_story_through_the_gate's, on a clock the test moves)
+    old = subprocess.run([sys.executable, "-m", "gate.cli", "--home", str(site.root / "gate"), "check", "--json",
+                          "--set", "ownership.code_skew=8", alice_code], capture_output=True, text=True,
+                         env=gate_env(site.root / "gate"), timeout=60)
+    assert old.returncode == 1, old.stderr
+    assert (json.loads(old.stdout)["outcome"], json.loads(old.stdout)["reason"]) == ("REVOKED", "superseded")
+    assert run_gate(site.root, "gate", "check", bob_code).stdout.startswith("ADMIT")
+    # a refused step says so in plain words and exits 1
+    again = wallet(site, "bob", "pay", "--event", EVENT, "--ticket", "9f2", ok=False)
+    assert again.returncode == 1 and "no_bill" in again.stderr
+
+
+def test_a_fake_theatre_is_refused_at_connect(hall: Theatre) -> None:
+    site = hall
+    assert site.office is not None and site.agent is not None
+    wallet(site, "carol", "new", "--name", "carol")
+    fake = wallet(site, "carol", "connect", site.office.url, "--boxoffice-id", "0" * 32, "--agent", site.agent.url,
+                  ok=False)
+    assert fake.returncode == 1 and "bad_signature" in fake.stderr
+
+
+@pytest.fixture
+def synced_hall(tmp_path: Path, site: Site) -> Iterator[Theatre]:
+    """A box office on the venue's broker and issuer key: it sends raised generations to the arbiter itself."""
+    site.start_arbiter()
+    (tmp_path / "theatre").mkdir()
+    env = {"QRGATE_KEYS_DIR": str(site.keys), "QRGATE_SYNC_BROKER": site.broker.url, "QRGATE_GATE_ID": "boxoffice"}
+    yield from theatre(tmp_path / "theatre", "9f2", env=env)
+
+
+def test_the_story_with_the_arbiter_bob_in_alice_superseded_everywhere(synced_hall: Theatre, site: Site) -> None:
+    gate = site.start_gate("gate-1", "--set", "ownership.code_skew=8")
+    alice, bob = synced_hall.wallet("alice"), synced_hall.wallet("bob")
+    txn = alice.pay(alice.buy(EVENT, "9f2")).blocks[-1].txn
+    wait_for(lambda: (alice.sync(), alice.state(txn))[1] == "owned")
+    alice_code = alice.wallet.code(EVENT, "9f2")[0]
+    request, _hold = bob.ask(EVENT, "9f2", alice.chain)
+    wait_for(lambda: (alice.sync(), alice.requests())[1])
+    alice.sell(alice.requests()[-1], 4321, "EUR")
+    wait_for(lambda: (bob.sync(), bob.bills())[1])
+    bob.pay(bob.bills()[-1])
+    wait_for(lambda: (bob.sync(), bob.state(request.blocks[-1].txn))[1] == "owned")
+    db = site.gate_db("gate-1")  # nobody ran `gate supersede`: the box office's timer sent it to the arbiter
+    wait_until(lambda: rows(db, "SELECT generation FROM generations") == [(2,)], 20, "generation 2 at the gate")
+    old = gate.check(alice_code)
+    assert (old["outcome"], old["reason"]) == ("REVOKED", "superseded")
+    assert gate.check(bob.wallet.code(EVENT, "9f2")[0])["outcome"] == "ADMIT"
