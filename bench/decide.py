@@ -3,7 +3,8 @@
     python bench/decide.py [--n 3000] [--dir DIR]
 
 Goal (issue 2): our decision costs at most 1.5x (raw verify + raw durable
-insert), for HMAC and for Ed25519.  The store lives in --dir (default: a
+insert), for HMAC and for Ed25519.  Goal (issue 15): a decision by a
+once-per-day check-in list costs at most 1.1x today's single-use decision.  The store lives in --dir (default: a
 temporary folder under the current directory, so the disk is the real one).
 """
 
@@ -22,14 +23,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._table import summary, table
+from gate.checkin import CheckinGate
 from gate.decide import Decider
 from gate.keys import IssuerKey, Keyring
 from gate.outcomes import Outcome
+from gate.product import with_product
+from gate.rules import CheckinList
 from gate.store import Store
 from gate.ticket import Ticket, parse
 from gate.verify import Verifier
 
 GOAL = 1.5
+RULES_GOAL = 1.1
+#: the list of the rule-checked decision: once per venue day, in a real time zone
+DAY_LIST = CheckinList("day", "show7", per_day=True, timezone="Europe/Berlin", products=("day-pass",))
 
 
 def raw_verify_fn(key: IssuerKey, texts: list[str]) -> Callable[[int], object]:
@@ -66,16 +73,24 @@ def measure(scheme: str, n: int, folder: Path) -> dict[str, list[float]]:
     insert, raw_db = raw_insert_fn(folder / f"raw-{scheme}.db")
     store = Store.open(folder / f"gate-{scheme}.db")
     decider = Decider(Verifier(Keyring([key.verify_key()])), store, "bench-gate")
-    samples: dict[str, list[float]] = {"verify": [], "insert": [], "admit": [], "used": []}
+    passes = [key.sign(with_product(Ticket(event="show7", ticket_id=f"p{scheme}{i}", seat="12B"), "day-pass"))
+              for i in range(n)]
+    rules_store = Store.open(folder / f"rules-{scheme}.db")
+    ruled = Decider(Verifier(Keyring([key.verify_key()])), rules_store, "bench-gate", checkin=CheckinGate(DAY_LIST))
+    samples: dict[str, list[float]] = {"verify": [], "insert": [], "admit": [], "used": [], "rules": [],
+                                       "rules_used": []}
     steps = (("verify", verify), ("insert", insert),
              ("admit", lambda i: _expect(decider.decide(texts[i]).outcome, Outcome.ADMIT)),
-             ("used", lambda i: _expect(decider.decide(texts[i]).outcome, Outcome.ALREADY_USED)))
+             ("rules", lambda i: _expect(ruled.decide(passes[i]).outcome, Outcome.ADMIT)),
+             ("used", lambda i: _expect(decider.decide(texts[i]).outcome, Outcome.ALREADY_USED)),
+             ("rules_used", lambda i: _expect(ruled.decide(passes[i]).outcome, Outcome.ALREADY_USED)))
     for i in range(n):
         for name, fn in steps:
             t0 = time.perf_counter_ns()
             fn(i)
             samples[name].append((time.perf_counter_ns() - t0) / 1000)
     store.close()
+    rules_store.close()
     raw_db.close()
     return samples
 
@@ -100,10 +115,16 @@ def main() -> int:
             rows.append((f"raw {scheme} verify", *crypto, 1e6 / crypto[2]))
             rows.append((f"decide {scheme}: ADMIT (durable)", *admit, 1e6 / admit[2]))
             rows.append((f"decide {scheme}: ALREADY_USED (audited)", *used, 1e6 / used[2]))
+            rules, rules_used = summary(s["rules"]), summary(s["rules_used"])
+            rows.append((f"decide {scheme} by a once-a-day list: ADMIT", *rules, 1e6 / rules[2]))
+            rows.append((f"decide {scheme} by a once-a-day list: refused", *rules_used, 1e6 / rules_used[2]))
             for label, i in (("p50", 0), ("mean", 2)):
                 ratio = admit[i] / (crypto[i] + insert[i])
                 verdicts.append((f"{scheme} ADMIT {label} / (raw verify + raw insert)", f"{ratio:.2f}x",
                                  f"<= {GOAL}x", "PASS" if ratio <= GOAL else "FAIL"))
+                ratio = rules[i] / admit[i]
+                verdicts.append((f"{scheme} list ADMIT {label} / single-use ADMIT", f"{ratio:.2f}x",
+                                 f"<= {RULES_GOAL}x", "PASS" if ratio <= RULES_GOAL else "FAIL"))
     print(f"decision latency, n={args.n} per row, microseconds\n")
     print(table(("path", "p50 us", "p99 us", "mean us", "per s"), rows))
     print()

@@ -38,6 +38,11 @@ class GateSection:
         "local", "with no trustworthy time (clock not synchronised and no recent arbiter time, gate/clock.py): "
         "local (judge validity windows on the local clock anyway; the status says untrusted) or deny (refuse "
         "tickets that have a validity window)")
+    list: str = _opt("", "signed check-in list this gate serves (`gate lists sign`; relative to home); empty: "
+                     "single use, exactly as without lists (docs/checkin-lists.md)")
+    direction: Literal["in", "out", "both"] = _opt(
+        "in", "with gate.list: in (entries), out (exits: the ticket is recorded outside) or both (each scan "
+        "says its way, `gate check --direction`; default in)")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gate.exc import StoreError
 from gate.outcomes import Outcome, Reason
 from gate.store import FirstUse, Redemption, Scan, Store
 from gate.verify import Verdict, Verifier
+
+if TYPE_CHECKING:
+    from gate.admission import Direction
+    from gate.checkin import CheckinGate
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,7 @@ class Decider:
         clock: Callable[[], float] = time.time,
         claimer: Claimer | None = None,
         on_decision: DecisionListener | None = None,
+        checkin: CheckinGate | None = None,
     ) -> None:
         self.verifier = verifier
         self.store = store
@@ -89,15 +94,20 @@ class Decider:
         self.clock = clock
         self.claimer = claimer
         self.on_decision = on_decision
+        #: the check-in list this gate serves (gate/checkin.py); None: today's single use
+        self.checkin = checkin
 
-    def decide(self, text: str, *, scan_id: str | None = None, now: float | None = None) -> Decision:
-        """Decide one scan.  Never raises for any input text; never ADMIT without a durable record."""
-        decision = self._decide(text, scan_id, now)
+    def decide(self, text: str, *, scan_id: str | None = None, now: float | None = None,
+               direction: Direction | None = None) -> Decision:
+        """Decide one scan.  Never raises for any input text; never ADMIT without a durable record.
+
+        `direction` is the way of this scan at a "both" gate of a check-in list (default in)."""
+        decision = self._decide(text, scan_id, now, direction)
         if self.on_decision is not None:
             self.on_decision(decision)
         return decision
 
-    def _decide(self, text: str, scan_id: str | None, now: float | None) -> Decision:
+    def _decide(self, text: str, scan_id: str | None, now: float | None, direction: Direction | None) -> Decision:
         scan_id = scan_id or new_scan_id()
         at = self.clock() if now is None else now
         verdict = self.verifier.verify(text, at)
@@ -108,7 +118,10 @@ class Decider:
         if not verdict.ok:
             return self._reject(scan, verdict)
         try:
-            redemption = (self.claimer or self.store).redeem(scan)
+            if self.checkin is not None and ticket is not None:
+                redemption = self.checkin.redeem(self.store, scan, ticket, direction)
+            else:
+                redemption = (self.claimer or self.store).redeem(scan)
         except StoreError as exc:
             return self._fault(scan, verdict, exc)
         except Exception as exc:  # a bug in the claim path: deny (fail closed) and say so, never a traceback

@@ -95,4 +95,37 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
     (5, "outbox: the code shown, for the arbiter to verify", (
         "ALTER TABLE outbox ADD COLUMN text TEXT NOT NULL DEFAULT ''",
     )),
+    # Check-in lists (gate/rules.py, docs/checkin-lists.md): each ticket's state on each list, and a journal of
+    # every scan decided by a list (which list version, which direction), append-only like the audit log.
+    (6, "check-in lists: pass state per (ticket, list), list scans journal", (
+        """CREATE TABLE passes (
+            event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            list TEXT NOT NULL,
+            entries INTEGER NOT NULL DEFAULT 0,
+            day TEXT NOT NULL DEFAULT '',
+            day_entries INTEGER NOT NULL DEFAULT 0,
+            inside INTEGER NOT NULL DEFAULT 0,
+            last_entry REAL NOT NULL DEFAULT 0,
+            scan_id TEXT NOT NULL,
+            PRIMARY KEY (event, ticket_id, list)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE list_scans (
+            scan_id TEXT PRIMARY KEY,
+            at REAL NOT NULL,
+            gate_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            list TEXT NOT NULL,
+            list_version INTEGER NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        ) WITHOUT ROWID""",
+        """CREATE TRIGGER list_scans_append_only_update BEFORE UPDATE ON list_scans
+           BEGIN SELECT RAISE(ABORT, 'the list scans journal is append-only'); END""",
+        """CREATE TRIGGER list_scans_append_only_delete BEFORE DELETE ON list_scans
+           BEGIN SELECT RAISE(ABORT, 'the list scans journal is append-only'); END""",
+    )),
 ]

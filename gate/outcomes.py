@@ -54,4 +54,18 @@ class Reason(enum.StrEnum):
     #: (with INVALID) the ticket has a validity window and this gate has no trustworthy time to check it
     #: against (gate.untrusted_time = "deny", gate/clock.py)
     UNTRUSTED_TIME = "untrusted_time"
-
+    # check-in lists (gate/rules.py, gate/admission.py, docs/checkin-lists.md) --------------------------------
+    #: (with ADMIT) an exit scan: the ticket is now outside the list's area
+    EXIT = "exit"
+    #: (with ALREADY_USED) the list allows re-entry after an exit, and the ticket has not left
+    ALREADY_INSIDE = "already_inside"
+    #: (with INVALID) the ticket's product is not one this gate's list admits
+    NOT_THIS_LIST = "not_this_list"
+    #: (with INVALID) the list admits nobody at this time
+    OUTSIDE_TIME_WINDOW = "outside_time_window"
+    #: (with ALREADY_USED) every entry the list allows (in total, or today) has been used
+    ENTRIES_EXHAUSTED = "entries_exhausted"
+    #: (with ALREADY_USED) the list requires minutes between two entries
+    TOO_SOON = "too_soon"
+    #: (with ALREADY_USED) the area holds its capacity already (decided where the inside count is exact)
+    AREA_FULL = "area_full"

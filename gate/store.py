@@ -30,6 +30,7 @@ from pathlib import Path
 from gate.exc import StoreCorrupt, StoreError
 from gate.migrations import MIGRATIONS
 from gate.outcomes import Outcome, Reason
+from gate.passes import ListScan, PassState
 from gate.sqlite import Database
 
 #: the event of a revocation that holds for every event
@@ -195,6 +196,37 @@ class StoreTx:
             (scan.at, scan.gate_id, scan.scan_id, scan.event, scan.ticket_id, outcome.value, reason.value, detail),
         )
 
+    # check-in lists (gate/checkin.py decides; docs/checkin-lists.md) ---------------------------------------
+    def pass_state(self, event: str, ticket_id: str, list_name: str) -> PassState:
+        """The ticket's state on the list (a fresh PassState if it was never scanned there)."""
+        row = self.db.execute("SELECT entries, day, day_entries, inside, last_entry FROM passes WHERE event = ?"
+                              " AND ticket_id = ? AND list = ?", (event, ticket_id, list_name)).fetchone()
+        return PassState(row[0], row[1], row[2], bool(row[3]), row[4]) if row else PassState()
+
+    def set_pass(self, scan: Scan, list_name: str, state: PassState) -> None:
+        """The ticket's new state on the list, written by `scan`."""
+        self.db.execute(
+            "INSERT INTO passes (event, ticket_id, list, entries, day, day_entries, inside, last_entry, scan_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event, ticket_id, list) DO UPDATE SET"
+            " entries = excluded.entries, day = excluded.day, day_entries = excluded.day_entries,"
+            " inside = excluded.inside, last_entry = excluded.last_entry, scan_id = excluded.scan_id",
+            (scan.event, scan.ticket_id, list_name, state.entries, state.day, state.day_entries, int(state.inside),
+             state.last_entry, scan.scan_id))
+
+    def list_scan(self, scan_id: str) -> ListScan | None:
+        """The journal row of a scan decided by a list (a replay of its scan id finds it)."""
+        row = self.db.execute("SELECT scan_id, list, list_version, direction, outcome, reason, detail FROM list_scans"
+                              " WHERE scan_id = ?", (scan_id,)).fetchone()
+        return ListScan(*row) if row else None
+
+    def journal(self, scan: Scan, entry: ListScan) -> None:
+        """Append a list-decided scan to the journal (the list version it was decided by, the direction)."""
+        self.db.execute(
+            "INSERT INTO list_scans (scan_id, at, gate_id, event, ticket_id, list, list_version, direction, outcome,"
+            " reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (scan.scan_id, scan.at, scan.gate_id, scan.event, scan.ticket_id, entry.list, entry.list_version,
+             entry.direction, entry.outcome, entry.reason, entry.detail))
+
 
 class Store:
     """A gate's SQLite store.  Open with `Store.open(path)`; close when done."""
@@ -300,6 +332,12 @@ class Store:
         """Audit rows by outcome."""
         with self.database.lock:
             return dict(self.conn.execute("SELECT outcome, count(*) FROM audit GROUP BY outcome").fetchall())
+
+    def inside(self) -> dict[str, tuple[int, int]]:
+        """Per list: (tickets inside, entries admitted) as this gate's store knows them (its own scans)."""
+        rows = self.database.rows("SELECT list, sum(inside) AS inside, sum(entries) AS entries FROM passes"
+                                  " GROUP BY list ORDER BY list")
+        return {str(r["list"]): (int(r["inside"]), int(r["entries"])) for r in rows}  # type: ignore[call-overload]
 
     def redeemed_keys(self) -> set[tuple[str, str]]:
         with self.database.lock:

@@ -21,13 +21,14 @@ from gate.clock import TimeTrust
 from gate.config import Config
 from gate.decide import Claimer, Decider, DecisionListener
 from gate.exc import ConfigError
-from gate.keys import KeyStore
+from gate.keys import Keyring, KeyStore
 from gate.store import Store
 from gate.verify import Verifier
 
 if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, ...): only its users pay for it
     import ssl
 
+    from gate.checkin import CheckinGate
     from gate.daemon.scanloop import ScanLoop
     from gate.ownership.agentserver import AgentServer
     from gate.ownership.boxoffice import BoxOffice
@@ -62,8 +63,19 @@ def build_verifier(config: Config, trust: TimeTrust | None = None) -> Verifier:
 
 def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None,
                   on_decision: DecisionListener | None = None, trust: TimeTrust | None = None) -> Decider:
-    return Decider(build_verifier(config, trust), store or open_store(config), config.gate_id, clock=time.time,
-                   claimer=claimer, on_decision=on_decision)
+    verifier = build_verifier(config, trust)
+    return Decider(verifier, store or open_store(config), config.gate_id, clock=time.time,
+                   claimer=claimer, on_decision=on_decision, checkin=build_checkin(config, verifier.keyring))
+
+
+def build_checkin(config: Config, keyring: Keyring) -> CheckinGate | None:
+    """The check-in list of `gate.list`, verified against the keyring (RulesError if it is not trusted)."""
+    if not config.gate.list:
+        return None
+    from gate.checkin import CheckinGate
+    from gate.rules import load
+
+    return CheckinGate(load(config.path(config.gate.list), keyring), config.gate.direction)
 
 
 def sync_parts(config: Config) -> tuple[Broker, Topics, Credentials]:
@@ -111,6 +123,9 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
     arbiter (then decides offline until it answers) and up to
     `sync.drain_wait` at exit for the outbox to drain.
     """
+    if config.gate.list and config.sync.broker:
+        raise ConfigError("gate.list with sync.broker: the arbiter does not keep check-in list state yet (issue 15, "
+                          "layer 4); serve a list on a gate without sync.broker, or unset gate.list")
     store = open_store(config)
     try:
         if not config.sync.broker:
@@ -283,6 +298,7 @@ def dashboard_accounts(config: Config) -> Any:
 def dashboard_tls(config: Config, host: str) -> ssl.SSLContext | None:
     """The page's TLS context from dashboard.cert_file/key_file; None (plain HTTP) only on a loopback address."""
     import ssl
+
 
     d = config.dashboard
     if not d.cert_file:

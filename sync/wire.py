@@ -144,6 +144,67 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """A ticket's move on a check-in list (gate/rules.py): an entry (`direction` "in") or an exit ("out").
+
+    The arbiter judges it against its state of (event, ticket, list) with the list version it holds;
+    `admitted`: the gate already let the person through offline (a fact: a refusal becomes a conflict).
+    `product` is the ticket's signed product (gate/product.py); `version` the list version the gate used.
+    """
+
+    scan: str
+    event: str
+    ticket: str
+    gate: str
+    at: float
+    list: str
+    version: int
+    direction: str = "in"
+    product: str = ""
+    admitted: bool = False
+    text: str = ""
+
+    def to_json(self) -> Json:
+        return {"scan": self.scan, "event": self.event, "ticket": self.ticket, "gate": self.gate, "at": self.at,
+                "list": self.list, "version": self.version, "direction": self.direction,
+                "product": self.product, "admitted": self.admitted, "text": self.text}
+
+    @classmethod
+    def from_json(cls, d: Json) -> Transition:
+        direction = text(d, "direction", "in")
+        if direction not in ("in", "out"):
+            raise BadMessage(f"direction must be in or out, not {direction!r}")
+        return cls(text(d, "scan"), text(d, "event"), text(d, "ticket"), text(d, "gate"), number(d, "at"),
+                   text(d, "list"), integer(d, "version", minimum=1), direction, text(d, "product", ""),
+                   flag(d, "admitted"), text(d, "text", "", limit=MAX_CODE))
+
+
+@dataclass(frozen=True)
+class PassAnswer:
+    """The arbiter's ruling on one Transition (the same scan id always gets the same one).
+
+    `outcome` and `reason` are gate.outcomes codes (ADMIT / exit, already_inside, area_full, ...);
+    `conflict`: an offline admission the arbiter would have refused; `seq`: its stream item.
+    """
+
+    scan: str
+    outcome: str
+    reason: str = ""
+    detail: str = ""
+    seq: int | None = None
+    conflict: bool = False
+
+    def to_json(self) -> Json:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "", False)}
+
+    @classmethod
+    def from_json(cls, d: Json) -> PassAnswer:
+        seq = integer(d, "seq", minimum=1) if "seq" in d else None
+        return cls(text(d, "scan"), text(d, "outcome"), text(d, "reason", ""), text(d, "detail", ""), seq,
+                   flag(d, "conflict"))
+
+
+@dataclass(frozen=True)
 class Release:
     """Scan `scan` admitted nobody: drop whatever the arbiter granted it, and never grant it again."""
 

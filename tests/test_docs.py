@@ -136,6 +136,8 @@ NOT_RUN = {
     "mqtt-watch-all": "8617afffef2c",
     "mqtt-watch-scans": "cdb66e0e1d65",
     "scale-instances": "af502d602229",
+    "checkin-mint": "49b941b1d0ee",
+    "checkin-sign": "0a7a1f4113d1",
     "operations-day-to-day": "70eba97c7d3f",
 }
 

@@ -34,7 +34,7 @@ PACKAGES = ("gate", "sync", "hardware")
 
 CORE = ("gate.exc", "gate.outcomes", "gate.base45", "gate.ticket", "gate.keys", "gate.verify", "gate.decide",
         "gate.holder", "gate.backstep", "gate.store", "gate.ledger", "gate.migrations", "gate.sqlite", "gate.sequence", "gate.config",
-        "gate.files")
+        "gate.files", "gate.product", "gate.rules", "gate.passes", "gate.admission", "gate.checkin")
 #: libraries and packages the decision core must not import (MQTT, cameras, decoders, GPIO, HTTP, the rest)
 CORE_FORBIDDEN = ("paho", "cv2", "numpy", "zxingcpp", "pyzbar", "picamera2", "gpiozero", "http", "urllib.request",
                   "segno", "sync", "hardware", "gate.cli", "gate.daemon", "gate.deploy", "gate.ownership",
@@ -47,12 +47,14 @@ WRITERS = {
     "sync.arbiter.store": "the arbiter's store",
     "sync.arbiter.pgstore": "the arbiter's store on PostgreSQL (its stream counter and migrations; the rest is"
                             " sync.arbiter.store's code on its connection)",
+    "sync.arbiter.passes": "the arbiter's store: check-in list states (inside its transaction)",
     "sync.dashboard.history": "the dashboard's history",
     "gate.ownership.store": "the box office's, wallets' and payment agents' files",
     "gate.sqlite": "schema_migrations of every file",
 }
 #: tables of the gate's database and which of its two modules writes each
 GATE_TABLES = {"redeemed": "gate.store", "audit": "gate.store", "revoked": "gate.store", "generations": "gate.store",
+               "passes": "gate.store", "list_scans": "gate.store",
                "outbox": "gate.ledger", "conflicts": "gate.ledger", "sync_state": "gate.ledger"}
 DML = re.compile(r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)|(?<!DO )UPDATE\s+(\w+)\s+SET|DELETE\s+FROM\s+(\w+)"
                  r"|REPLACE\s+INTO\s+(\w+))", re.I)

@@ -198,3 +198,10 @@ def test_ed25519_keyring_holds_only_the_public_key() -> None:
     assert key.secret.hex() not in exported
     assert base64.b64encode(key.secret).decode() not in exported
     assert len(key.verify_key().material) == 32
+
+
+def test_product_vector_reads_back_its_product() -> None:
+    from gate.product import product_of
+    products = {str(v["name"]): product_of(parse(str(v["text"])).ticket) for v in doc_vectors()["vectors"]}
+    assert products.pop("product day-pass (extension 0x03), HMAC") == "day-pass"
+    assert set(products.values()) == {""}

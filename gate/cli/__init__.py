@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 def commands() -> list[Callable[[SubParsers, argparse.ArgumentParser], None]]:
     """Each command module's `add`, in the order `gate --help` lists them (each module imports the rest of
     what it uses only when its command runs)."""
-    from gate.cli import boxoffice, dashboard, demo, deploy, keys, scan, sync, tickets, wallet
+    from gate.cli import boxoffice, dashboard, demo, deploy, keys, lists, scan, sync, tickets, wallet
 
-    return [keys.add, tickets.add, demo.add, scan.add, sync.add, deploy.add, boxoffice.add, wallet.add,
+    return [keys.add, tickets.add, lists.add, demo.add, scan.add, sync.add, deploy.add, boxoffice.add, wallet.add,
             dashboard.add]
 
 

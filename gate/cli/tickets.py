@@ -13,6 +13,7 @@ from pathlib import Path
 from gate.cli.common import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, SubParsers, command, format_decision, iso, time_arg
 from gate.config import Config
 from gate.keys import KeyStore
+from gate.product import with_product
 from gate.ticket import Ticket
 from gate.wiring import gate_session, open_store
 
@@ -27,6 +28,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-from", type=time_arg, default=0, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
     p.add_argument("--valid-until", type=time_arg, default=0, metavar="T", help="unix seconds, ISO 8601, or now, +1d, -2h")
     p.add_argument("--generation", type=int, default=0, help="ownership generation")
+    p.add_argument("--product", default="", help="product/category for check-in lists, e.g. vip (gate/product.py)")
     p.add_argument("--kid", help="issuer key id (default: the newest for the event)")
     p.add_argument("--qr", type=Path, metavar="DIR", help="also write ID.png and ID.svg QR images here")
 
@@ -37,6 +39,8 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                  "gate mint --event show7 --seat 12B --id 9f2 | gate check --json")
     p.add_argument("tickets", nargs="*", metavar="TICKET")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--direction", choices=("in", "out"),
+                   help="the way of these scans at a gate.direction = \"both\" gate of a check-in list (default in)")
     p = command(sub, common, "revoke", cmd_revoke, "add a ticket id to the revocation list",
                  "gate revoke 9f2 --event show7 --reason 'refunded'")
     p.add_argument("ticket_id")
@@ -67,7 +71,7 @@ def cmd_mint(args: argparse.Namespace, config: Config) -> int:
     for ticket_id in mint_ids(args.ticket_id, args.count):
         ticket = Ticket(event=args.event, ticket_id=ticket_id, seat=args.seat, valid_from=args.valid_from,
                         valid_until=args.valid_until, generation=args.generation)
-        text = key.sign(ticket)
+        text = key.sign(with_product(ticket, args.product))
         print(text)
         if args.qr:
             write_qr(text, args.qr / ticket_id)
@@ -100,7 +104,7 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         for text in lines:
             if not args.tickets and not text.strip():
                 continue
-            decision = decider.decide(text)
+            decision = decider.decide(text, direction=args.direction)
             rejected |= not decision.admitted
             print(json.dumps(decision.to_dict()) if args.json else format_decision(decision), flush=True)
     return EXIT_REJECTED if rejected else EXIT_OK

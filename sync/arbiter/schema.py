@@ -50,6 +50,20 @@ MIGRATIONS: list[Migration] = [
         """CREATE TABLE IF NOT EXISTS generations (event TEXT NOT NULL, ticket_id TEXT NOT NULL,
             generation INTEGER NOT NULL, PRIMARY KEY (event, ticket_id)) WITHOUT ROWID""",
     )),
+    # Check-in lists (docs/checkin-lists.md): each ticket's state on each list (one compare-and-set per
+    # transition), every transition decided (idempotency by scan id), and the exact inside count per list.
+    (4, "check-in lists: pass states, transitions, inside counts", (
+        """CREATE TABLE pass_states (
+            event TEXT NOT NULL, ticket_id TEXT NOT NULL, list TEXT NOT NULL, entries INTEGER NOT NULL,
+            day TEXT NOT NULL, day_entries INTEGER NOT NULL, inside INTEGER NOT NULL, last_entry REAL NOT NULL,
+            scan_id TEXT NOT NULL, rev INTEGER NOT NULL, PRIMARY KEY (event, ticket_id, list)) WITHOUT ROWID""",
+        """CREATE TABLE pass_scans (
+            scan_id TEXT PRIMARY KEY, event TEXT NOT NULL, ticket_id TEXT NOT NULL, list TEXT NOT NULL,
+            list_version INTEGER NOT NULL, gate_id TEXT NOT NULL, direction TEXT NOT NULL, at REAL NOT NULL,
+            admitted INTEGER NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+            conflict INTEGER NOT NULL, seq INTEGER, arbiter_at REAL NOT NULL) WITHOUT ROWID""",
+        "CREATE TABLE pass_areas (list TEXT PRIMARY KEY, inside INTEGER NOT NULL, admitted INTEGER NOT NULL)",
+    )),
 ]
 
 

@@ -35,10 +35,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from gate.rules import CheckinList
 from gate.sqlite import Database
+from sync.arbiter import passes
 from sync.arbiter.schema import MIGRATIONS, adopt
 from sync.exc import ArbiterStoreError
-from sync.wire import Answer, Claim, First, Json, Override, Release, Revocation, Supersession
+from sync.wire import Answer, Claim, First, Json, Override, PassAnswer, Release, Revocation, Supersession, Transition
 
 log = logging.getLogger(__name__)
 ANY_EVENT = "*"
@@ -70,6 +72,8 @@ class ArbiterStore:
         self._stop_checkpoints = threading.Event()
         self._finish_checkpoint = False  # the thread checkpointed: the next apply copies what came after
         self._errors_lock = threading.Lock()
+        #: the verified check-in lists by name (gate/rules.py): what Transitions are judged by
+        self.lists: dict[str, CheckinList] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> ArbiterStore:
@@ -148,6 +152,17 @@ class ArbiterStore:
                     answers.append(self._supersede(db, op, now, stream))
                 else:
                     answers.append(self._revoke(db, op, now, stream))
+        return answers, stream
+
+    def transitions(self, moves: Sequence[Transition]) -> tuple[list[PassAnswer], list[Json]]:
+        """Judge check-in list transitions in one durable transaction (sync/arbiter/passes.py): (one answer per
+        transition, the new stream items), like `apply`."""
+        now = self.clock()
+        stream: list[Json] = []
+        with self._transaction() as db:
+            def emit(**item: object) -> int:
+                return self._emit(db, stream, now, **item)
+            answers = [passes.transition(db, t, self.lists, now, emit) for t in moves]
         return answers, stream
 
     def _claim(self, db: sqlite3.Connection, c: Claim, now: float, stream: list[Json]) -> Answer:
@@ -387,6 +402,11 @@ class ArbiterStore:
         cur = self.conn.execute(sql, tuple(args))
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def inside(self) -> dict[str, tuple[int, int]]:
+        """Per check-in list: (tickets inside now, entries admitted), exact across gates (sync/arbiter/passes.py)."""
+        with self.database.lock:
+            return passes.inside(self.conn)
 
     def counts(self) -> dict[str, int]:
         """Claims held, scans by answer, open conflicts, revocations, stream head: the arbiter's status."""

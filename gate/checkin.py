@@ -1,0 +1,68 @@
+"""A gate serving a check-in list in a direction: the list's ruling applied to the gate's store.
+
+What a caller may rely on (the Decider calls `redeem` in place of `Store.redeem` when `gate.list` is set):
+
+* One transaction (``BEGIN IMMEDIATE``) holds the revocation check, the ticket's state on the list, the
+  ruling (gate/admission.py), the new state, the journal row (list name and version, direction) and the
+  audit row: an ADMIT is durable before it returns, and two processes on one file cannot both spend the
+  last entry.
+* A replay of a scan id already decided by the list answers the same outcome again and writes nothing.
+* A ticket of another event than the list's is `not_this_list`; a malformed product is `malformed`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from gate.admission import Direction, judge
+from gate.exc import TicketFormatError
+from gate.outcomes import Outcome, Reason
+from gate.passes import ListScan
+from gate.product import product_of
+from gate.rules import CheckinList
+from gate.store import Redemption, Scan, Store
+from gate.ticket import Ticket
+
+GateDirection = Literal["in", "out", "both"]
+
+
+class CheckinGate:
+    """One list served in one direction; a "both" gate is told the way of each scan (default in)."""
+
+    def __init__(self, lst: CheckinList, direction: GateDirection = "in") -> None:
+        self.list = lst
+        self.direction = direction
+
+    def way(self, asked: Direction | None) -> Direction:
+        """The direction of one scan: a one-way gate's own, or what a "both" gate was told."""
+        if self.direction == "both":
+            return asked or "in"
+        return self.direction
+
+    def redeem(self, store: Store, scan: Scan, ticket: Ticket, asked: Direction | None = None) -> Redemption:
+        direction, lst = self.way(asked), self.list
+        try:
+            product = product_of(ticket)
+        except TicketFormatError as exc:
+            return self._refuse(store, scan, Outcome.INVALID, Reason.MALFORMED, str(exc))
+        if ticket.event != lst.event:
+            return self._refuse(store, scan, Outcome.INVALID, Reason.NOT_THIS_LIST,
+                                f"list {lst.name} is for event {lst.event}")
+        with store.transaction() as tx:
+            refused = tx.refused(scan)
+            if refused is not None:
+                return refused
+            done = tx.list_scan(scan.scan_id)
+            if done is not None:
+                return Redemption(Outcome(done.outcome), replay=True, reason=Reason(done.reason), detail=done.detail)
+            ruling = judge(lst, product, tx.pass_state(ticket.event, ticket.ticket_id, lst.name), scan.at, direction)
+            if ruling.admitted:
+                tx.set_pass(scan, lst.name, ruling.state)
+            tx.journal(scan, ListScan(scan.scan_id, lst.name, lst.version, direction, ruling.outcome.value,
+                                      ruling.reason.value, ruling.detail))
+            tx.audit(scan, ruling.outcome, ruling.reason, f"list {lst.ref}" + (f": {ruling.detail}" if ruling.detail else ""))
+            return Redemption(ruling.outcome, reason=ruling.reason, detail=ruling.detail)
+
+    def _refuse(self, store: Store, scan: Scan, outcome: Outcome, reason: Reason, detail: str) -> Redemption:
+        store.record(scan, outcome, reason, f"list {self.list.ref}: {detail}")
+        return Redemption(outcome, reason=reason, detail=detail)

@@ -1,0 +1,100 @@
+"""`gate lists ...`: write, sign and show check-in lists (gate/rules.py, docs/checkin-lists.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gate.cli.common import EXIT_OK, SubParsers, command, say
+from gate.config import Config
+from gate.exc import ConfigError
+from gate.keys import KeyStore
+from gate.rules import CheckinList, load, sign
+
+
+def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    lists = sub.add_parser("lists", help="check-in lists: which tickets a gate admits, when, how often",
+                           description="Check-in lists: products, time windows and entry policy, signed by the "
+                                       "issuer (docs/checkin-lists.md).")
+    ls = lists.add_subparsers(title="list commands", metavar="ACTION")
+    p = command(ls, common, "sign", cmd_lists_sign,
+                "sign every [[list]] of an issuer's TOML file with its event's issuer key",
+                "gate lists sign lists.toml --out lists/")
+    p.add_argument("source", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for NAME.list.json (one per list)")
+    p.add_argument("--kid", help="issuer key id (default: the newest for the list's event)")
+    p = command(ls, common, "show", cmd_lists_show,
+                "verify signed list files against this gate's keyring and show their rules",
+                "gate lists show lists/vip.list.json")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p = command(ls, common, "inside", cmd_lists_inside,
+                "tickets inside each list's area: this gate's own scans, or (--arbiter) exact across gates",
+                "gate lists inside --json")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--arbiter", action="store_true",
+                   help="read the arbiter's store (sync.arbiter_db, on the arbiter's host): exact across gates")
+
+
+def cmd_lists_sign(args: argparse.Namespace, config: Config) -> int:
+    keys = KeyStore(config.keys_dir)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for lst in CheckinList.from_source(args.source):
+        doc = sign(lst, keys.signing_key(lst.event, args.kid))
+        path = args.out / f"{lst.name}.list.json"
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        say(f"{path}: {lst.ref} signed by {doc['kid']}")
+    return EXIT_OK
+
+
+def cmd_lists_show(args: argparse.Namespace, config: Config) -> int:
+    keyring = KeyStore(config.keys_dir).keyring()
+    for path in args.files:
+        lst = load(path, keyring)
+        say(json.dumps(lst.to_json(), sort_keys=True) if args.json else describe(lst))
+    return EXIT_OK
+
+
+def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
+    counts = _arbiter_inside(config) if args.arbiter else _gate_inside(config)
+    for name, (inside, entries) in counts.items():
+        say(json.dumps({"list": name, "inside": inside, "entries": entries}) if args.json
+            else f"{name}: {inside} inside, {entries} entries admitted")
+    if not counts and not args.json:
+        say("no scans decided by a check-in list at this gate")
+    return EXIT_OK
+
+
+def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
+    from gate.wiring import open_store
+
+    with open_store(config) as store:
+        return store.inside()
+
+
+def _arbiter_inside(config: Config) -> dict[str, tuple[int, int]]:
+    from sync.arbiter.store import ArbiterStore
+
+    path = config.path(config.sync.arbiter_db)
+    if not path.exists():
+        raise ConfigError(f"{path}: no arbiter store here (sync.arbiter_db)")
+    store = ArbiterStore.open(path)
+    try:
+        return store.inside()
+    finally:
+        store.close()
+
+
+def describe(lst: CheckinList) -> str:
+    """One line a person reads: what the list admits and how often."""
+    products = ", ".join(lst.products) or "every product"
+    if not lst.entries:
+        policy = "unlimited entries"
+    else:
+        policy = f"{lst.entries} entr{'y' if lst.entries == 1 else 'ies'}" + (" a day" if lst.per_day else " in total")
+    extras = ["re-entry after exit" if lst.reentry else "", f"{lst.min_gap} min between entries" if lst.min_gap else "",
+              f"capacity {lst.capacity}" if lst.capacity else "",
+              f"{len(lst.windows)} time window(s)" if lst.windows else ""]
+    more = "".join(f", {e}" for e in extras if e)
+    return f"{lst.ref} ({lst.event}, {lst.timezone}): {products}; {policy}{more}"

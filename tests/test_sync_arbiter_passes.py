@@ -1,0 +1,129 @@
+"""The arbiter's check-in list state (sync/arbiter/passes.py): one compare-and-set per transition, real SQLite."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from pathlib import Path
+
+from gate.rules import CheckinList
+from sync.arbiter.store import ArbiterStore
+from sync.wire import PassAnswer, Transition
+
+LISTS = {"stadium": CheckinList("stadium", "show7", reentry=True),
+         "multi": CheckinList("multi", "show7", entries=3, reentry=False),
+         "hall": CheckinList("hall", "show7", entries=0, capacity=5),
+         "vip": CheckinList("vip", "show7", products=("vip",))}
+_ids = itertools.count()
+
+
+def open_arbiter(path: Path) -> ArbiterStore:
+    store = ArbiterStore.open(path)
+    store.lists = dict(LISTS)
+    return store
+
+
+def move(ticket: str, lst: str, direction: str = "in", gate: str = "g1", at: float = 1.0, *, scan: str = "",
+         admitted: bool = False, product: str = "") -> Transition:
+    return Transition(scan or f"s{next(_ids)}", "show7", ticket, gate, at, lst, LISTS[lst].version, direction,
+                      product, admitted)
+
+
+def one(store: ArbiterStore, t: Transition) -> PassAnswer:
+    (answer,), _ = store.transitions([t])
+    return answer
+
+
+def code(a: PassAnswer) -> str:
+    return a.reason or a.outcome
+
+
+def test_in_out_in_and_already_inside_across_gates(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    got = [one(store, move("t1", "stadium", "in", "north")), one(store, move("t1", "stadium", "in", "south")),
+           one(store, move("t1", "stadium", "out", "exit-1")), one(store, move("t1", "stadium", "in", "south"))]
+    assert [code(a) for a in got] == ["ADMIT", "already_inside", "exit", "ADMIT"]
+    assert store.inside() == {"stadium": (1, 1)}
+    items, _ = store.read_stream(0, 100)
+    assert [(i["kind"], i["reason"], i["state"]["inside"]) for i in items] == [
+        ("pass", "", True), ("pass", "exit", False), ("pass", "", True)]
+
+
+def test_a_replayed_scan_id_gets_the_same_answer_and_changes_nothing(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    first = one(store, move("t2", "multi", scan="x1"))
+    assert one(store, move("t2", "multi", scan="x1")) == first
+    assert one(store, move("t2", "multi", gate="other", scan="x1")).reason == "refused"
+    assert store.rows("SELECT entries FROM pass_states") == [{"entries": 1}]
+
+
+def test_not_this_list_and_unknown_list(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    assert code(one(store, move("t3", "vip", product="general"))) == "not_this_list"
+    assert code(one(store, move("t3", "vip", product="vip"))) == "ADMIT"
+    unknown = Transition("s-u", "show7", "t3", "g1", 1.0, "nowhere", 1)
+    assert code(one(store, unknown)) == "not_this_list"
+
+
+def race(path: Path, moves: list[list[Transition]]) -> list[PassAnswer]:
+    """Each gate's transitions on its own ArbiterStore connection to one file, all started together."""
+    stores = [open_arbiter(path) for _ in moves]
+    answers: list[PassAnswer] = []
+    lock, start = threading.Lock(), threading.Barrier(len(moves))
+
+    def run(store: ArbiterStore, mine: list[Transition]) -> None:
+        start.wait()
+        for t in mine:
+            got = one(store, t)
+            with lock:
+                answers.append(got)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(stores, moves, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    return answers
+
+
+def test_four_gates_racing_on_multi_entry_tickets_give_exactly_the_allowed_entries(tmp_path: Path) -> None:
+    tickets = [f"m{i}" for i in range(6)]
+    moves = [[move(t, "multi", gate=f"g{g}", at=float(r)) for r in range(4) for t in tickets] for g in range(4)]
+    answers = race(tmp_path / "a.db", moves)
+    assert Counter(code(a) for a in answers) == {"ADMIT": 3 * len(tickets), "entries_exhausted": 13 * len(tickets)}
+
+
+def test_capacity_admits_exactly_n_across_racing_gates_and_an_exit_frees_a_place(tmp_path: Path) -> None:
+    moves = [[move(f"c{g}-{i}", "hall", gate=f"g{g}") for i in range(4)] for g in range(4)]
+    answers = race(tmp_path / "a.db", moves)
+    assert Counter(code(a) for a in answers) == {"ADMIT": 5, "area_full": 11}
+    store = open_arbiter(tmp_path / "a.db")
+    assert store.inside() == {"hall": (5, 5)}
+    inside = store.rows("SELECT ticket_id FROM pass_states WHERE inside = 1 LIMIT 1")[0]["ticket_id"]
+    assert code(one(store, move(str(inside), "hall", "out"))) == "exit"
+    refused = next(a.scan for a in answers if a.reason == "area_full")
+    late = store.rows("SELECT ticket_id FROM pass_scans WHERE scan_id = ?", (refused,))[0]["ticket_id"]
+    assert code(one(store, move(str(late), "hall"))) == "ADMIT"
+    assert store.inside() == {"hall": (5, 6)}
+
+
+def test_a_partition_where_a_ticket_enters_on_both_sides_is_one_conflict_and_counts_match(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    # both sides let p1 in while cut off; p2 entered on one side only; p3 went in and out on side B
+    side_a = [move("p1", "stadium", gate="a", at=10.0, admitted=True), move("p2", "stadium", gate="a", at=11.0,
+                                                                            admitted=True)]
+    side_b = [move("p1", "stadium", gate="b", at=12.0, admitted=True),
+              move("p3", "stadium", gate="b", at=13.0, admitted=True),
+              move("p3", "stadium", "out", gate="b-out", at=14.0, admitted=True)]
+    answers, _ = store.transitions(side_a + side_b)
+    conflicts = [a.scan for a in answers if a.conflict]
+    assert conflicts == [side_b[0].scan]
+    assert store.rows("SELECT reason FROM pass_scans WHERE conflict = 1") == [{"reason": "already_inside"}]
+    # the inside count equals a recount from the scans: per ticket, inside after its last admitted move
+    last: dict[str, str] = {}
+    for t in sorted(side_a + side_b, key=lambda t: t.at):
+        last[t.ticket] = t.direction
+    assert store.inside()["stadium"][0] == sum(d == "in" for d in last.values()) == 2
