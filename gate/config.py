@@ -84,9 +84,13 @@ class FeedbackSection:
 
 @dataclass(frozen=True)
 class ScannerSection:
-    holdoff: float = _opt(5.0, "seconds before a code still in view is decided (and signalled) again", min=0)
+    holdoff: float = _opt(5.0, "seconds before a code still in view is decided (and signalled) again; a wedge "
+                          "scanner's repeat of a line within it is answered with the repeat signal", min=0)
     leave_frames: int = _opt(5, "frames in a row without a code before it counts as having left the view", min=1)
-    queue: int = _opt(4, "codes waiting for a decision before new ones are dropped (and re-read later)", min=1)
+    queue: int = _opt(4, "camera codes waiting for a decision before new ones are dropped (and re-read later)",
+                      min=1)
+    line_queue: int = _opt(256, "wedge scans waiting for a decision (each line is decided, in order); past it a "
+                           "scan is refused with the fault pattern and counted", min=1)
     health_every: float = _opt(60.0, "seconds between health log lines (frames/s, decode ms, decisions)", min=1)
 
 

@@ -175,7 +175,7 @@ def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedba
     sc = config.scanner
     decider = decider or build_decider(config)
     return ScanLoop(open_cam, decoder, decider.decide, feedback,
-                    debouncer=Debouncer(sc.holdoff, sc.leave_frames), queue_size=sc.queue,
+                    debouncer=Debouncer(sc.holdoff, sc.leave_frames), queue_size=sc.queue, line_queue=sc.line_queue,
                     health_every=sc.health_every, **hooks)
 
 

@@ -58,6 +58,22 @@ def test_run_scans_a_folder_until_sigterm_then_exits_cleanly(home: Path, tmp_pat
     assert json.loads(history.stdout.splitlines()[0])["gate_id"] == "gate-run-test"
 
 
+def test_run_with_a_wedge_on_stdin_decides_every_line_of_a_burst_and_answers_a_repeat(home: Path) -> None:
+    """50 scans typed at once by a handheld, then the last one read twice: 50 decisions and a repeat signal."""
+    key = IssuerKey.new("show7", "hmac")
+    KeyStore(home / "keys").add_issuer_key(key)
+    lines = [mint(key, f"h{i}") for i in range(50)]
+    lines.append(lines[-1])
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "wedge", "--source", "-",
+                             "--feedback", "console"], input="".join(f"{line}\n" for line in lines),
+                            capture_output=True, text=True, env=gate_env(home), cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out.count("✔ ADMIT") == 50
+    assert "↻ ADMIT, scanned again" in out
+    assert "decisions ADMIT=50" in out[-1] and "dropped 0, refused 0, repeats 1" in out[-1]
+
+
 def test_run_without_picamera2_says_what_to_install(home: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--feedback", "console"],
                             capture_output=True, text=True, env=gate_env(home), cwd=ROOT, timeout=60)
