@@ -74,6 +74,26 @@ def test_run_with_a_wedge_on_stdin_decides_every_line_of_a_burst_and_answers_a_r
     assert "decisions ADMIT=50" in out[-1] and "dropped 0, refused 0, repeats 1" in out[-1]
 
 
+def test_run_reads_a_dark_mode_phone_from_camera_frames(home: Path, tmp_path: Path) -> None:
+    """`gate run` on frames of a light-on-dark code (a dark-mode wallet): ADMIT on the light."""
+    import cv2
+
+    from hardware.scene import Conditions, render_frame
+
+    key = IssuerKey.new("show7", "hmac")
+    KeyStore(home / "keys").add_issuer_key(key)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        dark = Conditions(module_px=4.5, tilt=10, rotation=-6, blur=0.4, noise=2, inverted=True)
+        cv2.imwrite(str(frames / f"{i}.png"), render_frame(mint(key), seed=i, difficulty=dark))
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "files", "--source", str(frames),
+                             "--feedback", "console"], capture_output=True, text=True, env=gate_env(home), cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line[:1] in "✔✖⊘⚠"] == ["✔ ADMIT"]
+
+
 def test_run_without_picamera2_says_what_to_install(home: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--feedback", "console"],
                             capture_output=True, text=True, env=gate_env(home), cwd=ROOT, timeout=60)
