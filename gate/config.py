@@ -59,6 +59,17 @@ class CameraSection:
     height: int = _opt(720, "frame height asked of the camera", min=32)
     fps: float = _opt(0.0, "frames per second asked of the camera (files: replay pace); 0 = the source's own", min=0)
     loops: int = _opt(1, "files: how many times to replay the images; 0 = forever", min=0)
+    exposure_mode: Literal["short", "normal"] = _opt(
+        "short", "picamera2: auto exposure preferring a short shutter (phone screens are bright) or libcamera's normal")
+    exposure_us: int = _opt(0, "picamera2: fixed exposure time in microseconds, e.g. 3000 in a dark venue where the "
+                            "screen blooms; 0 = automatic", min=0)
+    gain: float = _opt(0.0, "picamera2: analogue gain with a fixed exposure; 0 = automatic", min=0)
+    metering: Literal["centre", "spot", "matrix"] = _opt(
+        "centre", "picamera2: exposure metering: centre-weighted, spot (the screen in the middle decides) or matrix")
+    focus: Literal["continuous", "manual"] = _opt(
+        "continuous", "picamera2 with autofocus (Camera Module 3): continuous, or manual at lens_position")
+    lens_position: float = _opt(4.0, "picamera2, focus = manual: dioptres, 1 / distance in metres (4.0 = 25 cm)",
+                                min=0)
 
 
 @dataclass(frozen=True)

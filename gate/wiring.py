@@ -131,7 +131,12 @@ def camera_factory(config: Config, kind: str | None = None, source: str | None =
     source = source if source is not None else cam.source
     options: dict[str, Any]
     if kind == "picamera2":
-        options = {"camera_num": cam.camera_num, "size": (cam.width, cam.height), "fps": cam.fps or None}
+        from hardware.cameras.picam import ScreenSettings
+
+        settings = ScreenSettings(cam.exposure_mode, cam.exposure_us, cam.gain, cam.metering, cam.focus,
+                                  cam.lens_position)
+        options = {"camera_num": cam.camera_num, "size": (cam.width, cam.height), "fps": cam.fps or None,
+                   "settings": settings}
     elif kind == "opencv":
         options = {"source": source, "width": cam.width, "height": cam.height, "fps": cam.fps or None}
     elif kind == "files":
