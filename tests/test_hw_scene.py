@@ -81,20 +81,33 @@ def test_hard_set_uses_the_given_texts() -> None:
     assert {s.texts[0] for s in hard_set(["ONLY-THIS"], n=4, seed=1)} == {"ONLY-THIS"}
 
 
-def test_bench_runs_and_prints_its_table_and_goals(monkeypatch: pytest.MonkeyPatch) -> None:
-    path = Path(__file__).resolve().parents[1] / "bench" / "decode.py"
-    spec = importlib.util.spec_from_file_location("bench_decode", path)
+def run_bench(monkeypatch: pytest.MonkeyPatch, name: str, args: list[str]) -> str:
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_decode", bench)  # dataclasses look their module up
+    monkeypatch.setitem(sys.modules, f"bench_{name}", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)
     out = io.StringIO()
     with redirect_stdout(out):
-        bench.main(["--frames", "2", "--repeat", "1", "--hard", str(2 * len(HARD_AXES))])
-    text = out.getvalue()
+        bench.main(args)
+    return out.getvalue()
+
+
+def test_bench_runs_and_prints_its_table_and_goals(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = run_bench(monkeypatch, "decode", ["--frames", "2", "--repeat", "1", "--hard", str(2 * len(HARD_AXES))])
     for name in ("zxing", "zxing_inv", "zbar", "opencv", "pipeline", "1280x720 code", "goals:", "inverted",
                  "edge_covered", "far_small"):
         assert name in text
     # Timings are the bench's business, not a unit test's: only the read
     # goal, which does not depend on machine load, is checked here.
     assert "PASS  pipeline reads" in text
+
+
+def test_ecc_bench_prints_versions_per_level_and_read_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = run_bench(monkeypatch, "ecc", ["--frames", "1"])
+    lines = text.splitlines()
+    # The sizes the issue quotes: the holder code is 143 characters under HMAC, 215 under Ed25519.
+    assert any(line.split()[:7] == ["hmac", "ticket", "57", "3", "(29)", "3", "(29)"] for line in lines)
+    assert any(line.split()[:3] == ["ed25519", "holder", "215"] for line in lines)
+    assert "level M:" in text and "level Q:" in text and "level H:" in text

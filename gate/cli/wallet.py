@@ -15,6 +15,7 @@ from gate.config import Config
 from gate.ownership.block import Message
 from gate.ownership.exc import ChainError, MalformedBlock
 from gate.ownership.protocol import CATALOG_FORMAT, Catalog
+from gate.ticket import QR_ERROR
 from gate.wiring import create_wallet, open_fake_agent, open_wallet
 
 Sub = SubParsers
@@ -175,7 +176,7 @@ def cmd_code(args: argparse.Namespace, config: Config) -> int:
     if args.qr:
         import segno
 
-        segno.make_qr(text, error="m", boost_error=False).save(str(args.qr), scale=8, border=4)
+        segno.make_qr(text, error=QR_ERROR, boost_error=False).save(str(args.qr), scale=8, border=4)
     print(f"slot {code.t} of {terms.slots}, ends at {terms.slot_ends(code.t)}", file=sys.stderr)
     return EXIT_OK
 

@@ -29,6 +29,7 @@ import segno
 from gate.holder import MODE_PAPER
 from gate.ownership.exc import ChainError
 from gate.ownership.wallet import Wallet
+from gate.ticket import QR_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class WalletPage:
     def code(self, event: str, ticket_id: str) -> dict[str, object]:
         now = self.clock()
         text, code, terms = self.wallet.code(event, ticket_id, now)
-        svg = segno.make_qr(text, error="m", boost_error=False).svg_inline(scale=4, border=4, omitsize=True)
+        svg = segno.make_qr(text, error=QR_ERROR, boost_error=False).svg_inline(scale=4, border=4, omitsize=True)
         return {"text": text, "t": code.t, "slot": terms.slot, "ends_at": terms.slot_ends(code.t), "now": now,
                 "mode": "paper" if terms.mode == MODE_PAPER else "rotating", "svg": svg}
 
