@@ -303,3 +303,18 @@ def test_a_feedback_that_fails_never_stops_the_decisions_or_the_shutdown(decider
     assert sum(stats.decisions.values()) + stats.dropped == 12
     assert stats.feedback_errors == sum(stats.decisions.values()) > 0
     assert "feedback errors" in stats.health()
+
+
+def test_gate_run_counts_refused_scans_in_the_gates_mqtt_status() -> None:
+    from types import SimpleNamespace
+
+    from gate.daemon.run import _count_refused
+    from sync.counters import Counters
+
+    counters = Counters()
+    count = _count_refused(SimpleNamespace(claimer=SimpleNamespace(sync=SimpleNamespace(counters=counters))))
+    assert count is not None
+    count("QG:...")
+    count("QG:...")
+    assert counters["scans_refused"] == 2  # published in the retained status's `counters`
+    assert _count_refused(SimpleNamespace(claimer=None)) is None  # no broker: the health line says it
