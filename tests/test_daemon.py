@@ -113,6 +113,20 @@ def test_decode_prints_path_and_text_for_each_committed_image(gate_cli: Cli) -> 
     assert result.returncode == 1  # the empty frame reads nothing: a script can tell
 
 
+def test_decode_reads_every_dark_mode_still(gate_cli: Cli, tmp_path: Path) -> None:
+    import cv2
+
+    from hardware.scene import Conditions, render_frame
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"dark{i}.png")
+        cv2.imwrite(str(paths[-1]), render_frame(f"DARK-{i}", seed=i, difficulty=Conditions(module_px=5, inverted=True)))
+    result = gate_cli("decode", *map(str, paths))
+    assert result.returncode == 0, result.stdout
+    assert [line.split("\t")[1] for line in result.stdout.splitlines()] == ["DARK-0", "DARK-1", "DARK-2"]
+
+
 def test_decode_of_a_file_that_is_not_an_image(gate_cli: Cli, tmp_path: Path) -> None:
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not a png")
