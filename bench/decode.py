@@ -8,6 +8,15 @@ from elsewhere on the machine lands on all of them alike; the ratios in the
 goal checks compare numbers measured in this same run.  Frames come from
 hardware.scene with fixed seeds, so a run is repeatable.
 
+The hard set has the camera axes (blur, perspective, ...) and the phone-screen
+axes (the screen's pixel grid, a bright screen in a dark scene, inverted, an
+edge covered by a finger, a steep tilt, a small code far away).  A hard frame
+counts as read when a decoder reads it within two calls on it: a code is in
+view for many frames, and the pipeline looks for light-on-dark codes on every
+second frame only.  The stateless decoders answer the same twice.
+"zxing_inv" is zxing-cpp with its inverted pass on every frame (what zxing-cpp
+does by default): the reference for inverted codes, and for what that costs.
+
 Exit status: 0 when every goal passes, 1 otherwise.
 """
 
@@ -29,9 +38,11 @@ if __package__ in (None, ""):  # run as a script from a checkout
 
 from bench._table import pct
 from hardware.decoders import Decoder, open_decoder
-from hardware.scene import HARD_AXES, hard_set, render_empty, render_frame
+from hardware.scene import CAMERA_AXES, HARD_AXES, PHONE_AXES, hard_set, render_empty, render_frame
 
-DECODERS = ("zxing", "zbar", "opencv", "pipeline")
+DECODERS = ("zxing", "zxing_inv", "zbar", "opencv", "pipeline")
+#: How each decoder is opened.
+OPTIONS: dict[str, tuple[str, dict[str, object]]] = {"zxing_inv": ("zxing", {"try_invert": True})}
 SIZES = ((640, 480), (1280, 720))
 #: A realistic ticket: 121 Base45 characters, QR version 5 at level M.
 TICKET = "QG1:" + "7X9M2K4PQ1$RWC8%N3B5*LZ0-H6.VJ:TDF/GY+S" * 3
@@ -70,22 +81,30 @@ def time_frames(decoders: dict[str, Decoder], frames: Sequence[np.ndarray], repe
     return timings
 
 
-def paired_ratio(a: Decoder, b: Decoder, frames: Sequence[np.ndarray], repeat: int) -> float:
-    """Mean time of `b` over mean time of `a`, timed alternately on each frame.
+def paired_ratio(a: Decoder, b: Decoder, frames: Sequence[np.ndarray], repeat: int, cycle: int = 1) -> float:
+    """Time of `b` over time of `a` on the same frames: the sum over frames of the fastest of `repeat` runs.
 
-    The goal ratio gets its own loop with only the two decoders: in the table's
-    loop the other decoders run in between and evict caches unevenly.
+    A run is `cycle` decodes of one frame in a row, so a decoder that does
+    extra work on every cycle-th frame (the pipeline's inverted pass) pays
+    for it exactly once per run.  The fastest run is the cost of the work
+    itself: on a shared 2-core machine a mean also measures whoever else ran
+    meanwhile, and moved this ratio by 0.1-0.3 between runs.  The two
+    decoders alternate, in this loop only, so caches treat them alike.
     """
-    spent = {id(a): 0, id(b): 0}
+    best = {id(a): 0, id(b): 0}
     for frame in frames:
         a.decode(frame)
         b.decode(frame)
+        fastest = {id(a): float("inf"), id(b): float("inf")}
         for i in range(2 * repeat):
             decoder = (a, b)[i % 2] if i < repeat else (b, a)[i % 2]
             start = time.perf_counter_ns()
-            decoder.decode(frame)
-            spent[id(decoder)] += time.perf_counter_ns() - start
-    return spent[id(b)] / spent[id(a)]
+            for _ in range(cycle):
+                decoder.decode(frame)
+            fastest[id(decoder)] = min(fastest[id(decoder)], time.perf_counter_ns() - start)
+        for key, value in fastest.items():
+            best[key] += value
+    return best[id(b)] / best[id(a)]
 
 
 def read_rates(
@@ -100,6 +119,8 @@ def read_rates(
             texts = decoder.decode(sample.image)
             # Hard frames are where the pipeline's rescue runs: its cost shows here.
             timings.add(name, (time.perf_counter_ns() - start) / 1e6)
+            if not set(sample.texts) <= set(texts):
+                texts = decoder.decode(sample.image)  # the next frame of the same view
             if set(sample.texts) <= set(texts):
                 total[name] += 1
                 by_axis[(name, sample.axis)] += 1
@@ -139,23 +160,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sets, for a smoke run")
     parser.add_argument("--frames", type=int, help="timed frames per case (default 40, quick 12)")
     parser.add_argument("--repeat", type=int, default=3, help="decodes per timed frame (default 3)")
-    parser.add_argument("--hard", type=int, help="hard-set size (default 480, quick 120)")
+    parser.add_argument("--hard", type=int, help="hard-set size (default 560, quick 140)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     n_frames = args.frames or (12 if args.quick else 40)
-    n_hard = args.hard or (120 if args.quick else 480)
+    n_hard = args.hard or (140 if args.quick else 560)
 
-    decoders = {name: open_decoder(name) for name in DECODERS}
+    decoders = {name: open_decoder(kind, **options) for name, (kind, options) in
+                ((name, OPTIONS.get(name, (name, {}))) for name in DECODERS)}
     gc.disable()  # a collection inside one decode call would land in the p99
     started = time.perf_counter()
     cases: dict[str, Timings] = {}
     idle_ratio: dict[tuple[int, int], float] = {}
+    invert_ratio: dict[tuple[int, int], float] = {}
     for width, height in SIZES:
         idle = [render_empty((width, height), args.seed * 1000 + i) for i in range(n_frames)]
         code = [render_frame(TICKET, size=(width, height), seed=args.seed * 1000 + i) for i in range(n_frames)]
         cases[f"{width}x{height} idle"] = time_frames(decoders, idle, args.repeat)
         cases[f"{width}x{height} code"] = time_frames(decoders, code, args.repeat)
-        idle_ratio[(width, height)] = paired_ratio(decoders["zxing"], decoders["pipeline"], idle, 2 * args.repeat)
+        cycle = max(1, int(getattr(decoders["pipeline"], "invert_every", 1)))
+        idle_ratio[(width, height)] = paired_ratio(decoders["zxing"], decoders["pipeline"], idle, 2 * args.repeat,
+                                                   cycle)
+        invert_ratio[(width, height)] = paired_ratio(decoders["zxing"], decoders["zxing_inv"], idle, 2 * args.repeat,
+                                                     cycle)
         gc.collect()
     gc.enable()
     decision_ms = frame_to_decision(decoders["pipeline"], n_frames * 3, args.seed)
@@ -173,17 +200,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:<10}{cells}{f'{total[name]}/{n_hard} {100 * total[name] / n_hard:.0f}%':>15}")
     print("\nhard set by axis (frames read / frames):")
     per_axis = n_hard // len(HARD_AXES)
-    for name in DECODERS:
-        print(
-            f"  {name:<10}" + " ".join(f"{axis}={by_axis[(name, axis)]}" for axis in HARD_AXES) + f"  (of {per_axis})"
-        )
+    for group in (CAMERA_AXES, PHONE_AXES):
+        print(f"  {'':<10}" + "".join(f"{axis:>13}" for axis in group))
+        for name in DECODERS:
+            print(f"  {name:<10}" + "".join(f"{by_axis[(name, axis)]:>13}" for axis in group) + f"  (of {per_axis})")
     pipeline = decoders["pipeline"]
     print(f"  pipeline rescues by step: {getattr(pipeline, 'rescued', {})}")
-
+    print("\nidle cost against zxing alone (paired loop): " + ", ".join(
+        f"{w}x{h} pipeline {idle_ratio[(w, h)]:.2f}, zxing_inv {invert_ratio[(w, h)]:.2f}" for w, h in SIZES))
     print("\ngoals:")
     checks = []
-    best = max(total[name] for name in DECODERS if name != "pipeline")
-    checks.append((total["pipeline"] >= best, f"pipeline reads {total['pipeline']} >= best single decoder {best}"))
+    singles = [name for name in DECODERS if name != "pipeline"]
+    best = max(total[name] for name in singles)
+    checks.append((total["pipeline"] > best, f"pipeline reads {total['pipeline']} > best single decoder {best}"))
+    behind = [f"{axis} {by_axis[('pipeline', axis)]} < {max(by_axis[(n, axis)] for n in singles)}"
+              for axis in HARD_AXES if by_axis[("pipeline", axis)] < max(by_axis[(n, axis)] for n in singles)]
+    checks.append((not behind, "pipeline reads >= the best single decoder on every axis"
+                   + (f" (behind: {', '.join(behind)})" if behind else "")))
     for width, height in SIZES:
         ratio = idle_ratio[(width, height)]
         checks.append(

@@ -68,6 +68,17 @@ class CameraSection:
     height: int = _opt(720, "frame height asked of the camera", min=32)
     fps: float = _opt(0.0, "frames per second asked of the camera (files: replay pace); 0 = the source's own", min=0)
     loops: int = _opt(1, "files: how many times to replay the images; 0 = forever", min=0)
+    exposure_mode: Literal["short", "normal"] = _opt(
+        "short", "picamera2: auto exposure preferring a short shutter (phone screens are bright) or libcamera's normal")
+    exposure_us: int = _opt(0, "picamera2: fixed exposure time in microseconds, e.g. 3000 in a dark venue where the "
+                            "screen blooms; 0 = automatic", min=0)
+    gain: float = _opt(0.0, "picamera2: analogue gain with a fixed exposure; 0 = automatic", min=0)
+    metering: Literal["centre", "spot", "matrix"] = _opt(
+        "centre", "picamera2: exposure metering: centre-weighted, spot (the screen in the middle decides) or matrix")
+    focus: Literal["continuous", "manual"] = _opt(
+        "continuous", "picamera2 with autofocus (Camera Module 3): continuous, or manual at lens_position")
+    lens_position: float = _opt(4.0, "picamera2, focus = manual: dioptres, 1 / distance in metres (4.0 = 25 cm)",
+                                min=0)
 
 
 @dataclass(frozen=True)
@@ -93,9 +104,13 @@ class FeedbackSection:
 
 @dataclass(frozen=True)
 class ScannerSection:
-    holdoff: float = _opt(5.0, "seconds before a code still in view is decided (and signalled) again", min=0)
+    holdoff: float = _opt(5.0, "seconds before a code still in view is decided (and signalled) again; a wedge "
+                          "scanner's repeat of a line within it is answered with the repeat signal", min=0)
     leave_frames: int = _opt(5, "frames in a row without a code before it counts as having left the view", min=1)
-    queue: int = _opt(4, "codes waiting for a decision before new ones are dropped (and re-read later)", min=1)
+    queue: int = _opt(4, "camera codes waiting for a decision before new ones are dropped (and re-read later)",
+                      min=1)
+    line_queue: int = _opt(256, "wedge scans waiting for a decision (each line is decided, in order); past it a "
+                           "scan is refused with the fault pattern and counted", min=1)
     health_every: float = _opt(60.0, "seconds between health log lines (frames/s, decode ms, decisions)", min=1)
 
 

@@ -47,6 +47,11 @@ from gate.base45 import b45decode, b45encode
 from gate.exc import TicketFormatError
 
 PREFIX = "QG:"
+#: The QR error-correction level every ticket and holder code is drawn at (segno's name, never boosted).
+#: bench/ecc.py chose it: at the fixed size an app draws its code, Q and H need a higher version whose
+#: smaller modules lose more to blur and distance than their extra correction wins back from a finger
+#: (docs/ticket-format.md, "Error-correction level").  Every level reads at the gate.
+QR_ERROR = "m"
 VERSION = 1
 SCHEME_HMAC = 1
 SCHEME_ED25519 = 2

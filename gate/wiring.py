@@ -164,7 +164,12 @@ def camera_factory(config: Config, kind: str | None = None, source: str | None =
     source = source if source is not None else cam.source
     options: dict[str, Any]
     if kind == "picamera2":
-        options = {"camera_num": cam.camera_num, "size": (cam.width, cam.height), "fps": cam.fps or None}
+        from hardware.cameras.picam import ScreenSettings
+
+        settings = ScreenSettings(cam.exposure_mode, cam.exposure_us, cam.gain, cam.metering, cam.focus,
+                                  cam.lens_position)
+        options = {"camera_num": cam.camera_num, "size": (cam.width, cam.height), "fps": cam.fps or None,
+                   "settings": settings}
     elif kind == "opencv":
         options = {"source": source, "width": cam.width, "height": cam.height, "fps": cam.fps or None}
     elif kind == "files":
@@ -208,7 +213,7 @@ def build_loop(config: Config, open_cam: Any, decoder: Decoder, feedback: Feedba
     sc = config.scanner
     decider = decider or build_decider(config)
     return ScanLoop(open_cam, decoder, decider.decide, feedback,
-                    debouncer=Debouncer(sc.holdoff, sc.leave_frames), queue_size=sc.queue,
+                    debouncer=Debouncer(sc.holdoff, sc.leave_frames), queue_size=sc.queue, line_queue=sc.line_queue,
                     health_every=sc.health_every, **hooks)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -24,7 +24,10 @@ import numpy as np
 import segno
 
 __all__ = [
+    "CAMERA_AXES",
     "DIFFICULTIES",
+    "HARD_AXES",
+    "PHONE_AXES",
     "Conditions",
     "Difficulty",
     "HardSample",
@@ -54,6 +57,10 @@ class Conditions:
     noise: float = 0.0  #: sensor noise sigma, grey levels
     contrast: float = 1.0  #: global contrast, 1 = full range
     glare: float = 0.0  #: strength of a specular reflection on the screen, 0..1
+    inverted: bool = False  #: light modules on a dark screen (a dark-mode wallet, colour inversion)
+    grid: float = 0.0  #: depth of the screen's pixel grid, 0..1: beats against the sensor's (moire)
+    dark_scene: float = 0.0  #: 0..1: a dark venue, so exposure rises and the bright screen blooms
+    cover: float = 0.0  #: depth of a finger over one edge of the code, as a fraction of its side
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,10 @@ def render_frame(
     size: Size = (640, 480),
     seed: int,
     difficulty: str | Difficulty | Conditions = "default",
+    error: str = "m",
 ) -> Image:
     """Render one grayscale frame (uint8, shape (height, width)) showing `qr_text`."""
-    return render_scene([qr_text], size=size, seed=seed, difficulty=difficulty)
+    return render_scene([qr_text], size=size, seed=seed, difficulty=difficulty, error=error)
 
 
 def render_empty(size: Size = (640, 480), seed: int = 0, *, difficulty: str | Difficulty = "default") -> Image:
@@ -124,22 +132,28 @@ def render_scene(
     size: Size = (640, 480),
     seed: int,
     difficulty: str | Difficulty | Conditions = "default",
+    error: str = "m",
 ) -> Image:
-    """Render a frame with one phone per text, side by side (an empty list renders idle)."""
+    """Render a frame with one phone per text, side by side (an empty list renders idle).
+
+    ``error`` is the QR error-correction level of the codes ("l", "m", "q", "h").
+    """
     rng = np.random.default_rng(seed)
     cond = _conditions(difficulty, rng)
-    frame = _background(size, rng)
+    frame = _background(size, rng) * (1.0 - 0.85 * cond.dark_scene)
     width, height = size
     slot = width / max(1, len(texts))
     for i, text in enumerate(texts):
-        matrix = _qr_matrix(text)
+        matrix = _qr_matrix(text, error)
         k = max(2, math.ceil(cond.module_px))
-        phone = _phone_canvas(matrix, k, rng)
+        phone = _screen_effects(_phone_canvas(matrix, k, rng), cond, k, rng)
         region = (int(i * slot), 0, int((i + 1) * slot), height)
         h = _homography(phone, region, k, cond, rng)
         frame = _place(frame, phone, h)
         if cond.glare > 0:
             frame = _glare(frame, h, phone, cond.glare, rng)
+    if cond.dark_scene > 0:
+        frame = _bloom(frame, cond.module_px)
     return _finish(frame, cond, rng)
 
 
@@ -154,7 +168,11 @@ class HardSample:
 
 
 #: The axes the hard set stresses one at a time, then all at once ("mixed").
-HARD_AXES = ("blur", "perspective", "rotation", "noise", "low_contrast", "glare", "small", "mixed")
+CAMERA_AXES = ("blur", "perspective", "rotation", "noise", "low_contrast", "glare", "small", "mixed")
+#: What a phone screen adds: its pixel grid (moire), a bright screen in a dark
+#: venue, dark mode, a finger over an edge, a steep tilt, a small code far away.
+PHONE_AXES = ("screen_grid", "dark_scene", "inverted", "edge_covered", "steep_tilt", "far_small")
+HARD_AXES = CAMERA_AXES + PHONE_AXES
 
 
 def hard_set(
@@ -195,7 +213,24 @@ def _stress(axis: str, base: Conditions, rng: np.random.Generator) -> Conditions
         return replace(base, rotation=rot, glare=u(0.6, 0.95))
     if axis == "small":
         return replace(base, rotation=rot, module_px=u(1.5, 2.4), blur=u(0.2, 0.6))
+    if axis in PHONE_AXES:
+        return _phone_stress(axis, replace(base, rotation=rot, module_px=u(3.0, 6.0)), u)
     return DIFFICULTIES["hard"].sample(rng)
+
+
+def _phone_stress(axis: str, phone: Conditions, u: Callable[[float, float], float]) -> Conditions:
+    """A phone screen at the module sizes a phone held to the camera gives, pushed on one axis."""
+    if axis == "screen_grid":
+        return replace(phone, grid=u(0.3, 0.6))
+    if axis == "dark_scene":
+        return replace(phone, dark_scene=u(0.4, 1.0), noise=u(2, 6))
+    if axis == "inverted":
+        return replace(phone, inverted=True, tilt=u(0, 30), blur=u(0.2, 1.2))
+    if axis == "edge_covered":
+        return replace(phone, cover=u(0.15, 0.35))
+    if axis == "steep_tilt":
+        return replace(phone, module_px=u(4.0, 6.0), tilt=u(55, 68))
+    return replace(phone, module_px=u(1.8, 2.6), tilt=u(0, 20), grid=u(0.2, 0.4))  # far_small
 
 
 def _random_ticket_text(rng: np.random.Generator) -> str:
@@ -214,10 +249,11 @@ def _conditions(difficulty: str | Difficulty | Conditions, rng: np.random.Genera
         raise ValueError(f"unknown difficulty {difficulty!r}: use one of {sorted(DIFFICULTIES)}") from None
 
 
-def _qr_matrix(text: str) -> np.ndarray:
+def _qr_matrix(text: str, error: str = "m") -> np.ndarray:
     # make_qr, not make: segno would pick a Micro QR for short texts, which
     # phones' ticket apps never show and our decoders are not configured for.
-    qr = segno.make_qr(text, error="m")
+    # boost_error=False: the level asked for is the level drawn.
+    qr = segno.make_qr(text, error=error, boost_error=False)
     return np.asarray(qr.matrix, dtype=np.uint8)
 
 
@@ -254,6 +290,7 @@ class _Phone:
     canvas: Image
     mask: Image
     code: np.ndarray  # 4x2 float32 corners of the code with its quiet zone (the screen if none)
+    screen: tuple[int, int, int, int] = (0, 0, 0, 0)  # x0, y0, x1, y1 of the screen in the canvas
 
 
 def _phone_canvas(matrix: np.ndarray | None, k: int, rng: np.random.Generator) -> _Phone:
@@ -292,7 +329,62 @@ def _phone_canvas(matrix: np.ndarray | None, k: int, rng: np.random.Generator) -
     else:
         x0, y0, side_w, side_h = qr_left, qr_top, n * k, n * k
     code = np.array([[x0, y0], [x0 + side_w, y0], [x0 + side_w, y0 + side_h], [x0, y0 + side_h]], np.float32)
-    return _Phone(canvas.astype(np.float32), mask, code)
+    screen = (bezel, bezel, bezel + screen_w, bezel + screen_h)
+    return _Phone(canvas.astype(np.float32), mask, code, screen)
+
+
+def _screen_effects(phone: _Phone, cond: Conditions, k: int, rng: np.random.Generator) -> _Phone:
+    """Dark mode, a finger, the pixel grid and the screen's own light, in that order (each only when asked,
+    so frames without them draw nothing more from `rng` and stay as they were)."""
+    canvas = phone.canvas.copy()
+    x0, y0, x1, y1 = phone.screen
+    screen = canvas[y0:y1, x0:x1]
+    if cond.inverted:
+        screen[:] = 255.0 - screen
+    if cond.cover > 0:
+        _finger(canvas, phone.code, k, cond.cover, rng)
+    if cond.grid > 0:
+        period = int(rng.integers(2, 4))
+        screen[::period, :] *= 1.0 - cond.grid
+        screen[:, ::period] *= 1.0 - cond.grid
+    if cond.dark_scene > 0:
+        screen *= 1.0 + 1.2 * cond.dark_scene  # an emissive screen, exposed for the dark room around it
+    return replace(phone, canvas=canvas)
+
+
+def _finger(canvas: Image, code: np.ndarray, k: int, depth: float, rng: np.random.Generator) -> None:
+    """A finger over one edge of the code, its rounded tip `depth` of the code's side in from that edge."""
+    quiet = 4 * k
+    lo, hi = code[0] + quiet, code[2] - quiet  # the code proper, without its quiet zone
+    side = float(hi[0] - lo[0])
+    radius = side * float(rng.uniform(0.2, 0.3))  # a fingertip is about half a code wide
+    along = float(rng.uniform(0.3, 0.7)) * side
+    reach = depth * side - radius  # from the code's edge to the centre of the tip
+    edge = int(rng.integers(4))  # top, right, bottom, left
+    far = 10.0 * side  # the finger goes on off the screen
+    if edge == 0:
+        tip, body = (lo[0] + along, lo[1] + reach), (lo[0] + along - radius, lo[1] - far, 2 * radius, far + reach)
+    elif edge == 2:
+        tip, body = (lo[0] + along, hi[1] - reach), (lo[0] + along - radius, hi[1] - reach, 2 * radius, far)
+    elif edge == 1:
+        tip, body = (hi[0] - reach, lo[1] + along), (hi[0] - reach, lo[1] + along - radius, far, 2 * radius)
+    else:
+        tip, body = (lo[0] + reach, lo[1] + along), (lo[0] - far, lo[1] + along - radius, far + reach, 2 * radius)
+    skin = float(rng.uniform(120, 190))
+    mask = np.zeros(canvas.shape, np.uint8)
+    x, y, w, h = (round(v) for v in body)
+    cv2.rectangle(mask, (x, y), (x + w, y + h), 255, -1)
+    cv2.circle(mask, (round(tip[0]), round(tip[1])), round(radius), 255, -1, cv2.LINE_AA)
+    # Soft edge, and the rim in its own shadow as the skin curves away from the light.
+    alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(1.0, k / 2))
+    shade = skin * (0.6 + 0.4 * np.clip(alpha * 2.0 - 1.0, 0.0, 1.0))
+    canvas[:] = canvas * (1.0 - alpha) + shade * alpha
+
+
+def _bloom(frame: Image, module_px: float) -> Image:
+    """Light past the sensor's full well spills into its neighbours: white modules swell into dark ones."""
+    excess = np.maximum(frame - 255.0, 0.0)
+    return frame + 0.5 * cv2.GaussianBlur(excess, (0, 0), max(0.8, 0.5 * module_px))
 
 
 def _homography(

@@ -58,6 +58,42 @@ def test_run_scans_a_folder_until_sigterm_then_exits_cleanly(home: Path, tmp_pat
     assert json.loads(history.stdout.splitlines()[0])["gate_id"] == "gate-run-test"
 
 
+def test_run_with_a_wedge_on_stdin_decides_every_line_of_a_burst_and_answers_a_repeat(home: Path) -> None:
+    """50 scans typed at once by a handheld, then the last one read twice: 50 decisions and a repeat signal."""
+    key = IssuerKey.new("show7", "hmac")
+    KeyStore(home / "keys").add_issuer_key(key)
+    lines = [mint(key, f"h{i}") for i in range(50)]
+    lines.append(lines[-1])
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "wedge", "--source", "-",
+                             "--feedback", "console"], input="".join(f"{line}\n" for line in lines),
+                            capture_output=True, text=True, env=gate_env(home), cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out.count("✔ ADMIT") == 50
+    assert "↻ ADMIT, scanned again" in out
+    assert "decisions ADMIT=50" in out[-1] and "dropped 0, refused 0, repeats 1" in out[-1]
+
+
+def test_run_reads_a_dark_mode_phone_from_camera_frames(home: Path, tmp_path: Path) -> None:
+    """`gate run` on frames of a light-on-dark code (a dark-mode wallet): ADMIT on the light."""
+    import cv2
+
+    from hardware.scene import Conditions, render_frame
+
+    key = IssuerKey.new("show7", "hmac")
+    KeyStore(home / "keys").add_issuer_key(key)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        dark = Conditions(module_px=4.5, tilt=10, rotation=-6, blur=0.4, noise=2, inverted=True)
+        cv2.imwrite(str(frames / f"{i}.png"), render_frame(mint(key), seed=i, difficulty=dark))
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "files", "--source", str(frames),
+                             "--feedback", "console"], capture_output=True, text=True, env=gate_env(home), cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line[:1] in "✔✖⊘⚠"] == ["✔ ADMIT"]
+
+
 def test_run_without_picamera2_says_what_to_install(home: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--feedback", "console"],
                             capture_output=True, text=True, env=gate_env(home), cwd=ROOT, timeout=60)
@@ -75,6 +111,20 @@ def test_decode_prints_path_and_text_for_each_committed_image(gate_cli: Cli) -> 
         texts = manifest[path.name]
         assert lines[str(path)] == (" | ".join(texts) if texts else "-"), path.name
     assert result.returncode == 1  # the empty frame reads nothing: a script can tell
+
+
+def test_decode_reads_every_dark_mode_still(gate_cli: Cli, tmp_path: Path) -> None:
+    import cv2
+
+    from hardware.scene import Conditions, render_frame
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"dark{i}.png")
+        cv2.imwrite(str(paths[-1]), render_frame(f"DARK-{i}", seed=i, difficulty=Conditions(module_px=5, inverted=True)))
+    result = gate_cli("decode", *map(str, paths))
+    assert result.returncode == 0, result.stdout
+    assert [line.split("\t")[1] for line in result.stdout.splitlines()] == ["DARK-0", "DARK-1", "DARK-2"]
 
 
 def test_decode_of_a_file_that_is_not_an_image(gate_cli: Cli, tmp_path: Path) -> None:

@@ -228,6 +228,52 @@ def test_picamera2_backend_takes_the_y_plane(monkeypatch: pytest.MonkeyPatch) ->
     assert made[0].calls[-2:] == ["stop", "close"]
 
 
+V2_CONTROLS = ("FrameRate", "AeMeteringMode", "AeExposureMode", "ExposureTime", "AnalogueGain")
+MODULE3_CONTROLS = (*V2_CONTROLS, "AfMode", "AfSpeed", "LensPosition")
+
+
+def fake_picamera2(monkeypatch: pytest.MonkeyPatch, supported: tuple[str, ...]) -> list[FakePicamera2]:
+    made: list[FakePicamera2] = []
+
+    def make(num: int) -> FakePicamera2:
+        made.append(FakePicamera2(num))
+        made[-1].camera_controls = dict.fromkeys(supported, (0, 0, 0))  # type: ignore[attr-defined]
+        return made[-1]
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = make  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    return made
+
+
+def test_screen_settings_send_the_controls_the_camera_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hardware.cameras.picam import ScreenSettings
+
+    made = fake_picamera2(monkeypatch, V2_CONTROLS)  # a module without autofocus: no focus controls sent
+    open_camera("picamera2", fps=30, settings=ScreenSettings()).close()
+    assert made[0].calls[1][1]["controls"] == {"FrameRate": 30.0, "AeMeteringMode": 0, "AeExposureMode": 1}
+    made = fake_picamera2(monkeypatch, MODULE3_CONTROLS)
+    fixed = ScreenSettings(exposure_us=3000, gain=2.0, metering="spot", focus="manual", lens_position=5.0)
+    open_camera("picamera2", settings=fixed).close()
+    assert made[0].calls[1][1]["controls"] == {"AeMeteringMode": 1, "ExposureTime": 3000, "AnalogueGain": 2.0,
+                                               "AfMode": 0, "LensPosition": 5.0}
+    assert ScreenSettings().controls(MODULE3_CONTROLS)["AfMode"] == 2  # continuous autofocus by default
+    with pytest.raises(CameraError, match="metering"):
+        ScreenSettings(metering="average")
+
+
+def test_the_gate_config_reaches_the_pi_camera(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from gate.config import load_config
+    from gate.wiring import camera_factory
+
+    made = fake_picamera2(monkeypatch, MODULE3_CONTROLS)
+    (tmp_path / "gate.toml").write_text('[camera]\nexposure_us = 2500\nmetering = "spot"\n')
+    camera = camera_factory(load_config(home=tmp_path))()
+    camera.close()
+    controls = made[0].calls[1][1]["controls"]
+    assert (controls["ExposureTime"], controls["AeMeteringMode"], controls["AfMode"]) == (2500, 1, 2)
+
+
 def test_open_camera_names_valid_kinds() -> None:
     with pytest.raises(UnknownBackend, match="picamera2, opencv, files, wedge, fake"):
         open_camera("kinect")

@@ -126,6 +126,48 @@ def test_pipeline_rescues_a_blurred_code_zxing_alone_misses() -> None:
     assert sum(pipeline.rescued.values()) >= 1
 
 
+def dark_mode_frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Phone screens in dark mode (light modules on a dark screen) at the module sizes a phone gives."""
+    from hardware.scene import Conditions
+
+    rng = np.random.default_rng(seed)
+    return [render_frame(TICKET, seed=seed + i, difficulty=Conditions(
+        module_px=float(rng.uniform(3, 6)), rotation=float(rng.uniform(-20, 20)), tilt=float(rng.uniform(0, 30)),
+        blur=float(rng.uniform(0, 1.0)), noise=2.0, inverted=True)) for i in range(n)]
+
+
+def test_the_pipeline_reads_inverted_phone_screens_within_two_frames() -> None:
+    """zxing-cpp as configured for the common case reads none; the pipeline reads each, at most a frame later."""
+    zxing, pipeline = open_decoder("zxing"), open_decoder("pipeline")
+    for i, frame in enumerate(dark_mode_frames(12)):
+        assert zxing.decode(frame) == [], i
+        assert TICKET in pipeline.decode(frame) + pipeline.decode(frame), i
+
+
+def test_the_inverted_pass_runs_on_every_invert_every_th_frame_from_the_first() -> None:
+    frame = dark_mode_frames(1, seed=40)[0]
+    every_third = open_decoder("pipeline", invert_every=3)
+    assert [every_third.decode(frame) == [TICKET] for _ in range(6)] == [True, False, False] * 2
+    never = open_decoder("pipeline", invert_every=0)
+    assert [never.decode(frame) for _ in range(3)] == [[], [], []]
+    with pytest.raises(DecoderError, match="invert_every"):
+        open_decoder("pipeline", invert_every=-1)
+
+
+def test_an_inverted_code_the_inverted_pass_locates_but_cannot_read_is_rescued_on_the_negative() -> None:
+    from hardware.scene import Conditions
+
+    pipeline = open_decoder("pipeline", invert_every=1)
+    assert isinstance(pipeline, PipelineDecoder)
+    blurred = Conditions(module_px=4.0, tilt=8.0, blur=1.8, noise=2.0, inverted=True)
+    frames = [render_frame(TICKET, seed=s, difficulty=blurred) for s in range(12)]
+    plain = open_decoder("zxing", try_invert=True)
+    missed = [f for f in frames if plain.decode(f) != [TICKET]]
+    assert missed, "the rescue needs inverted frames zxing-cpp alone cannot read"
+    assert sum(pipeline.decode(f) == [TICKET] for f in missed) >= 1
+    assert sum(pipeline.rescued.values()) >= 1
+
+
 def test_open_decoder_names_valid_kinds() -> None:
     with pytest.raises(UnknownBackend, match="pipeline, zxing, zbar, opencv, fake"):
         open_decoder("tesseract")

@@ -24,7 +24,7 @@ from hardware import (
     pattern_table,
 )
 from hardware.feedback.gpio import GpioFeedback
-from hardware.feedback.patterns import check_patterns
+from hardware.feedback.patterns import check_patterns, repeat_pattern
 
 PINS = Pins(green=17, red=27, amber=22, buzzer=23, relay=24)
 CHANNEL_PINS = {"green": 17, "red": 27, "amber": 22, "buzzer": 23, "relay": 24}
@@ -92,6 +92,19 @@ def test_relay_never_fires_for_a_rejection(gpio: GpioFeedback, factory: MockFact
     assert gpio.wait_idle(timeout=10)
     factory.pin(24).assert_states([False])
     assert len(factory.pin(24).states) == 1
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_a_repeat_shows_the_outcomes_light_with_three_ticks_and_never_the_relay(
+        gpio: GpioFeedback, factory: MockFactory, outcome: Outcome) -> None:
+    gpio.repeat(outcome)
+    assert gpio.wait_idle(timeout=5)
+    pattern = PATTERNS[outcome]
+    for channel in ("green", "red", "amber"):
+        assert states(factory, channel) == expected_states(pattern, channel), channel
+    assert states(factory, "buzzer") == [False] + [True, False] * 3
+    assert pattern.buzzer != repeat_pattern(pattern).buzzer  # heard apart from every outcome's own sound
+    assert states(factory, "relay") == [False]  # nobody new was admitted, whatever the first answer
 
 
 def test_a_table_that_pulses_the_relay_on_a_rejection_is_refused(factory: MockFactory) -> None:
@@ -199,6 +212,7 @@ def test_console_prints_one_line_per_outcome() -> None:
     console.show(Outcome.ADMIT)
     console.show(Outcome.ALREADY_USED, Reason.ALREADY_USED)
     console.fault()
+    console.repeat(Outcome.ADMIT)
     console.offline(True)
     console.offline(True)
     console.offline(False)
@@ -206,6 +220,7 @@ def test_console_prints_one_line_per_outcome() -> None:
         "✔ ADMIT",
         "✖ ALREADY_USED (already_used)",
         "⚠ FAULT",
+        "↻ ADMIT, scanned again",
         "● offline",
         "● online",
     ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +16,8 @@ from conftest import mint
 from gate.daemon.scanloop import Debouncer, ScanLoop
 from gate.decide import Decider, Decision
 from gate.keys import IssuerKey
-from gate.outcomes import Outcome
-from hardware import FakeCamera, Frame, RecordingFeedback, open_decoder
+from gate.outcomes import Outcome, Reason
+from hardware import Camera, FakeCamera, Frame, RecordingFeedback, open_camera, open_decoder
 from hardware.exc import CameraError
 from hardware.scene import render_empty, render_frame, render_scene
 
@@ -111,32 +114,97 @@ def test_a_camera_that_keeps_failing_stops_after_the_limit(decider: Decider) -> 
     assert [e[1] for e in feedback.events if e[0] == "show"] == [Outcome.FAULT] * 3
 
 
-def test_a_slow_store_never_holds_up_the_camera(decider: Decider, key: IssuerKey) -> None:
-    import threading
-
+def blocked(decider: Decider) -> tuple[Callable[[str], Decision], threading.Event]:
+    """decider.decide held until the returned event is set: a store stuck while scans arrive."""
     gate = threading.Event()
-    real = decider.decide
 
     def slow(text: str) -> Decision:
-        gate.wait(10)  # the store is stuck until the camera has gone through every frame
-        return real(text)
+        gate.wait(10)
+        return decider.decide(text)
+    return slow, gate
 
-    tickets = [mint(key, f"q{i}") for i in range(8)]
-    items = [Frame(None, float(i), (t,)) for i, t in enumerate(tickets)]
-    feedback = RecordingFeedback()
-    loop = ScanLoop(lambda: FakeCamera(items), open_decoder("pipeline"), slow, feedback, queue_size=2,
-                    on_frame=lambda: None)
+
+def run_until_read(loop: ScanLoop, frames: int, release: threading.Event) -> None:
+    """Run `loop` until its camera has handed on `frames` frames, then free the store and let it finish."""
     runner = threading.Thread(target=loop.run)
     runner.start()
-    deadline = 200
-    while loop.stats.frames < len(items) and deadline:
-        threading.Event().wait(0.01)
-        deadline -= 1
-    assert loop.stats.frames == len(items), "the camera loop was held up by the store"
-    gate.set()
-    runner.join(10)
+    deadline = time.monotonic() + 20
+    while loop.stats.frames < frames and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert loop.stats.frames == frames, "the camera loop was held up by the store"
+    release.set()
+    runner.join(20)
+    assert not runner.is_alive()
+
+
+def test_a_slow_store_never_holds_up_the_camera(decider: Decider, key: IssuerKey) -> None:
+    tickets = [mint(key, f"q{i}") for i in range(8)]
+    items = [render_frame(t, seed=i, difficulty="easy") for i, t in enumerate(tickets)]
+    slow, release = blocked(decider)
+    loop = ScanLoop(lambda: FakeCamera(items), open_decoder("pipeline"), slow, RecordingFeedback(), queue_size=2)
+    run_until_read(loop, len(items), release)
     assert loop.stats.dropped >= len(items) - 3  # bounded hand-off: the rest were dropped, to be re-read
     assert sum(loop.stats.decisions.values()) == len(items) - loop.stats.dropped
+
+
+def wedge_lines(lines: list[str]) -> Callable[[], Camera]:
+    return lambda: open_camera("wedge", stream=io.StringIO("".join(f"{line}\n" for line in lines)))
+
+
+def test_a_burst_of_50_wedge_lines_gives_50_decisions_in_order(decider: Decider, key: IssuerKey) -> None:
+    """A handheld scanner's lines arrive while the store is busy: every one is decided, in order, none dropped."""
+    tickets = [mint(key, f"w{i}") for i in range(50)]
+    slow, release = blocked(decider)
+    decisions: list[Decision] = []
+    feedback = RecordingFeedback()
+    loop = ScanLoop(wedge_lines(tickets), open_decoder("pipeline"), slow, feedback, on_decision=decisions.append)
+    run_until_read(loop, 50, release)
+    assert [d.ticket_id for d in decisions] == [f"w{i}" for i in range(50)]
+    assert {d.outcome for d in decisions} == {Outcome.ADMIT}
+    assert feedback.shown == [(Outcome.ADMIT, Reason.NONE)] * 50
+    assert (loop.stats.dropped, loop.stats.refused) == (0, 0)
+
+
+def test_a_flood_past_the_line_queue_is_refused_out_loud(decider: Decider, key: IssuerKey) -> None:
+    tickets = [mint(key, f"x{i}") for i in range(20)]
+    slow, release = blocked(decider)
+    refused: list[str] = []
+    decided: list[Decision] = []
+    feedback = RecordingFeedback()
+    loop = ScanLoop(wedge_lines(tickets), open_decoder("pipeline"), slow, feedback, line_queue=8,
+                    on_refused=refused.append, on_decision=decided.append)
+    run_until_read(loop, 20, release)
+    assert 8 <= len(decided) <= 9  # the queue's 8, and one the worker may already have taken
+    assert loop.stats.refused == 20 - len(decided) == len(refused)
+    # Each scan was either decided (in order) or refused and reported: none vanished.
+    assert sorted(refused + [tickets[int(d.ticket_id[1:])] for d in decided]) == sorted(tickets)
+    assert [d.ticket_id for d in decided] == sorted((d.ticket_id for d in decided), key=lambda t: int(t[1:]))
+    assert feedback.shown.count((Outcome.FAULT, Reason.NONE)) == loop.stats.refused  # on the light, every time
+    assert f"refused {loop.stats.refused}" in loop.stats.health()
+
+
+def test_a_wedge_repeat_within_the_holdoff_gives_the_repeat_signal(decider: Decider, key: IssuerKey) -> None:
+    """A handheld's double read answers at once with the first answer's light; past the holdoff it is decided."""
+    ticket, forged = mint(key), mint(key, "f1")[:-2] + "00"
+    items = [Frame(None, ts, (text,)) for ts, text in
+             [(0.0, ticket), (0.4, ticket), (1.0, forged), (1.5, forged), (2.0, ticket), (9.0, ticket)]]
+    loop, decisions, feedback = run(decider, items, debouncer=Debouncer(holdoff=5.0))
+    assert [d.outcome for d in decisions] == [Outcome.ADMIT, Outcome.INVALID, Outcome.ALREADY_USED]
+    assert [e[:2] for e in feedback.events if e[0] in ("show", "repeat")] == [
+        ("show", Outcome.ADMIT), ("repeat", Outcome.ADMIT), ("show", Outcome.INVALID), ("repeat", Outcome.INVALID),
+        ("repeat", Outcome.ADMIT), ("show", Outcome.ALREADY_USED)]
+    assert loop.stats.repeats == 3 and "repeats 3" in loop.stats.health()
+    assert decider.store.counts() == {"ADMIT": 1, "INVALID": 1, "ALREADY_USED": 1}  # a repeat is not a new scan
+
+
+def test_a_repeat_queued_behind_its_first_scan_answers_with_that_decision(decider: Decider, key: IssuerKey) -> None:
+    ticket = mint(key)
+    slow, release = blocked(decider)
+    feedback = RecordingFeedback()
+    loop = ScanLoop(wedge_lines([ticket, ticket, ticket]), open_decoder("pipeline"), slow, feedback)
+    run_until_read(loop, 3, release)
+    assert loop.stats.decisions == {"ADMIT": 1}
+    assert feedback.repeated == [(Outcome.ADMIT, Reason.NONE)] * 2
 
 
 def test_wedge_text_skips_the_decoder(decider: Decider, key: IssuerKey) -> None:
@@ -203,6 +271,32 @@ def test_frames_to_decisions_to_pin_states_end_to_end(decider: Decider, key: Iss
     assert pulses(22) == 0  # amber: no fault, not offline
 
 
+def test_a_dark_mode_phone_is_read_through_the_loop_to_the_green_light(decider: Decider, key: IssuerKey) -> None:
+    """Light-on-dark codes (dark-mode wallets), real pipeline, real store, gpiozero's MockFactory."""
+    from gpiozero.pins.mock import MockFactory
+
+    from hardware import Pins
+    from hardware.feedback.gpio import GpioFeedback
+    from hardware.scene import Conditions
+
+    ticket = mint(key)
+    dark = [render_frame(ticket, seed=s, difficulty=Conditions(module_px=4.5, tilt=12, rotation=8, blur=0.4,
+                                                                noise=2, inverted=True)) for s in range(3)]
+    items = [dark[i % 3] for i in range(8)] + frames_of(None, 6)
+    factory = MockFactory()
+    decisions: list[Decision] = []
+    with GpioFeedback(Pins(green=17, red=27, amber=22, buzzer=23, relay=24), pin_factory=factory,
+                      time_scale=0.001) as feedback:
+        loop = ScanLoop(lambda: FakeCamera(items), open_decoder("pipeline"), decider.decide, feedback,
+                        debouncer=Debouncer(holdoff=3600, leave_frames=5), on_decision=decisions.append)
+        loop.run()
+        assert feedback.wait_idle(timeout=5)
+    assert [d.outcome for d in decisions] == [Outcome.ADMIT]
+    assert [s.state for s in factory.pin(17).states] == [False, True, False]  # green, once
+    assert [s.state for s in factory.pin(24).states] == [False, True, False]  # the door, once
+    assert [s.state for s in factory.pin(27).states] == [False]  # never red
+
+
 def test_a_feedback_that_fails_never_stops_the_decisions_or_the_shutdown(decider: Decider, key: IssuerKey) -> None:
     """A closed stdout (console) or a dead LED driver: every scan is still decided and run() returns."""
     class Broken(RecordingFeedback):
@@ -216,3 +310,18 @@ def test_a_feedback_that_fails_never_stops_the_decisions_or_the_shutdown(decider
     assert sum(stats.decisions.values()) + stats.dropped == 12
     assert stats.feedback_errors == sum(stats.decisions.values()) > 0
     assert "feedback errors" in stats.health()
+
+
+def test_gate_run_counts_refused_scans_in_the_gates_mqtt_status() -> None:
+    from types import SimpleNamespace
+
+    from gate.daemon.run import _count_refused
+    from sync.counters import Counters
+
+    counters = Counters()
+    count = _count_refused(SimpleNamespace(claimer=SimpleNamespace(sync=SimpleNamespace(counters=counters))))
+    assert count is not None
+    count("QG:...")
+    count("QG:...")
+    assert counters["scans_refused"] == 2  # published in the retained status's `counters`
+    assert _count_refused(SimpleNamespace(claimer=None)) is None  # no broker: the health line says it

@@ -54,7 +54,8 @@ def cmd_decode(args: argparse.Namespace, config: Config) -> int:
             print(f"{path}\t- (cannot read the image)")
             unread += 1
             continue
-        texts = decoder.decode(image)
+        # A still is a view held for a while: the pipeline looks for light-on-dark codes on every second frame.
+        texts = decoder.decode(image) or decoder.decode(image)
         unread += not texts
         print(f"{path}\t{' | '.join(texts) if texts else '-'}")
     return 1 if unread else 0

@@ -14,7 +14,7 @@ from gate.cli.common import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, SubParsers, comm
 from gate.config import Config
 from gate.keys import KeyStore
 from gate.product import with_product
-from gate.ticket import Ticket
+from gate.ticket import QR_ERROR, Ticket
 from gate.wiring import gate_session, open_store
 
 
@@ -92,7 +92,7 @@ def mint_ids(base: str | None, count: int) -> Iterable[str]:
 def write_qr(text: str, stem: Path) -> None:
     import segno
 
-    qr = segno.make_qr(text, error="m", boost_error=False)
+    qr = segno.make_qr(text, error=QR_ERROR, boost_error=False)
     qr.save(str(stem) + ".png", scale=8, border=4)
     qr.save(str(stem) + ".svg", scale=8, border=4)
 

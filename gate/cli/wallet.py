@@ -16,6 +16,7 @@ from gate.ownership.exc import ChainError, MalformedBlock, Refused
 from gate.ownership.online import OnlineWallet
 from gate.ownership.protocol import CATALOG_FORMAT, Catalog
 from gate.ownership.wallet import SETTLED, Wallet
+from gate.ticket import QR_ERROR
 from gate.wiring import create_wallet, open_fake_agent, open_wallet
 
 Sub = SubParsers
@@ -273,7 +274,7 @@ def cmd_code(args: argparse.Namespace, config: Config) -> int:
     if args.qr:
         import segno
 
-        segno.make_qr(text, error="m", boost_error=False).save(str(args.qr), scale=8, border=4)
+        segno.make_qr(text, error=QR_ERROR, boost_error=False).save(str(args.qr), scale=8, border=4)
     print(f"slot {code.t} of {terms.slots}, ends at {terms.slot_ends(code.t)}", file=sys.stderr)
     return EXIT_OK
 

@@ -2,8 +2,10 @@
 
 What a caller may rely on: the store is opened (and its integrity checked)
 before systemd hears READY=1; the amber offline light follows the arbiter
-link; the systemd watchdog is fed by the scan loop itself (a wedge scanner,
-which blocks in a read while nobody scans, by a keeper thread); a first
+link; refused wedge scans (a flood past `scanner.line_queue`) show in
+systemd's STATUS line and the retained MQTT status (`scans_refused`); the
+systemd watchdog is fed by the scan loop itself (a wedge scanner, which
+blocks in a read while nobody scans, by a keeper thread); a first
 SIGTERM/SIGINT stops after the current frame and the queued decisions.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from gate.config import Config
 from gate.daemon.scanloop import ScanLoop
@@ -35,7 +38,7 @@ def run(config: Config, *, camera: str | None = None, source: str | None = None,
     # sync.broker set, every scan is claimed at the arbiter (the same path as `gate check --broker`).
     with feedback, gate_session(config) as decider:
         loop = build_loop(config, camera_factory(config, camera, source), build_decoder(config), feedback,
-                          decider, on_alive=watchdog.feed)
+                          decider, on_alive=watchdog.feed, on_refused=_count_refused(decider))
         _show_link_state(decider, feedback, loop)
         watchdog.status = loop.stats.health
 
@@ -74,6 +77,14 @@ def _show_link_state(decider: Decider, feedback: Feedback, loop: ScanLoop) -> No
             feedback.offline(not sync.can_claim())
             time.sleep(1.0)
     threading.Thread(target=watch, name="link-state", daemon=True).start()
+
+
+def _count_refused(decider: Decider) -> Callable[[str], None] | None:
+    """A wedge scan refused under a flood also counts in the retained MQTT status (`scans_refused`)."""
+    sync = getattr(decider.claimer, "sync", None)
+    if sync is None:
+        return None
+    return lambda _text: sync.counters.add("scans_refused")
 
 
 def _keep_fed(watchdog: Watchdog, running: threading.Event) -> None:

@@ -8,9 +8,19 @@ What a caller may rely on:
 * The same code held in view is one decision: it is decided again only after
   it has left the view (absent from `leave_frames` frames in a row) or after
   `holdoff` seconds of frame time.
-* Decisions run on one worker thread behind a bounded queue, so a slow store
-  never makes the camera fall behind; a code that finds the queue full is
-  dropped (counted) and decided when a later frame shows it again.
+* Decisions run on one worker thread behind one FIFO, so a slow store never
+  makes the camera fall behind, and scans are decided in the order they came.
+* Camera codes: when `queue_size` codes already wait, a new one is dropped
+  (counted) and decided when a later frame shows it again.
+* Line sources (a keyboard-wedge scanner, stdin: frames that carry `texts`):
+  every line is a deliberate scan.  Each is decided, in order, none dropped,
+  up to `line_queue` waiting at once (far more than a person can scan while
+  one decision runs).  Past that a line is refused: counted (`refused`), shown
+  with the fault pattern and reported through `on_refused`, never silent.
+  The same line again within `holdoff` of its decision is not decided again
+  (it is the scanner's double read, not a second person): it is answered with
+  `Feedback.repeat`, the light of the decision a moment ago with its own
+  sound and never the relay, and counted (`repeats`).
 * `stop()` (SIGTERM in `gate run`) ends the loop after the current frame; the
   worker finishes the decisions already queued (people are waiting for them).
 * `on_alive` is called from the capture thread after each frame has been
@@ -25,7 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +57,8 @@ class ScanStats:
     decode_errors: int = 0
     camera_faults: int = 0
     dropped: int = 0
+    refused: int = 0
+    repeats: int = 0
     feedback_errors: int = 0
     decode_ms_total: float = 0.0
     decisions: Counter[str] = field(default_factory=Counter)
@@ -58,7 +70,7 @@ class ScanStats:
         by = " ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "none"
         return (f"health: {self.frames / elapsed:.1f} frames/s, decode {ms:.2f} ms/frame, decisions {by}, "
                 f"bad frames {self.bad_frames}, camera faults {self.camera_faults}, dropped {self.dropped}, "
-                f"feedback errors {self.feedback_errors}")
+                f"refused {self.refused}, repeats {self.repeats}, feedback errors {self.feedback_errors}")
 
 
 class Debouncer:
@@ -91,6 +103,35 @@ class Debouncer:
         self._in_view[text] = (ts, 0)
 
 
+class LineRepeats:
+    """Which lines of a line source repeat one decided less than `holdoff` ago (frame time)."""
+
+    def __init__(self, holdoff: float = 5.0) -> None:
+        self.holdoff = holdoff
+        self._decided: dict[str, float] = {}  # text -> time of its last decision
+
+    def is_repeat(self, text: str, ts: float) -> bool:
+        """True for a repeat; otherwise records `text` as decided at `ts`."""
+        self._decided = {t: at for t, at in self._decided.items() if ts - at < self.holdoff}
+        if text in self._decided:
+            return True
+        self._decided[text] = ts
+        return False
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One scan handed to the worker: decide `text`, or answer it as a repeat."""
+
+    text: str
+    repeat: bool = False
+
+
+#: Decisions the worker remembers (by text) to answer repeats with; more than
+#: a person can scan within any holdoff.
+REMEMBERED = 256
+
+
 class ScanLoop:
     """Runs one gate's camera until the source ends or `stop()` is called."""
 
@@ -103,12 +144,14 @@ class ScanLoop:
         *,
         debouncer: Debouncer | None = None,
         queue_size: int = 4,
+        line_queue: int = 256,
         retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0),
         max_camera_faults: int | None = None,
         health_every: float = 60.0,
         on_decision: Callable[[Decision], None] | None = None,
         on_frame: Callable[[], None] | None = None,
         on_alive: Callable[[], None] | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.open_camera = open_camera
         self.decoder = decoder
@@ -121,10 +164,15 @@ class ScanLoop:
         self.on_decision = on_decision
         self.on_frame = on_frame
         self.on_alive = on_alive
+        self.on_refused = on_refused
+        self.queue_size = queue_size
+        self.lines = LineRepeats(self.debouncer.holdoff)
         self.stats = ScanStats()
         self.stop_grace = 2.0
         self.fatal: HardwareError | None = None
-        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_size)
+        # One FIFO for both kinds of scan, bounded for lines; camera codes stop at `queue_size`.
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max(queue_size, line_queue))
+        self._answers: OrderedDict[str, Decision] = OrderedDict()  # worker thread only
         self._stop = threading.Event()
         self._last_health = time.monotonic()
 
@@ -210,17 +258,35 @@ class ScanLoop:
         self.stats.frames += 1
         if self.on_frame is not None:
             self.on_frame()
-        texts = list(frame.texts) if frame.texts is not None else self._decode(frame)
-        for text in self.debouncer.fresh(texts, frame.ts):
-            try:
-                self._queue.put_nowait(text)
-            except queue.Full:
-                self.stats.dropped += 1  # not marked as decided: a later frame hands it on again
-                continue
-            self.debouncer.accepted(text, frame.ts)
+        if frame.texts is not None:
+            for text in frame.texts:
+                self._line(text, frame.ts)
+        else:
+            self._codes(self._decode(frame), frame.ts)
         if time.monotonic() - self._last_health >= self.health_every:
             self._last_health = time.monotonic()
             log.info(self.stats.health())
+
+    def _codes(self, texts: list[str], ts: float) -> None:
+        for text in self.debouncer.fresh(texts, ts):
+            if self._queue.qsize() >= self.queue_size:  # only this thread puts: the size can only shrink meanwhile
+                self.stats.dropped += 1  # not marked as decided: a later frame hands it on again
+                continue
+            self._queue.put_nowait(_Job(text))
+            self.debouncer.accepted(text, ts)
+
+    def _line(self, text: str, ts: float) -> None:
+        """A scan from a line source: queued for a decision (or a repeat's answer), or refused out loud."""
+        job = _Job(text, repeat=self.lines.is_repeat(text, ts))
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self.stats.refused += 1
+            log.warning("scan refused: %d scans already wait for a decision (%d refused so far); scan it again",
+                        self._queue.maxsize, self.stats.refused)
+            self.feedback.fault()
+            if self.on_refused is not None:
+                self.on_refused(text)
 
     def _decode(self, frame: Frame) -> list[str]:
         if frame.image is None:
@@ -239,19 +305,37 @@ class ScanLoop:
 
     # decision side -------------------------------------------------------------------
     def _work(self) -> None:
-        while (text := self._queue.get()) is not None:
+        while (job := self._queue.get()) is not None:
+            answered = self._answers.get(job.text) if job.repeat else None
+            if answered is not None:
+                self.stats.repeats += 1
+                self._signal(answered, repeat=True)
+                continue
             try:
-                decision = self.decide(text)
+                decision = self.decide(job.text)
             except Exception as exc:  # decide() promises not to raise; if it does, deny loudly, keep going
                 self.stats.decisions["ERROR"] += 1
                 log.error("decision failed, denied: %s", exc)
                 self.feedback.fault()
                 continue
             self.stats.decisions[decision.outcome.value] += 1
-            try:
-                self.feedback.show(decision.outcome, decision.reason)
-                if self.on_decision is not None:
-                    self.on_decision(decision)
-            except Exception as exc:  # a broken LED driver or pipe must not stop the next decision
-                self.stats.feedback_errors += 1
-                log.error("feedback for scan %s failed: %s", decision.scan_id, exc)
+            self._remember(job.text, decision)
+            self._signal(decision, repeat=False)
+
+    def _remember(self, text: str, decision: Decision) -> None:
+        self._answers[text] = decision
+        self._answers.move_to_end(text)
+        while len(self._answers) > REMEMBERED:
+            self._answers.popitem(last=False)
+
+    def _signal(self, decision: Decision, *, repeat: bool) -> None:
+        try:
+            if repeat:
+                self.feedback.repeat(decision.outcome, decision.reason)
+                return
+            self.feedback.show(decision.outcome, decision.reason)
+            if self.on_decision is not None:
+                self.on_decision(decision)
+        except Exception as exc:  # a broken LED driver or pipe must not stop the next decision
+            self.stats.feedback_errors += 1
+            log.error("feedback for scan %s failed: %s", decision.scan_id, exc)

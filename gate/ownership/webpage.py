@@ -37,6 +37,7 @@ from gate.ownership.online import OnlineWallet
 from gate.ownership.protocol import parse_amount
 from gate.ownership.wallet import SETTLED, Wallet
 from gate.ownership.web import JsonServer, Raw, Reply, Request, Route
+from gate.ticket import QR_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class WalletPage(JsonServer):
     def code(self, request: Request) -> dict[str, object]:
         now = self.clock()
         text, code, terms = self.wallet.code(request.query.get("event", ""), request.query.get("ticket", ""), now)
-        svg = segno.make_qr(text, error="m", boost_error=False).svg_inline(scale=4, border=4, omitsize=True)
+        svg = segno.make_qr(text, error=QR_ERROR, boost_error=False).svg_inline(scale=4, border=4, omitsize=True)
         note = "Not valid yet: show this at the door once it opens." if now < terms.start else ""
         return {"text": text, "t": code.t, "slot": terms.slot, "ends_at": terms.slot_ends(code.t), "now": now,
                 "mode": "paper" if terms.mode == MODE_PAPER else "rotating", "svg": svg, "note": note}

@@ -21,14 +21,16 @@ def open_decoder(kind: str = "pipeline", **options: Any) -> Decoder:
     zxing-cpp never needs ZBar installed.  A missing library raises
     `BackendUnavailable`, an unknown kind `UnknownBackend`; neither is ever
     replaced by another backend.  For "pipeline", ``second`` names the rescue
-    decoder: "zbar" (default), "opencv" or "none".
+    decoder: "zbar" (default), "opencv" or "none", and ``invert_every`` how
+    often light-on-dark codes are looked for (every 2nd frame; 0 = never).
     """
     if kind == "pipeline":
         from hardware.decoders.pipeline import PipelineDecoder
 
         second_kind = options.pop("second", "zbar")
+        invert_every = options.pop("invert_every", 2)
         second = None if second_kind == "none" else open_decoder(second_kind)
-        return PipelineDecoder(_zxing(**options), second)
+        return PipelineDecoder(_zxing(**options), second, invert_every=invert_every)
     if kind == "zxing":
         return _zxing(**options)
     if kind == "zbar":

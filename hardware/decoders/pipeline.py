@@ -26,6 +26,16 @@ Designed by measurement (bench/decode.py, docs/hardware.md):
 - A frame where zxing-cpp sees no symbol at all gets no second look: on the
   hard set such frames were rescued less than 1 time in 10 by a full-frame
   retry, and a full-frame retry on every idle frame would double the idle cost.
+- Light-on-dark codes (a dark-mode wallet, a phone's colour inversion) are
+  read by zxing-cpp's own inverted pass, which reuses the frame's
+  binarization.  It costs ~23% on an idle frame, over the 1.2x budget, and
+  the normal pass does not locate inverted finder patterns (0 suspects on 40
+  inverted frames), so it cannot be asked for only where a code was seen.
+  It runs on every ``invert_every``-th frame instead (default 2, from the
+  first): a code held to the camera is in view for dozens of frames, so it
+  is read at most one frame later, for ~13% on the idle frame.  On those
+  frames, when the rescue read nothing, the largest region is rescued again
+  on the negative, since a suspect may come from either pass.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import numpy as np
 
 from hardware.decoders.base import Decoder, Found, as_gray, ordered_texts
 from hardware.decoders.zxing import ZxingDecoder
+from hardware.exc import DecoderError
 
 __all__ = ["RESCUE_STEPS", "PipelineDecoder"]
 
@@ -53,10 +64,12 @@ MAX_SUSPECTS = 3
 TIGHT = 0.3
 WIDE = 1.5
 
-#: Wide crops are shrunk to this longest side before ZBar: a crop that big
-#: comes from a big code whose modules survive the shrink, and ZBar's time
-#: grows with the pixel count (17 ms for a whole 1280x720 frame).
-SECOND_MAX_SIDE = 400
+#: Wide crops are shrunk before ZBar until the suspect box's longer side is
+#: at most this: ZBar's time grows with the pixel count (17 ms for a whole
+#: 1280x720 frame), and a box that big holds a code whose modules survive the
+#: shrink.  (Shrinking by the crop's side instead, to 400 px, lost the steep
+#: tilts: a small, foreshortened box in a wide crop came out at 1-2 px a module.)
+SECOND_MAX_BOX = 200
 
 #: Crops with a side under this many pixels are upscaled in step 2; larger
 #: ones already have modules wide enough that upscaling only adds cost.
@@ -71,19 +84,34 @@ class PipelineDecoder:
     operations log show which tricks earn their keep.
     """
 
-    def __init__(self, primary: ZxingDecoder | None = None, second: Decoder | None = None) -> None:
+    def __init__(
+        self, primary: ZxingDecoder | None = None, second: Decoder | None = None, *, invert_every: int = 2
+    ) -> None:
+        if invert_every < 0:
+            raise DecoderError(f"invert_every must be 0 (never) or a number of frames, not {invert_every}")
         self.primary = primary if primary is not None else ZxingDecoder()
         self.second = second
+        self.invert_every = invert_every
         self.rescued: dict[str, int] = dict.fromkeys(RESCUE_STEPS, 0)
+        self._frames = 0
 
     def decode(self, image: np.ndarray | None) -> list[str]:
         gray = as_gray(image)
         if gray is None:
             return []
-        scan = self.primary.scan(gray)
+        self._frames += 1
+        invert = self.invert_every > 0 and (self._frames - 1) % self.invert_every == 0
+        scan = self.primary.scan(gray, try_invert=True) if invert else self.primary.scan(gray)
         found = list(scan.found)
-        for box in _regions(scan.suspects)[:MAX_SUSPECTS]:
+        regions = _regions(scan.suspects)[:MAX_SUSPECTS]
+        for box in regions:
             found.extend(self._rescue(gray, box))
+        if invert and regions and not found:
+            # A suspect from the inverted pass cannot be told from one of the normal pass (zxing-cpp's
+            # Python results do not say, and a crop's own brightness misled on steep tilts): when nothing
+            # was read, the largest region gets the steps again on its negative.  One region only: on
+            # every region it doubled the rescue's worst case and read nothing more on the hard set.
+            found.extend(self._rescue(255 - gray, regions[0]))
         return ordered_texts(found)
 
     def _rescue(self, gray: np.ndarray, box: np.ndarray) -> list[Found]:
@@ -119,11 +147,9 @@ class PipelineDecoder:
         crop, _origin = _crop(gray, box, WIDE)
         if crop is None:
             return []
-        side = max(crop.shape)
-        if side > SECOND_MAX_SIDE:
-            crop = cv2.resize(
-                crop, None, fx=SECOND_MAX_SIDE / side, fy=SECOND_MAX_SIDE / side, interpolation=cv2.INTER_AREA
-            )
+        scale = SECOND_MAX_BOX / float(max(box[2:] - box[:2]))
+        if scale < 1.0:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         # Sharpened only: on the hard set ZBar read 25 sharpened wide crops and
         # 7 raw ones, all 7 among the 25.
         texts = self.second.decode(_sharpen(crop, 2.0))

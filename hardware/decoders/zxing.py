@@ -48,9 +48,9 @@ class ZxingDecoder:
       only helps linear barcodes.
     - ``try_downscale``: on; reads codes held close to the lens, whose modules
       are many pixels wide, and costs ~0.3 ms at 1280x720.
-    - ``try_invert``: off; ticket apps show dark modules on light, and the
-      inverted pass costs ~20% on every idle frame.  Turn on for dark-mode
-      wallets.
+    - ``try_invert``: off; the inverted pass (light-on-dark codes: dark-mode
+      wallets, colour inversion) costs 1.24x on every idle frame.  The
+      pipeline asks for it on every second frame (``scan(..., try_invert=True)``).
     - ``binarizer``: "LocalAverage", which copes with uneven light; the
       global one lost a quarter of the hard set.
     """

@@ -25,6 +25,15 @@ class Feedback(abc.ABC):
     def show(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
         """Start the pattern for `outcome`, replacing any running one."""
 
+    @abc.abstractmethod
+    def repeat(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
+        """The same scan again a moment after it was answered `outcome` (a wedge scanner's double read).
+
+        Shows the light of `outcome` again with a sound of its own, so staff
+        see the gate is alive and what it said; it never pulses the relay,
+        whatever the outcome: nobody new was admitted.
+        """
+
     def fault(self) -> None:
         """The gate itself is failing (camera gone, store unwritable)."""
         self.show(Outcome.FAULT, Reason.NONE)

@@ -39,6 +39,11 @@ class ConsoleFeedback(Feedback):
         detail = f" ({reason})" if reason else ""
         self._write(f"{symbol} {outcome}{detail}", colour)
 
+    def repeat(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
+        _symbol, colour = _LOOK[Outcome(outcome)]
+        detail = f" ({reason})" if reason else ""
+        self._write(f"↻ {outcome}{detail}, scanned again", colour)
+
     def offline(self, is_offline: bool) -> None:
         if is_offline != self._offline:  # a state: print changes only
             self._offline = is_offline

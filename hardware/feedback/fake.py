@@ -9,7 +9,7 @@ from hardware.feedback.base import Feedback
 
 __all__ = ["RecordingFeedback"]
 
-#: One recorded call: ("show", outcome, reason), ("offline", bool) or ("close",).
+#: One recorded call: ("show", outcome, reason), ("repeat", outcome, reason), ("offline", bool) or ("close",).
 Event = tuple[object, ...]
 
 
@@ -22,6 +22,14 @@ class RecordingFeedback(Feedback):
 
     def show(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
         self.events.append(("show", Outcome(outcome), Reason(reason)))
+
+    def repeat(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
+        self.events.append(("repeat", Outcome(outcome), Reason(reason)))
+
+    @property
+    def repeated(self) -> list[tuple[Outcome, Reason]]:
+        """The (outcome, reason) of every `repeat`, in order."""
+        return [(e[1], e[2]) for e in self.events if e[0] == "repeat"]  # type: ignore[misc]
 
     def offline(self, is_offline: bool) -> None:
         self.events.append(("offline", bool(is_offline)))

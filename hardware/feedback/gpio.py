@@ -15,7 +15,7 @@ from typing import Any
 from gate.outcomes import Outcome, Reason
 from hardware.exc import BackendUnavailable, FeedbackError
 from hardware.feedback.base import Feedback
-from hardware.feedback.patterns import PATTERNS, Pattern, PatternPlayer, check_patterns
+from hardware.feedback.patterns import PATTERNS, Pattern, PatternPlayer, check_patterns, repeat_pattern
 
 __all__ = ["GpioFeedback", "Pins"]
 
@@ -100,6 +100,9 @@ class GpioFeedback(Feedback):
     def show(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
         outcome = Outcome(outcome)
         self._player.play(self._patterns[outcome], relay=outcome is Outcome.ADMIT)
+
+    def repeat(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
+        self._player.play(repeat_pattern(self._patterns[Outcome(outcome)]), relay=False)
 
     def offline(self, is_offline: bool) -> None:
         self._player.set_offline(is_offline)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from gate.outcomes import Outcome
 from hardware.exc import FeedbackError
 
-__all__ = ["CHANNELS", "PATTERNS", "Pattern", "PatternPlayer", "pattern_table"]
+__all__ = ["CHANNELS", "PATTERNS", "REPEAT_LOOK", "Pattern", "PatternPlayer", "pattern_table", "repeat_pattern"]
 
 _log = logging.getLogger(__name__)
 
@@ -83,6 +83,17 @@ PATTERNS: Mapping[Outcome, Pattern] = {
 #: The standing offline indication, shown between patterns.
 OFFLINE_LOOK = "amber steady on"
 
+#: The same scan again within the holdoff (a wedge scanner's double read): the
+#: light of the answer a moment ago, and three quick ticks that no outcome
+#: uses, so it is heard as "that one again", never as a second admission.
+REPEAT_TICKS = _repeat(0.03, 0.07, 3)
+REPEAT_LOOK = "the same light as the first answer, three quick ticks, no relay"
+
+
+def repeat_pattern(pattern: Pattern) -> Pattern:
+    """`pattern`'s lights with the repeat ticks for its sound and no relay pulse."""
+    return replace(pattern, look=REPEAT_LOOK, buzzer=REPEAT_TICKS, relay=0.0)
+
 
 def check_patterns(patterns: Mapping[Outcome, Pattern]) -> None:
     """Refuse a table that lacks an outcome or pulses the relay for anything
@@ -103,6 +114,7 @@ def pattern_table(patterns: Mapping[Outcome, Pattern] = PATTERNS) -> str:
     """The patterns as a Markdown table, for the docs."""
     rows = ["| outcome | what staff see and hear |", "| --- | --- |"]
     rows += [f"| {outcome} | {pattern.look} |" for outcome, pattern in patterns.items()]
+    rows.append(f"| (the same code again within the holdoff, wedge) | {REPEAT_LOOK} |")
     rows.append(f"| (offline) | {OFFLINE_LOOK}, between patterns |")
     return "\n".join(rows)
 
