@@ -148,7 +148,7 @@ def test_a_revocation_names_the_person_and_one_without_a_person_is_still_read() 
     assert "admin" not in old.to_json()  # an older arbiter sees exactly what it always saw
     named = wire.Revocation("show7", "7c4", "admin", "refunded", admin="alice")
     assert wire.parse_revocations(wire.decode(wire.encode(wire.request("revocations", [named])))) == [named]
-    epoch, [item] = wire.parse_stream({"v": 1, "epoch": "e1", "items": [
+    _, [item] = wire.parse_stream({"v": 1, "epoch": "e1", "items": [
         {"seq": 4, "kind": "revocation", **OLD_REVOCATION}]})  # an older arbiter's stream item
     assert "admin" not in item
 
