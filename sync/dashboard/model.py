@@ -81,7 +81,8 @@ class GateView:
             self.recent.popleft()
         known = known and self.fresh
         return {"gate": self.gate, "state": self.state if known else "unknown", "last_state": self.state,
-                "known": known, "reason": self.reason, "detail": self.detail, "heard": self.heard, "clock_offset": self.clock_offset, "outbox": self.outbox,
+                "known": known, "reason": self.reason, "detail": self.detail, "heard": self.heard,
+                "clock_offset": self.clock_offset, "outbox": self.outbox,
                 "arbiter": self.arbiter, "admitted": admitted, "rejected": rejected,
                 "per_minute": len(self.recent),
                 "spark_in": self.minutes.series(now, "in", SPARK), "spark_out": self.minutes.series(now, "out", SPARK),
