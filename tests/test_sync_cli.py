@@ -56,7 +56,8 @@ def test_the_command_line_beats_the_environment_which_beats_the_file(tmp_path: P
 
 
 @pytest.mark.parametrize(("setting", "message"), [
-    ("sync.nope=1", "option --set 'sync.nope=1': expected KEY=VALUE"),
+    ("sync.nope=1", r"option --set 'sync.nope=1': unknown key sync.nope \(docs/configuration.md lists every key\)$"),
+    ("sync.brokr=mqtt://h:1", r"unknown key sync.brokr; did you mean sync.broker\?$"),  # not all 56 keys
     ("claim_budget", "expected KEY=VALUE"),
     ("sync.claim_budget=soon", "sync.claim_budget must be a number"),
     ("sync.claim_budget=60", "sync.claim_budget must be at most 10"),
