@@ -82,3 +82,30 @@ def test_conflicts_on_a_fresh_gate_lists_none_and_exits_0(gate_cli: Cli) -> None
     result = gate_cli("conflicts", "--json")
     assert (result.returncode, result.stdout) == (0, "")
     assert gate_cli("conflicts", "--arbiter").returncode == 2  # no arbiter store here
+
+
+def test_sync_once_says_in_words_what_stays_in_the_outbox(gate_cli: Cli, home: Path) -> None:
+    """It printed `outbox {"late": 1}; {}`: now what stays and why, in words an operator reads."""
+    from conftest import mint
+    from sync_fixtures import free_port
+
+    from gate.keys import IssuerKey, KeyStore
+
+    key = IssuerKey.new("show7", "hmac")
+    KeyStore(home / "keys").add_issuer_key(key)
+    nobody = ["--broker", f"mqtt://127.0.0.1:{free_port()}", "--set", "sync.connect_wait=0.2",
+              "--set", "sync.drain_wait=0.3"]
+    assert "provisional" in gate_cli("check", *nobody, mint(key)).stdout  # admitted offline: a late claim
+    result = gate_cli("sync", "--once", *nobody)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("outbox: 1 offline admission not yet delivered (`gate sync` delivers them)")
+    assert "{" not in result.stdout
+
+
+def test_the_arbiters_closing_line_is_in_words() -> None:
+    """It printed `arbiter stopped: {}`."""
+    from gate.cli.sync import stopped_line
+
+    assert stopped_line({}) == "arbiter stopped: 0 claims answered"
+    assert stopped_line({"answer_won": 1, "claims": 1, "catchups": 2}) == \
+        "arbiter stopped: 1 claim answered; answer won 1, catchups 2"

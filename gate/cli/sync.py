@@ -8,7 +8,18 @@ import json
 import sys
 from pathlib import Path
 
-from gate.cli.common import HOME_MADE, SubParsers, command, iso, need_broker, say, stop_on_signals
+from gate.cli.common import (
+    HOME_MADE,
+    SubParsers,
+    command,
+    counted,
+    iso,
+    need_broker,
+    outbox_left,
+    plural,
+    say,
+    stop_on_signals,
+)
 from gate.config import Config
 from gate.exc import ConfigError
 from gate.wiring import admin_client, arbiter_store_at, open_arbiter, open_store, start_gate_sync
@@ -60,8 +71,14 @@ def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
         arbiter.run(stop, on_ready=ready)
     finally:
         store.close()
-    say(f"arbiter stopped: {json.dumps(arbiter.counters.snapshot())}")
+    say(stopped_line(arbiter.counters.snapshot()))
     return 0
+
+
+def stopped_line(counts: dict[str, int]) -> str:
+    """The arbiter's closing line: 'arbiter stopped: 12 claims answered; catchups 2, ...' (tests read the number)."""
+    events = counted({k: n for k, n in counts.items() if k != "claims"})
+    return f"arbiter stopped: {plural(counts.get('claims', 0), 'claim')} answered{f'; {events}' if events else ''}"
 
 
 def migrate_arbiter(source: str, target: str) -> int:
@@ -100,7 +117,8 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
                   file=sys.stderr)
         drained = gate_sync.close(config.sync.drain_wait)
         left = Ledger(store).outbox_counts()
-    print(f"outbox {'empty' if not left else json.dumps(left)}; {json.dumps(gate_sync.counters.snapshot())}")
+    events = counted(gate_sync.counters.snapshot())
+    print(f"{outbox_left(left)}{f'; this run: {events}' if events else ''}")
     return 0 if drained else 1
 
 
