@@ -72,6 +72,7 @@ def test_run_with_a_wedge_on_stdin_decides_every_line_of_a_burst_and_answers_a_r
     assert out.count("✔ ADMIT") == 50
     assert "↻ ADMIT, scanned again" in out
     assert "decisions ADMIT=50" in out[-1] and "dropped 0, refused 0, repeats 1" in out[-1]
+    assert (result.stdout + result.stderr).count("health:") == 1  # it was logged at the loop's end, then printed
 
 
 def test_run_reads_a_dark_mode_phone_from_camera_frames(home: Path, tmp_path: Path) -> None:

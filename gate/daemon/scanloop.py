@@ -63,9 +63,11 @@ class ScanStats:
     decode_ms_total: float = 0.0
     decisions: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    #: when the loop ended: a health line made after that (at exit, after the drain) gives the same rates
+    ended: float | None = None
 
     def health(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        elapsed = max((self.ended or time.monotonic()) - self.started, 1e-9)
         ms = self.decode_ms_total / self.frames if self.frames else 0.0
         by = " ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "none"
         return (f"health: {self.frames / elapsed:.1f} frames/s, decode {ms:.2f} ms/frame, decisions {by}, "
@@ -201,7 +203,7 @@ class ScanLoop:
             capture.join(self.stop_grace)
         finally:
             self._finish(worker)
-            log.info(self.stats.health())
+            self.stats.ended = time.monotonic()  # the caller reports the last health line (`gate run` prints it)
         if self.fatal is not None:
             raise self.fatal
         return self.stats
