@@ -184,3 +184,18 @@ def test_run_with_a_missing_files_source_refuses_to_start(home: Path, tmp_path: 
                              str(tmp_path / "nope"), "--feedback", "console"], capture_output=True, text=True,
                             env=gate_env(home), cwd=ROOT, timeout=60)
     assert result.returncode == 2 and "camera.source" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_marks_an_offline_admission_provisional_on_the_console(home: Path) -> None:
+    """The arbiter unreachable (admit-if-unseen): the console said a plain `✔ ADMIT`, as if it were final."""
+    from sync_fixtures import free_port
+
+    key = IssuerKey.new("show7", "hmac")
+    KeyStore(home / "keys").add_issuer_key(key)
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "run", "--camera", "wedge", "--source", "-",
+                             "--feedback", "console", "--broker", f"mqtt://127.0.0.1:{free_port()}",
+                             "--set", "sync.connect_wait=0.2", "--set", "sync.drain_wait=0.2"],
+                            input=f"{mint(key)}\n", capture_output=True, text=True, env=gate_env(home), cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "✔ ADMIT (offline, provisional)" in result.stdout.splitlines()

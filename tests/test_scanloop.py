@@ -302,7 +302,7 @@ def test_a_dark_mode_phone_is_read_through_the_loop_to_the_green_light(decider: 
 def test_a_feedback_that_fails_never_stops_the_decisions_or_the_shutdown(decider: Decider, key: IssuerKey) -> None:
     """A closed stdout (console) or a dead LED driver: every scan is still decided and run() returns."""
     class Broken(RecordingFeedback):
-        def show(self, outcome: Outcome, reason: object = None) -> None:  # type: ignore[override]
+        def show(self, outcome: Outcome, reason: object = None, **_kw: object) -> None:  # type: ignore[override]
             raise BrokenPipeError("stdout is gone")
 
     tickets = [mint(key, f"f{i}") for i in range(12)]

@@ -335,7 +335,7 @@ class ScanLoop:
             if repeat:
                 self.feedback.repeat(decision.outcome, decision.reason)
                 return
-            self.feedback.show(decision.outcome, decision.reason)
+            self.feedback.show(decision.outcome, decision.reason, provisional=decision.provisional)
             if self.on_decision is not None:
                 self.on_decision(decision)
         except Exception as exc:  # a broken LED driver or pipe must not stop the next decision
