@@ -151,7 +151,10 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
             yield build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
         finally:
             if not gate_sync.close(config.sync.drain_wait):
-                log.warning("scans not yet confirmed by the arbiter stay in the outbox: `gate sync` delivers them")
+                left = sum(gate_sync.ledger.outbox_counts().values())
+                log.warning("%s%d scan%s not yet confirmed by the arbiter stay%s in the outbox: `gate sync` delivers "
+                            "them", "stopping now; " if gate_sync.hurried else "", left, "" if left == 1 else "s",
+                            "s" if left == 1 else "")
     finally:
         store.close()
 

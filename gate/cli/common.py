@@ -142,12 +142,12 @@ def need_broker(config: Config) -> None:
         raise ConfigError("no broker: give --broker mqtt://host:port (or sync.broker, or QRGATE_SYNC_BROKER)")
 
 
-def stop_on_signals() -> threading.Event:
-    """An Event set by the first SIGTERM or SIGINT."""
+def stop_on_signals(again: Callable[[int], None] | None = None) -> threading.Event:
+    """An Event set by the first SIGTERM or SIGINT; `again(signum)` on the second (it must take no lock)."""
     from gate.daemon.signals import on_stop_signals
 
     stop = threading.Event()
-    on_stop_signals(lambda _signum: stop.set())
+    on_stop_signals(lambda _signum: stop.set(), again)
     return stop
 
 

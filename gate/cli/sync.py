@@ -111,7 +111,7 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         gate_sync = start_gate_sync(config, store)
         if not args.once:
-            stop_on_signals().wait()
+            stop_on_signals(again=lambda _signum: gate_sync.hurry()).wait()
         elif not gate_sync.wait_ready(config.sync.connect_wait):
             print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker} ({gate_sync.unready()})",
                   file=sys.stderr)

@@ -75,6 +75,16 @@ class ScanStats:
                 f"refused {self.refused}, repeats {self.repeats}, feedback errors {self.feedback_errors}")
 
 
+class _Released:
+    """The decoder of a loop that has ended: reads nothing (its library's objects are freed)."""
+
+    def decode(self, image: object) -> list[str]:
+        return []
+
+
+_RELEASED = _Released()
+
+
 class Debouncer:
     """Turns texts seen per frame into 'decide this now' events (one per presentation)."""
 
@@ -204,6 +214,9 @@ class ScanLoop:
         finally:
             self._finish(worker)
             self.stats.ended = time.monotonic()  # the caller reports the last health line (`gate run` prints it)
+            # A thread left behind (a blocked read, the link light) must not keep the decoder library's objects
+            # alive until the interpreter exits: zxing-cpp (nanobind) prints a leak report for each of them then.
+            self.decoder = _RELEASED
         if self.fatal is not None:
             raise self.fatal
         return self.stats
