@@ -84,6 +84,36 @@ def test_conflicts_on_a_fresh_gate_lists_none_and_exits_0(gate_cli: Cli) -> None
     assert gate_cli("conflicts", "--arbiter").returncode == 2  # no arbiter store here
 
 
+def test_conflicts_at_the_arbiter_says_what_to_give_and_reads_it(gate_cli: Cli, tmp_path: Path) -> None:
+    """`gate conflicts --arbiter` read the gate's home and said only "no arbiter store here (sync.arbiter_db)"."""
+    from sync.arbiter.store import ArbiterStore
+
+    missing = gate_cli("conflicts", "--arbiter")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "give the arbiter's home (--home DIR, as given to `gate arbiter`) or its store (--store" in missing.stderr
+    ArbiterStore.open(tmp_path / "arbiter" / "arbiter.db").close()  # as `gate arbiter --home tmp/arbiter` left it
+    for where in (["--home", str(tmp_path / "arbiter")], ["--store", str(tmp_path / "arbiter" / "arbiter.db")]):
+        found = gate_cli("conflicts", "--arbiter", "--json", *where)
+        assert (found.returncode, found.stdout, found.stderr) == (0, "", ""), where
+
+
+def test_conflicts_at_the_arbiter_without_a_home_reads_the_installed_arbiters_store(tmp_path: Path) -> None:
+    """The README's arbiter and a provisioned one keep their store in /var/lib/qrgate-arbiter: with no home
+    given, that is where `gate conflicts --arbiter` looks once the default home has none."""
+    from gate.cli.sync import INSTALLED_ARBITER_DB, arbiter_store_found
+    from gate.deploy.provision import INSTALL
+
+    assert INSTALLED_ARBITER_DB.parent == Path(INSTALL["arbiter"][1])  # systemd/qrgate-arbiter.service agrees
+    config = load_config(tmp_path / "default-home", env={})
+    installed = tmp_path / "installed.db"
+    with pytest.raises(ConfigError, match="no arbiter store here"):
+        arbiter_store_found(config, "", home_given=False, installed=installed)
+    installed.touch()
+    assert arbiter_store_found(config, "", home_given=False, installed=installed) == installed
+    with pytest.raises(ConfigError, match="give the arbiter's home"):  # a home given is the one meant
+        arbiter_store_found(config, "", home_given=True, installed=installed)
+
+
 def test_sync_once_says_in_words_what_stays_in_the_outbox(gate_cli: Cli, home: Path) -> None:
     """It printed `outbox {"late": 1}; {}`: now what stays and why, in words an operator reads."""
     from conftest import mint
