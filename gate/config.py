@@ -10,6 +10,7 @@ key; tests/test_config.py keeps it in step with these classes.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import socket
 import tomllib
@@ -260,7 +261,7 @@ def load_config(
             raise ConfigError(f"{path}: [{name}] must be a table")
         sections[name] = _build(cls, name, table, str(path), env, overrides or {})
     if raw:
-        raise ConfigError(f"{path}: unknown section or key {sorted(raw)[0]!r} (known: {', '.join(SECTIONS)})")
+        raise ConfigError(f"{path}: unknown section or key {sorted(raw)[0]!r}{did_you_mean(sorted(raw)[0], SECTIONS)}")
     config = Config(home=home_path, source=str(path) if (file or path.exists()) else "defaults")
     return dataclasses.replace(config, **sections)
 
@@ -271,7 +272,8 @@ def _build(cls: type, section: str, table: dict[str, Any], where: str,
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(table) - names
     if unknown:
-        raise ConfigError(f"{where}: unknown key {section}.{sorted(unknown)[0]} (known: {', '.join(sorted(names))})")
+        key = f"{section}.{sorted(unknown)[0]}"
+        raise ConfigError(f"{where}: unknown key {key}{did_you_mean(key, [f'{section}.{n}' for n in names])}")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         key, origin = f"{section}.{f.name}", where
@@ -339,6 +341,13 @@ def _scalar(value: Any, hint: Any, where: str, from_text: bool) -> Any:
             return value
         raise ConfigError(f"{where} must be a string, not {value!r}")
     raise ConfigError(f"{where}: unsupported type {hint!r}")  # a bug in a section class
+
+
+def did_you_mean(name: str, known: typing.Iterable[str]) -> str:
+    """'; did you mean X?' (or 'X or Y') for the known names closest to a mistyped one; '' when none is near
+    (docs/configuration.md lists them all)."""
+    near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.75)
+    return f"; did you mean {' or '.join(near)}?" if near else " (docs/configuration.md lists every key)"
 
 
 def describe() -> list[tuple[str, str, str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class GateError(Exception):
     """Base of every error raised on purpose by the gate package."""
@@ -41,3 +43,13 @@ class StoreError(GateError, OSError):
 
 class StoreCorrupt(StoreError):
     """The store failed its integrity check at open."""
+
+
+class CannotListen(GateError, OSError):
+    """A server cannot listen on its address: the message names the address, the port and why (`because`)."""
+
+    @classmethod
+    def because(cls, host: str, port: int, exc: OSError) -> CannotListen:
+        why = ("the port is in use: another process listens there (stop it, or choose another port)"
+               if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))
+        return cls(f"cannot listen on {host or '0.0.0.0'}:{port}: {why}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from gate.clock import TimeTrust
 from gate.config import Config
 from gate.decide import Claimer, Decider, DecisionListener
-from gate.exc import ConfigError
+from gate.exc import CannotListen, ConfigError
 from gate.keys import Keyring, KeyStore
 from gate.store import Store
 from gate.verify import Verifier
@@ -151,7 +151,10 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
             yield build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
         finally:
             if not gate_sync.close(config.sync.drain_wait):
-                log.warning("scans not yet confirmed by the arbiter stay in the outbox: `gate sync` delivers them")
+                left = sum(gate_sync.ledger.outbox_counts().values())
+                log.warning("%s%d scan%s not yet confirmed by the arbiter stay%s in the outbox: `gate sync` delivers "
+                            "them", "stopping now; " if gate_sync.hurried else "", left, "" if left == 1 else "s",
+                            "s" if left == 1 else "")
     finally:
         store.close()
 
@@ -287,9 +290,9 @@ def build_dashboard(config: Config, host: str, port: int) -> Any:
     try:
         server = DashboardServer((host, port), service, model, hub, Sessions(accounts, d.session_hours * 3600),
                                  tls=tls, hosts=d.hosts)
-    except OSError as exc:
+    except CannotListen:  # the message names the address, the port and why (the port in use, ...)
         history.close()
-        raise ConfigError(f"dashboard.host/port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise
     return service, server, hub, history
 
 
@@ -381,11 +384,8 @@ def boxoffice_server(config: Config, *, host: str, port: int, tick: float) -> Bo
     """`gate boxoffice serve`: the box office's HTTP service with its expiry timer (not started)."""
     from gate.ownership.officeserver import BoxOfficeServer
 
-    try:
-        return BoxOfficeServer(open_boxoffice(config), host=host, port=port, tick=tick,
-                               publish=generation_publisher(config) if config.sync.broker else None)
-    except OSError as exc:
-        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return BoxOfficeServer(open_boxoffice(config), host=host, port=port, tick=tick,
+                           publish=generation_publisher(config) if config.sync.broker else None)
 
 
 def generation_publisher(config: Config) -> Callable[[list[tuple[str, str, int, float]]], list[bool]]:
@@ -413,7 +413,4 @@ def fake_agent_server(home: Path, boxoffice_url: str, *, host: str, port: int) -
     agent = open_fake_agent(home)
     office = BoxOfficeClient(boxoffice_url)
     chain = agent.trust_boxoffice(office.catalog().boxoffice)
-    try:
-        return AgentServer(agent, office, chain, host=host, port=port)
-    except OSError as exc:
-        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return AgentServer(agent, office, chain, host=host, port=port)  # CannotListen names the address and why

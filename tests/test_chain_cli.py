@@ -99,3 +99,28 @@ def test_every_new_command_has_an_example() -> None:
         sub = next(a for a in parser._subparsers._group_actions if group in a.choices).choices[group]  # type: ignore[union-attr]
         for name, leaf in next(a for a in sub._actions if hasattr(a, "choices") and a.choices).choices.items():
             assert "Example: gate " in (leaf.epilog or ""), f"gate {group} {name}"
+
+
+def test_every_server_on_a_busy_port_names_the_address_and_exits_2(tmp_path: Path) -> None:
+    """`gate wallet serve` on a busy port said "unexpected OSError"; the box office and the dashboard must say
+    the same plain thing (the FAKE agent's server is the box office's JsonServer)."""
+    import socket
+
+    g = Cli(tmp_path)
+    g("bo", "boxoffice", "init", "--name", "Town Hall")
+    g("alice", "wallet", "new", "--name", "alice")
+    subprocess.run([sys.executable, "-m", "gate.cli", "--home", str(tmp_path / "bo"), "dashboard", "user", "add",
+                    "admin"], input="a long enough password\n", text=True, env=gate_env(tmp_path / "bo"), check=True,
+                   capture_output=True, cwd=tmp_path, timeout=60)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for who, args in [("alice", ("wallet", "serve", "--port", port)),
+                          ("bo", ("boxoffice", "serve", "--port", port)),
+                          ("bo", ("dashboard", "--broker", "mqtt://127.0.0.1:1", "--host", "127.0.0.1", "--port", port))]:
+            result = g(who, *args, ok=False)
+            assert result.returncode == 2, (args, result.stderr)
+            assert result.stderr.strip().endswith(f"cannot listen on 127.0.0.1:{port}: the port is in use: another "
+                                                  "process listens there (stop it, or choose another port)"), args
+            assert result.stderr.count("\n") == 1 and "unexpected" not in result.stderr, result.stderr

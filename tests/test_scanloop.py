@@ -218,6 +218,8 @@ def test_health_line_reports_rates_and_counts(decider: Decider, key: IssuerKey) 
     loop, _, _ = run(decider, frames_of(mint(key), 5))
     line = loop.stats.health()
     assert "frames/s" in line and "decode" in line and "ADMIT=1" in line
+    time.sleep(0.2)  # e.g. the outbox drains before `gate run` prints it: the rates are those of the loop's run
+    assert loop.stats.health() == line
 
 
 def test_demo_frames_decode(tmp_path: Path) -> None:
@@ -300,7 +302,7 @@ def test_a_dark_mode_phone_is_read_through_the_loop_to_the_green_light(decider: 
 def test_a_feedback_that_fails_never_stops_the_decisions_or_the_shutdown(decider: Decider, key: IssuerKey) -> None:
     """A closed stdout (console) or a dead LED driver: every scan is still decided and run() returns."""
     class Broken(RecordingFeedback):
-        def show(self, outcome: Outcome, reason: object = None) -> None:  # type: ignore[override]
+        def show(self, outcome: Outcome, reason: object = None, **_kw: object) -> None:  # type: ignore[override]
             raise BrokenPipeError("stdout is gone")
 
     tickets = [mint(key, f"f{i}") for i in range(12)]

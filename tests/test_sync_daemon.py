@@ -93,3 +93,20 @@ def test_the_stop_handler_acts_once() -> None:
     finally:
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
+
+
+def test_the_second_stop_signal_calls_again_once() -> None:
+    from gate.daemon.signals import on_stop_signals
+
+    calls: list[tuple[str, int]] = []
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        on_stop_signals(lambda s: calls.append(("stop", s)), again=lambda s: calls.append(("again", s)))
+        handler = signal.getsignal(signal.SIGINT)
+        assert callable(handler)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+            handler(sig, None)
+        assert calls == [("stop", signal.SIGTERM), ("again", signal.SIGINT)]
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])

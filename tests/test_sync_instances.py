@@ -3,7 +3,6 @@ subscription: real processes, a real mosquitto, a real PostgreSQL database made 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -83,7 +82,7 @@ def claims_answered(proc: Proc) -> int:
     while not proc.lines.empty():
         lines.append(proc.lines.get())
     closing = next(line for line in reversed(lines) if line.startswith("arbiter stopped: "))
-    return int(json.loads(closing.removeprefix("arbiter stopped: ")).get("claims", 0))
+    return int(closing.removeprefix("arbiter stopped: ").split()[0])  # "arbiter stopped: 12 claims answered; ..."
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from gate import __version__
 from gate.cli.common import EXIT_ERROR, Handler, SubParsers, check_home
-from gate.config import describe, load_config
+from gate.config import describe, did_you_mean, load_config
 from gate.exc import ConfigError, GateError
 
 GLOBAL_DEFAULTS: dict[str, object] = {"home": None, "config": None, "gate_id": None, "verbose": False,
@@ -54,8 +54,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     keys = {key for key, *_ in describe()}
     for setting in args.settings:
         key, sep, value = setting.partition("=")
-        if not sep or key.strip() not in keys:
-            raise ConfigError(f"option --set {setting!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(keys))}")
+        if not sep:
+            raise ConfigError(f"option --set {setting!r}: expected KEY=VALUE, e.g. --set sync.claim_budget=0.5")
+        if key.strip() not in keys:
+            raise ConfigError(f"option --set {setting!r}: unknown key {key.strip()}{did_you_mean(key.strip(), keys)}")
         overrides[key.strip()] = value
     overrides.update({k: v for k, v in (("gate.id", args.gate_id), ("sync.broker", args.broker)) if v is not None})
     return overrides

@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from gate.config import Config
@@ -115,17 +115,39 @@ def format_decision(d: Decision) -> str:
     return " ".join(parts)
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 claim', '2 claims' (a regular plural)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def counted(counts: Mapping[str, int]) -> str:
+    """Event counters in words, for a closing line: 'catchups 2, late won 1' ('' when nothing was counted)."""
+    return ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts.items())
+
+
+#: what an outbox entry still there at exit is waiting for (gate/ledger.py)
+_OUTBOX_LEFT = {"late": "offline admission", "release": "release", "claim": "unanswered claim"}
+
+
+def outbox_left(left: Mapping[str, int]) -> str:
+    """The outbox at exit in words: 'outbox empty' or 'outbox: 1 offline admission not yet delivered'."""
+    if not left:
+        return "outbox empty: the arbiter has every scan of this gate"
+    what = ", ".join(plural(n, _OUTBOX_LEFT.get(state, f"{state} entry")) for state, n in sorted(left.items()))
+    return f"outbox: {what} not yet delivered (`gate sync` delivers them)"
+
+
 def need_broker(config: Config) -> None:
     if not config.sync.broker:
         raise ConfigError("no broker: give --broker mqtt://host:port (or sync.broker, or QRGATE_SYNC_BROKER)")
 
 
-def stop_on_signals() -> threading.Event:
-    """An Event set by the first SIGTERM or SIGINT."""
+def stop_on_signals(again: Callable[[int], None] | None = None) -> threading.Event:
+    """An Event set by the first SIGTERM or SIGINT; `again(signum)` on the second (it must take no lock)."""
     from gate.daemon.signals import on_stop_signals
 
     stop = threading.Event()
-    on_stop_signals(lambda _signum: stop.set())
+    on_stop_signals(lambda _signum: stop.set(), again)
     return stop
 
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 import threading
 
-from gate.cli.common import EXIT_ERROR, EXIT_OK, HOME_MADE, SubParsers, command, need_broker, port_arg, stop_on_signals
+from gate.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    HOME_MADE,
+    SubParsers,
+    command,
+    counted,
+    need_broker,
+    port_arg,
+    stop_on_signals,
+)
 from gate.config import Config
 from gate.wiring import build_dashboard, dashboard_accounts
 
@@ -59,7 +68,7 @@ def cmd_dashboard(args: argparse.Namespace, config: Config) -> int:
         server.server_close()
     finally:
         history.close()
-    print(f"dashboard stopped: {json.dumps(service.counters.snapshot())}", flush=True)
+    print(f"dashboard stopped: {counted(service.counters.snapshot()) or 'nothing counted'}", flush=True)
     return 0
 
 

@@ -5,13 +5,32 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
-from gate.cli.common import HOME_MADE, SubParsers, command, iso, need_broker, say, stop_on_signals
+from gate.cli.common import (
+    HOME_MADE,
+    HOME_NEEDED,
+    HOME_UNUSED,
+    SubParsers,
+    check_home,
+    command,
+    counted,
+    iso,
+    need_broker,
+    outbox_left,
+    plural,
+    say,
+    stop_on_signals,
+)
 from gate.config import Config
 from gate.exc import ConfigError
 from gate.wiring import admin_client, arbiter_store_at, open_arbiter, open_store, start_gate_sync
+
+#: where the README's arbiter (--home /var/lib/qrgate-arbiter) and a provisioned one (systemd's StateDirectory,
+#: gate/deploy/provision.py INSTALL) keep their SQLite store
+INSTALLED_ARBITER_DB = Path("/var/lib/qrgate-arbiter/arbiter.db")
 
 
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -38,8 +57,13 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                    help="exit 0 when the outbox is empty, 1 if it is not after sync.drain_wait seconds")
     p = command(sub, common, "conflicts", cmd_conflicts,
                  "double entries: late (offline) admissions of tickets already used elsewhere; exit 1 if any",
-                 "gate conflicts --arbiter --json")
-    p.add_argument("--arbiter", action="store_true", help="read the arbiter's store (sync.arbiter_db)")
+                 "gate conflicts --arbiter --json --home /var/lib/qrgate-arbiter   # the arbiter's home",
+                 home=HOME_UNUSED)  # --arbiter reads the arbiter's store, wherever that is; the gate's needs its home
+    p.add_argument("--arbiter", action="store_true",
+                   help=f"read the arbiter's store (sync.arbiter_db under --home; without a home given, "
+                        f"{INSTALLED_ARBITER_DB} if it is there)")
+    p.add_argument("--store", default="", metavar="WHERE",
+                   help="with --arbiter: its store, a SQLite file or a postgresql:// URL (as `gate arbiter --store`)")
     p.add_argument("--all", action="store_true", help="also list void ones (the first scan was released)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
 
@@ -60,8 +84,14 @@ def cmd_arbiter(args: argparse.Namespace, config: Config) -> int:
         arbiter.run(stop, on_ready=ready)
     finally:
         store.close()
-    say(f"arbiter stopped: {json.dumps(arbiter.counters.snapshot())}")
+    say(stopped_line(arbiter.counters.snapshot()))
     return 0
+
+
+def stopped_line(counts: dict[str, int]) -> str:
+    """The arbiter's closing line: 'arbiter stopped: 12 claims answered; catchups 2, ...' (tests read the number)."""
+    events = counted({k: n for k, n in counts.items() if k != "claims"})
+    return f"arbiter stopped: {plural(counts.get('claims', 0), 'claim')} answered{f'; {events}' if events else ''}"
 
 
 def migrate_arbiter(source: str, target: str) -> int:
@@ -94,18 +124,23 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         gate_sync = start_gate_sync(config, store)
         if not args.once:
-            stop_on_signals().wait()
+            stop_on_signals(again=lambda _signum: gate_sync.hurry()).wait()
         elif not gate_sync.wait_ready(config.sync.connect_wait):
             print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker} ({gate_sync.unready()})",
                   file=sys.stderr)
         drained = gate_sync.close(config.sync.drain_wait)
         left = Ledger(store).outbox_counts()
-    print(f"outbox {'empty' if not left else json.dumps(left)}; {json.dumps(gate_sync.counters.snapshot())}")
+    events = counted(gate_sync.counters.snapshot())
+    print(f"{outbox_left(left)}{f'; this run: {events}' if events else ''}")
     return 0 if drained else 1
 
 
 def cmd_conflicts(args: argparse.Namespace, config: Config) -> int:
-    rows = _arbiter_conflicts(config) if args.arbiter else _gate_conflicts(config)
+    home_given = bool(args.home or args.config or os.environ.get("QRGATE_HOME"))
+    if not args.arbiter:
+        check_home(HOME_NEEDED, config, home_given)
+    rows = _arbiter_conflicts(arbiter_store_found(config, args.store, home_given)) if args.arbiter \
+        else _gate_conflicts(config)
     rows = [r for r in rows if args.all or r["state"] == "open"]
     for row in rows:
         if args.json:
@@ -123,12 +158,23 @@ def _gate_conflicts(config: Config) -> list[dict[str, object]]:
         return Ledger(store).conflicts()
 
 
-def _arbiter_conflicts(config: Config) -> list[dict[str, object]]:
+def arbiter_store_found(config: Config, store: str, home_given: bool,
+                        installed: Path = INSTALLED_ARBITER_DB) -> str | Path:
+    """The arbiter's store for a report: `store`, or sync.arbiter_db under the home; with neither a home nor a
+    store given and none in the default home, the one the README's and the provisioned arbiter keep in
+    `installed`.  ConfigError (naming --home and --store) when there is none."""
+    where = arbiter_store_at(config, store)
+    if not isinstance(where, Path) or where.exists():
+        return where
+    if not (home_given or store) and installed.exists():
+        return installed
+    raise ConfigError(f"{where}: no arbiter store here: give the arbiter's home (--home DIR, as given to "
+                      "`gate arbiter`) or its store (--store FILE or postgresql://...)")
+
+
+def _arbiter_conflicts(where: str | Path) -> list[dict[str, object]]:
     from sync.arbiter.stores import open_store
 
-    where = arbiter_store_at(config)
-    if isinstance(where, Path) and not where.exists():
-        raise ConfigError(f"{where}: no arbiter store here (sync.arbiter_db)")
     store = open_store(where)
     try:
         return store.rows("SELECT * FROM conflicts ORDER BY seq")

@@ -6,7 +6,9 @@ link; refused wedge scans (a flood past `scanner.line_queue`) show in
 systemd's STATUS line and the retained MQTT status (`scans_refused`); the
 systemd watchdog is fed by the scan loop itself (a wedge scanner, which
 blocks in a read while nobody scans, by a keeper thread); a first
-SIGTERM/SIGINT stops after the current frame and the queued decisions.
+SIGTERM/SIGINT stops after the current frame and the queued decisions; a
+second one ends the outbox drain at once (what is left stays in the outbox
+for `gate sync`, and the gate says how many).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def run(config: Config, *, camera: str | None = None, source: str | None = None,
         def on_term(signum: int) -> None:
             log.info("signal %d: stopping after the current frame", signum)
             loop.stop()
-        on_stop_signals(on_term)
+        on_stop_signals(on_term, again=_hurry(decider))
         kind = camera or config.camera.kind
         log.info("gate %s scanning (camera %s, decoder %s, feedback %s)", config.gate_id,
                  kind, config.decoder.kind, feedback_kind or config.feedback.kind)
@@ -77,6 +79,12 @@ def _show_link_state(decider: Decider, feedback: Feedback, loop: ScanLoop) -> No
             feedback.offline(not sync.can_claim())
             time.sleep(1.0)
     threading.Thread(target=watch, name="link-state", daemon=True).start()
+
+
+def _hurry(decider: Decider) -> Callable[[int], None]:
+    """What a second stop signal does: the outbox drain at exit ends now (what is left stays for `gate sync`)."""
+    sync = getattr(decider.claimer, "sync", None)
+    return lambda _signum: sync.hurry() if sync is not None else None
 
 
 def _count_refused(decider: Decider) -> Callable[[str], None] | None:

@@ -63,14 +63,26 @@ class ScanStats:
     decode_ms_total: float = 0.0
     decisions: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    #: when the loop ended: a health line made after that (at exit, after the drain) gives the same rates
+    ended: float | None = None
 
     def health(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        elapsed = max((self.ended or time.monotonic()) - self.started, 1e-9)
         ms = self.decode_ms_total / self.frames if self.frames else 0.0
         by = " ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "none"
         return (f"health: {self.frames / elapsed:.1f} frames/s, decode {ms:.2f} ms/frame, decisions {by}, "
                 f"bad frames {self.bad_frames}, camera faults {self.camera_faults}, dropped {self.dropped}, "
                 f"refused {self.refused}, repeats {self.repeats}, feedback errors {self.feedback_errors}")
+
+
+class _Released:
+    """The decoder of a loop that has ended: reads nothing (its library's objects are freed)."""
+
+    def decode(self, image: object) -> list[str]:
+        return []
+
+
+_RELEASED = _Released()
 
 
 class Debouncer:
@@ -201,7 +213,10 @@ class ScanLoop:
             capture.join(self.stop_grace)
         finally:
             self._finish(worker)
-            log.info(self.stats.health())
+            self.stats.ended = time.monotonic()  # the caller reports the last health line (`gate run` prints it)
+            # A thread left behind (a blocked read, the link light) must not keep the decoder library's objects
+            # alive until the interpreter exits: zxing-cpp (nanobind) prints a leak report for each of them then.
+            self.decoder = _RELEASED
         if self.fatal is not None:
             raise self.fatal
         return self.stats
@@ -333,7 +348,7 @@ class ScanLoop:
             if repeat:
                 self.feedback.repeat(decision.outcome, decision.reason)
                 return
-            self.feedback.show(decision.outcome, decision.reason)
+            self.feedback.show(decision.outcome, decision.reason, provisional=decision.provisional)
             if self.on_decision is not None:
                 self.on_decision(decision)
         except Exception as exc:  # a broken LED driver or pipe must not stop the next decision

@@ -4,7 +4,9 @@ A Python signal handler runs on the main thread between bytecodes, so a
 second signal can interrupt the first handler while it holds a
 threading.Event's lock; setting the same Event again then blocks forever
 (seen: `gate arbiter` hung after a TERM followed by an INT).  The handler
-here acts on the first signal only; later ones return at once.
+here calls `stop` on the first signal only; the second calls `again` (an
+operator's "stop now" while the outbox drains), which must take no lock;
+later ones return at once.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from collections.abc import Callable
 from types import FrameType
 
 
-def on_stop_signals(stop: Callable[[int], None]) -> None:
-    """Call `stop(signum)` once, on the first SIGTERM or SIGINT."""
+def on_stop_signals(stop: Callable[[int], None], again: Callable[[int], None] | None = None) -> None:
+    """Call `stop(signum)` once, on the first SIGTERM or SIGINT, and `again(signum)` once, on the second."""
     seen: list[int] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        if seen:  # a repeat while the first may still be running: never take a lock twice
-            return
         seen.append(signum)
-        stop(signum)
+        if len(seen) == 1:
+            stop(signum)
+        elif len(seen) == 2 and again is not None:  # may interrupt `stop`: `again` never takes a lock
+            again(signum)
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

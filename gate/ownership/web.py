@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from gate.exc import CannotListen
 from gate.ownership.block import Message
 from gate.ownership.exc import ChainError, MalformedBlock, Refused
 
@@ -112,7 +113,10 @@ class JsonServer:
         self.name = name
         self.max_body = max_body
         self.errors = 0
-        self.server = _Server((host, port), self._handler())
+        try:
+            self.server = _Server((host, port), self._handler())
+        except OSError as exc:
+            raise CannotListen.because(host, port, exc) from None
         self._thread: threading.Thread | None = None
 
     @property

@@ -22,8 +22,12 @@ class Feedback(abc.ABC):
     """
 
     @abc.abstractmethod
-    def show(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
-        """Start the pattern for `outcome`, replacing any running one."""
+    def show(self, outcome: Outcome, reason: Reason = Reason.NONE, *, provisional: bool = False) -> None:
+        """Start the pattern for `outcome`, replacing any running one.
+
+        `provisional`: an ADMIT decided offline (the arbiter did not answer; a conflict may follow).  The
+        console says so; lights show it by the standing offline state.
+        """
 
     @abc.abstractmethod
     def repeat(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:

@@ -23,7 +23,7 @@ _LOOK: dict[Outcome, tuple[str, str]] = {
 
 
 class ConsoleFeedback(Feedback):
-    """Writes e.g. ``✖ ALREADY_USED (already_used)`` to ``stream``.
+    """Writes e.g. ``✖ ALREADY_USED (already_used)`` or ``✔ ADMIT (offline, provisional)`` to ``stream``.
 
     ``color`` None (default) colours only when the stream is a terminal, so
     logs and pipes get plain text.
@@ -34,9 +34,9 @@ class ConsoleFeedback(Feedback):
         self._color = color if color is not None else self._stream.isatty()
         self._offline: bool | None = None
 
-    def show(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
+    def show(self, outcome: Outcome, reason: Reason = Reason.NONE, *, provisional: bool = False) -> None:
         symbol, colour = _LOOK[Outcome(outcome)]
-        detail = f" ({reason})" if reason else ""
+        detail = " (offline, provisional)" if provisional else f" ({reason})" if reason else ""
         self._write(f"{symbol} {outcome}{detail}", colour)
 
     def repeat(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:

@@ -9,7 +9,7 @@ from hardware.feedback.base import Feedback
 
 __all__ = ["RecordingFeedback"]
 
-#: One recorded call: ("show", outcome, reason), ("repeat", outcome, reason), ("offline", bool) or ("close",).
+#: One recorded call: ("show", outcome, reason[, "provisional"]), ("repeat", outcome, reason), ("offline", bool) or ("close",).
 Event = tuple[object, ...]
 
 
@@ -20,8 +20,8 @@ class RecordingFeedback(Feedback):
         self.events: list[Event] = []
         self.closed = False
 
-    def show(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
-        self.events.append(("show", Outcome(outcome), Reason(reason)))
+    def show(self, outcome: Outcome, reason: Reason = Reason.NONE, *, provisional: bool = False) -> None:
+        self.events.append(("show", Outcome(outcome), Reason(reason), *(("provisional",) if provisional else ())))
 
     def repeat(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
         self.events.append(("repeat", Outcome(outcome), Reason(reason)))

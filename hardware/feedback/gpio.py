@@ -97,7 +97,7 @@ class GpioFeedback(Feedback):
                 pins.relay, active_high=pins.relay_active_high, initial_value=False, pin_factory=pin_factory
             )
 
-    def show(self, outcome: Outcome, reason: Reason = Reason.NONE) -> None:
+    def show(self, outcome: Outcome, reason: Reason = Reason.NONE, *, provisional: bool = False) -> None:
         outcome = Outcome(outcome)
         self._player.play(self._patterns[outcome], relay=outcome is Outcome.ADMIT)
 

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from gate.exc import CannotListen
+
 log = logging.getLogger(__name__)
 
 
@@ -71,7 +73,10 @@ class Intake:
         self.serve, self.tls, self.limits, self.count = serve, tls, limits, counters
         self._streams = tuple(f"GET {p}".encode() for p in stream_paths)
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.socket = socket.create_server(address, family=family, backlog=128)
+        try:
+            self.socket = socket.create_server(address, family=family, backlog=128)
+        except OSError as exc:
+            raise CannotListen.because(address[0], address[1], exc) from None
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
         self._selector = selectors.DefaultSelector()

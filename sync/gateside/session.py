@@ -86,6 +86,7 @@ class GateSync:
         self._fault = ""
         self._clock_offset: float | None = None
         self._need_catchup = True
+        self.hurried = False  # set by `hurry`: a plain flag, so a signal handler may set it
         self._drain_after = 0.0
         self._next_status = 0.0
         #: called on the worker thread after every (re)connect (sync.dashboard.GateFeed announces the gate)
@@ -121,11 +122,12 @@ class GateSync:
         return "the broker is connected, but the arbiter has not answered (is `gate arbiter` running?)"
 
     def close(self, drain_wait: float = 0.0) -> bool:
-        """Drain and catch up for at most `drain_wait` s, publish "offline", disconnect; True if drained."""
+        """Drain and catch up for at most `drain_wait` s (until `hurry`), publish "offline", disconnect; True if
+        drained."""
         deadline = time.monotonic() + drain_wait
         self._need_catchup = self._need_catchup or self.link.ready  # leave with the arbiter's latest state
         drained = self._settled()
-        while not drained and (left := deadline - time.monotonic()) > 0:
+        while not drained and not self.hurried and (left := deadline - time.monotonic()) > 0:
             drained = self._flush(time.monotonic() + min(CLOSE_POLL, left))
         self._stop.set()
         self._inbox.put(("stop", None))
@@ -135,6 +137,11 @@ class GateSync:
         self._applier.join(timeout=REQUEST_TIMEOUT + 1)
         self.link.stop(final=(self.topics.status(self.gate_id), self._status_payload("offline", reason="stopped")))
         return drained
+
+    def hurry(self) -> None:
+        """Cut a drain short (an operator's second Ctrl-C): `close` stops draining within CLOSE_POLL and
+        leaves the rest in the outbox.  It takes no lock: a signal handler may call it."""
+        self.hurried = True
 
     def _flush(self, until: float) -> bool:
         """One pass of the worker over the outbox, then (not drained) a pause until `until`: True if drained.
