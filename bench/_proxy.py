@@ -79,7 +79,7 @@ class CutProxy:
                     if not data:
                         return
                     (b if s is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: `cut` closed a socket while select waited on it
             return
         finally:
             for s in (a, b):
