@@ -16,7 +16,7 @@ from pg_fixtures import fresh_database
 from sync.arbiter.store import ArbiterStore, Op
 from sync.arbiter.stores import open_store
 from sync.exc import ArbiterStoreError
-from sync.wire import Answer, Claim, Release, Revocation
+from sync.wire import Answer, Claim, Release, Revocation, Supersession
 
 
 @contextmanager
@@ -62,6 +62,41 @@ def test_first_claim_wins_and_the_next_loses_with_where_and_when(arbiter: Arbite
     assert answers[1].answer == "lost" and not answers[1].conflict
     assert answers[1].first is not None and (answers[1].first.gate, answers[1].first.at) == ("g1", 10.0)
     assert [(i["seq"], i["kind"], i["scan"]) for i in stream] == [(1, "redemption", "s1")]
+
+
+def test_a_batch_of_claims_is_decided_exactly_as_the_same_claims_one_at_a_time(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL reads a batch's claim lookups ahead in one statement: each claim must still be decided on what
+    every claim before it in the batch wrote (pgstore.PgArbiterStore._look_ahead)."""
+    setup: list[Op] = [claim("s1", ticket="t1"), claim("s2", "g2", ticket="t2"), Revocation("show7", "t3", "admin"),
+                       Revocation("*", "t4", "admin"), Supersession("show7", "t5", 2, "boxoffice"),
+                       claim("s6", "g2", ticket="t6")]
+    batch: list[Op] = [
+        claim("s1", ticket="t1"),  # a replay: the same answer
+        claim("s7", "g3", ticket="t2"),  # held: lost
+        claim("s8", ticket="t3"), claim("s9", ticket="t4"),  # revoked (for the event, for every event)
+        claim("s10", ticket="t5"),  # an older generation: superseded
+        claim("s2", "g3", ticket="t2"),  # another gate's scan id: refused
+        claim("s6", "g2", ticket="t6", admitted=True),  # its own win, admitted after all: still won
+        claim("s11", "g2", ticket="t11", admitted=True), claim("s12", ticket="t12"),  # fresh: won
+        claim("s13", ticket="t13"), claim("s14", "g2", ticket="t13", admitted=True),  # one ticket twice: a conflict
+        claim("s15", ticket="t15"), claim("s15", ticket="t15", admitted=True),  # one scan twice
+        claim("s16", "g3", ticket="t1", admitted=True),  # late, lost to s1: a conflict
+    ]
+    tables = ("claims", "scans", "conflicts", "revoked", "stream")
+    with location(backend, tmp_path / "batched") as one_batch, location(backend, tmp_path / "single") as singly:
+        batched, single = open_store(one_batch, clock=lambda: 1000.0), open_store(singly, clock=lambda: 1000.0)
+        try:
+            for store in (batched, single):
+                store.apply(setup)
+            answers, stream = batched.apply(batch)
+            each = [single.apply([op]) for op in batch]
+            assert answers == [a for got, _ in each for a in got]
+            assert stream == [item for _, items in each for item in items]
+            assert [batched.rows(f"SELECT * FROM {t} ORDER BY 1") for t in tables] == [
+                single.rows(f"SELECT * FROM {t} ORDER BY 1") for t in tables]
+        finally:
+            batched.close()
+            single.close()
 
 
 def test_a_replayed_scan_id_gets_the_same_answer_and_changes_nothing(arbiter: ArbiterStore) -> None:

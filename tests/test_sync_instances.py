@@ -39,12 +39,13 @@ def arbiter_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def check_gates_caught_up(site: Site, url: str, gate_ids: list[str]) -> None:
-    """Every gate holds exactly the arbiter's redeemed set at its head, with an empty outbox."""
-    held = dict(arbiter_rows(url, "SELECT ticket_id, scan_id FROM claims"))
+    """Every gate holds exactly the arbiter's redeemed set, each redemption at its sequence number of the stream
+    (so every gate saw the same stream), at the arbiter's head, with an empty outbox."""
+    held = sorted(arbiter_rows(url, "SELECT ticket_id, scan_id, seq FROM claims"))
     [(head,)] = arbiter_rows(url, "SELECT seq FROM stream_head")
     for gate_id in gate_ids:
         db = site.gate_db(gate_id)
-        assert dict(rows(db, "SELECT ticket_id, scan_id FROM redeemed")) == held, gate_id
+        assert sorted(rows(db, "SELECT ticket_id, scan_id, arbiter_seq FROM redeemed")) == held, gate_id
         assert rows(db, "SELECT count(*) FROM outbox WHERE state != 'done'") == [(0,)], gate_id
         assert rows(db, "SELECT value FROM sync_state WHERE key = 'seq'") == [(str(head),)], gate_id
 

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from gate.rules import CheckinList
 from gate.sqlite import Database
@@ -165,9 +166,13 @@ class ArbiterStore:
             answers = [passes.transition(db, t, self.lists, now, emit) for t in moves]
         return answers, stream
 
+    def _lookup(self, db: sqlite3.Connection, c: Claim) -> Sequence[Any]:
+        """CLAIM_LOOKUP's row for `c`, as this transaction sees it now (PgArbiterStore reads a batch's at once)."""
+        return cast(Sequence[Any], db.execute(CLAIM_LOOKUP, {"scan": c.scan, "event": c.event, "ticket": c.ticket,
+                                                             "any": ANY_EVENT}).fetchone())
+
     def _claim(self, db: sqlite3.Connection, c: Claim, now: float, stream: list[Json]) -> Answer:
-        row = db.execute(CLAIM_LOOKUP, {"scan": c.scan, "event": c.event, "ticket": c.ticket, "any": ANY_EVENT}
-                         ).fetchone()
+        row = self._lookup(db, c)
         prior = row[0:4] if row[0] is not None else None
         revoked, current = row[4], row[5]
         holder = First(*row[6:10]) if row[6] is not None else None
