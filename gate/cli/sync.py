@@ -88,8 +88,6 @@ def migrate_arbiter(source: str, target: str) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, config: Config) -> int:
-    from gate.ledger import Ledger
-
     need_broker(config)
     with open_store(config) as store:
         gate_sync = start_gate_sync(config, store)
@@ -99,7 +97,7 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
             print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker} ({gate_sync.unready()})",
                   file=sys.stderr)
         drained = gate_sync.close(config.sync.drain_wait)
-        left = Ledger(store).outbox_counts()
+        left = gate_sync.outbox_counts()
     print(f"outbox {'empty' if not left else json.dumps(left)}; {json.dumps(gate_sync.counters.snapshot())}")
     return 0 if drained else 1
 
