@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from gate.rules import CheckinList
 from sync.arbiter.store import ArbiterStore
-from sync.wire import PassAnswer, Transition
+from sync.wire import PassAnswer, Revocation, Transition
 
 LISTS = {"stadium": CheckinList("stadium", "show7", reentry=True),
          "multi": CheckinList("multi", "show7", entries=3, reentry=False),
@@ -127,3 +128,53 @@ def test_a_partition_where_a_ticket_enters_on_both_sides_is_one_conflict_and_cou
     for t in sorted(side_a + side_b, key=lambda t: t.at):
         last[t.ticket] = t.direction
     assert store.inside()["stadium"][0] == sum(d == "in" for d in last.values()) == 2
+
+
+def test_a_void_undoes_a_live_entry_the_gate_gave_up_on_and_answers_void_ever_after(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    assert code(one(store, move("v1", "hall", scan="x"))) == "ADMIT"
+    assert store.inside() == {"hall": (1, 1)}
+    undone = one(store, replace(move("v1", "hall", scan="x"), void=True))
+    assert (undone.outcome, undone.reason, undone.state and undone.state["inside"]) == ("FAULT", "offline", False)
+    assert store.inside() == {"hall": (0, 0)}
+    assert store.rows("SELECT entries, inside FROM pass_states") == [{"entries": 0, "inside": 0}]
+    assert code(one(store, move("v1", "hall", scan="x"))) == "offline", "a stale copy never applies"
+    items, _ = store.read_stream(0, 100)
+    assert [(i["reason"], i["state"]["inside"]) for i in items] == [("", True), ("offline", False)]
+
+
+def test_a_void_before_its_transition_arrives_is_a_tombstone(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    assert code(one(store, replace(move("v2", "multi", scan="y"), void=True))) == "offline"
+    assert code(one(store, move("v2", "multi", scan="y"))) == "offline"
+    assert store.rows("SELECT count(*) AS n FROM pass_states") == [{"n": 0}]
+
+
+def test_a_void_after_later_moves_gives_back_the_entry_and_leaves_the_ticket_where_it_is(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    one(store, move("v3", "multi", scan="phantom", at=1.0))
+    assert code(one(store, move("v3", "multi", "out", at=2.0))) == "exit"
+    one(store, replace(move("v3", "multi", scan="phantom", at=1.0), void=True))
+    assert store.rows("SELECT entries, inside FROM pass_states") == [{"entries": 0, "inside": 0}]
+    assert store.inside() == {"multi": (0, 0)}
+
+
+def test_refused_live_then_let_in_offline_is_judged_again_as_a_late_entry(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    for i in range(5):
+        one(store, move(f"full{i}", "hall"))
+    assert code(one(store, move("late", "hall", scan="z"))) == "area_full"
+    late = one(store, move("late", "hall", scan="z", admitted=True))
+    assert (late.reason, late.conflict) == ("area_full", True)
+    assert store.inside() == {"hall": (6, 6)}
+    assert one(store, move("late", "hall", scan="z", admitted=True)) == late
+
+
+def test_a_revoked_ticket_is_refused_entry_but_may_leave(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "a.db")
+    assert code(one(store, move("r1", "stadium"))) == "ADMIT"
+    store.apply([Revocation("show7", "r1", "admin")])
+    assert code(one(store, move("r1", "stadium", "out"))) == "exit"
+    assert code(one(store, move("r1", "stadium"))) == "revoked"
+    offline = one(store, move("r1", "stadium", admitted=True))
+    assert (offline.reason, offline.conflict) == ("revoked", True)
