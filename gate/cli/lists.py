@@ -74,12 +74,13 @@ def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
 
 
 def _arbiter_inside(config: Config) -> dict[str, tuple[int, int]]:
-    from sync.arbiter.store import ArbiterStore
+    from gate.wiring import arbiter_store_at
+    from sync.arbiter.stores import open_store
 
-    path = config.path(config.sync.arbiter_db)
-    if not path.exists():
-        raise ConfigError(f"{path}: no arbiter store here (sync.arbiter_db)")
-    store = ArbiterStore.open(path)
+    where = arbiter_store_at(config)
+    if isinstance(where, Path) and not where.exists():
+        raise ConfigError(f"{where}: no arbiter store here (sync.arbiter_db)")
+    store = open_store(where)
     try:
         return store.inside()
     finally:

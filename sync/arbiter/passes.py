@@ -187,8 +187,10 @@ def _full(db: sqlite3.Connection, lst: CheckinList) -> bool:
 
 
 def _count(db: sqlite3.Connection, name: str, inside: int, admitted: int) -> None:
-    if not db.execute("UPDATE pass_areas SET inside = max(inside + ?, 0), admitted = max(admitted + ?, 0)"
-                      " WHERE list = ?", (inside, admitted, name)).rowcount:
+    # CASE, not SQLite's max(a, b): the same SQL runs on PostgreSQL (sync/arbiter/pgstore.py)
+    if not db.execute("UPDATE pass_areas SET inside = CASE WHEN inside + ? > 0 THEN inside + ? ELSE 0 END,"
+                      " admitted = CASE WHEN admitted + ? > 0 THEN admitted + ? ELSE 0 END WHERE list = ?",
+                      (inside, inside, admitted, admitted, name)).rowcount:
         db.execute("INSERT INTO pass_areas VALUES (?, ?, ?)", (name, max(inside, 0), max(admitted, 0)))
 
 
@@ -208,6 +210,5 @@ def _state(d: Json) -> PassState:
                      float(d["last_entry"]))
 
 
-def inside(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
-    """Per list: (tickets inside now, tickets admitted), exact across every gate that reached the arbiter."""
-    return {name: (n, a) for name, n, a in db.execute("SELECT list, inside, admitted FROM pass_areas ORDER BY list")}
+#: per list: tickets inside now, entries admitted (ArbiterStore.inside)
+INSIDE = "SELECT list, inside, admitted FROM pass_areas ORDER BY list"

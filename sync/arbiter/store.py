@@ -405,8 +405,8 @@ class ArbiterStore:
 
     def inside(self) -> dict[str, tuple[int, int]]:
         """Per check-in list: (tickets inside now, entries admitted), exact across gates (sync/arbiter/passes.py)."""
-        with self.database.lock:
-            return passes.inside(self.conn)
+        return {str(r["list"]): (int(r["inside"]), int(r["admitted"]))  # type: ignore[call-overload]
+                for r in self.rows(passes.INSIDE)}
 
     def counts(self) -> dict[str, int]:
         """Claims held, scans by answer, open conflicts, revocations, stream head: the arbiter's status."""
