@@ -145,3 +145,28 @@ def test_a_partition_where_tickets_enter_on_both_sides_heals_into_exactly_those_
     far_in.close()
     far_out.close()
     watcher.close()
+
+
+def test_two_arbiter_instances_on_postgresql_share_one_capacity(site: Site) -> None:
+    from pg_fixtures import fresh_database
+
+    paths = serve(site, CheckinList("hall", "show7", entries=0, capacity=5))
+    with fresh_database() as url:
+        for name in ("a", "b"):
+            site.start_arbiter("--store", url, "--instance", name, "--group", "arbiters")
+        tickets = site.mint(16)
+        ids = [f"gate-{n}" for n in range(4)]
+        watcher = Watcher(site.broker)
+        gates = [list_gate(site, g, paths["hall"], **PATIENT) for g in ids]
+        watcher.wait_online(*ids)
+        decisions = [d for out in feed_all(gates, [tickets[n::4] for n in range(4)]) for d in out]
+        assert Counter(code(d) for d in decisions) == {"ADMIT": 5, "area_full": 11}
+        shown = site.gate_cli("arbiter", "lists", "inside", "--arbiter", QRGATE_SYNC_ARBITER_DB=url)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.strip() == "hall: 5 inside, 5 entries admitted"
+        served = lambda n: ((watcher.last(f"qrgate/arbiter/status/{n}") or {}).get("counters") or {}).get(  # noqa: E731
+            "transitions", 0)
+        wait_until(lambda: served("a") + served("b") == 16, 10, "the instances' statuses to count every transition")
+        assert served("a") and served("b"), "one instance judged them all"
+        watcher.close()
+        site.close()  # the instances let go of the database before it is dropped
