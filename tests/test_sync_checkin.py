@@ -170,3 +170,40 @@ def test_two_arbiter_instances_on_postgresql_share_one_capacity(site: Site) -> N
         assert served("a") and served("b"), "one instance judged them all"
         watcher.close()
         site.close()  # the instances let go of the database before it is dropped
+
+
+def test_a_stolen_gate_credential_moves_no_ticket_it_was_not_shown(site: Site) -> None:
+    """Transitions are checked like claims (docs/security.md): no code, a forged product or another gate's
+    scan id move nothing; only a genuine code of the named product is judged."""
+    import time
+
+    from gate.product import with_product
+    from gate.ticket import Ticket
+    from sync import wire
+    from sync.link import RequestProperties
+
+    serve(site, CheckinList("vip", "show7", products=("vip",), entries=0))
+    site.start_arbiter()
+    replies = Watcher(site.broker, "qrgate/reply/+")
+    general = site.key.sign(with_product(Ticket("show7", "g1"), "general"))
+    vip = site.key.sign(with_product(Ticket("show7", "v1"), "vip"))
+
+    def send(gate: str, *moves: wire.Transition) -> dict[str, dict[str, Any]]:
+        before = len(replies.on(f"qrgate/reply/{gate}"))
+        replies.client.publish(f"qrgate/claim/{gate}", wire.encode(wire.request("transitions", list(moves))), qos=1,
+                               properties=RequestProperties(f"qrgate/reply/{gate}", b"c1")).wait_for_publish(5)
+        [reply] = wait_until(lambda: replies.on(f"qrgate/reply/{gate}")[before:], 10, "the answer")
+        assert reply["kind"] == "transition"
+        return {a["scan"]: a for a in reply["results"]}
+
+    now = time.time()
+    got = send("gate-a", wire.Transition("s0", "show7", "v1", "gate-a", now, "vip", 1),
+               wire.Transition("s1", "show7", "g1", "gate-a", now, "vip", 1, product="vip", text=general),
+               wire.Transition("s2", "show7", "v1", "gate-a", now, "vip", 1, product="vip", text=vip))
+    assert [(got[s]["outcome"], got[s]["reason"], got[s].get("detail", "").split(":")[0]) for s in ("s0", "s1")] == [
+        ("INVALID", "refused", "no_ticket"), ("INVALID", "refused", "mismatch")]
+    assert (got["s2"]["outcome"], got["s2"]["state"]["inside"]) == ("ADMIT", True)
+    other = send("gate-b", wire.Transition("s2", "show7", "v1", "gate-b", now, "vip", 1, void=True))
+    assert (other["s2"]["outcome"], other["s2"]["reason"]) == ("INVALID", "refused")
+    assert arbiter_inside(site)["vip"]["inside"] == 1
+    replies.close()
