@@ -190,3 +190,20 @@ def test_a_revoked_ticket_is_refused_entry_but_may_leave(where: str | Path) -> N
     assert code(one(store, move("r1", "stadium"))) == "revoked"
     offline = one(store, move("r1", "stadium", admitted=True))
     assert (offline.reason, offline.conflict) == ("revoked", True)
+
+
+def test_late_moves_in_any_order_leave_the_ticket_where_the_last_move_put_it(where: str | Path) -> None:
+    store = open_arbiter(where)
+    # q1 went in at 10 and out at 20, q2 out at 20 and back in at 30 (re-entry): the exits arrive first
+    one(store, move("q2", "stadium", at=5.0))
+    for t in (move("q1", "stadium", "out", at=20.0, admitted=True), move("q2", "stadium", "out", at=20.0,
+                                                                          admitted=True)):
+        assert code(one(store, t)) == "exit"
+    assert code(one(store, move("q1", "stadium", at=10.0, admitted=True))) == "ADMIT"
+    assert code(one(store, move("q2", "stadium", at=30.0, admitted=True))) == "ADMIT"
+    inside = {r["ticket_id"]: r["inside"] for r in store.rows("SELECT ticket_id, inside FROM pass_states")}
+    assert inside == {"q1": 0, "q2": 1}
+    assert store.inside()["stadium"][0] == 1
+    # and a late exit older than the entry after it leaves the ticket inside
+    assert code(one(store, move("q2", "stadium", "out", at=25.0, admitted=True))) == "exit"
+    assert store.inside()["stadium"][0] == 1

@@ -127,13 +127,13 @@ def test_a_partition_where_tickets_enter_on_both_sides_heals_into_exactly_those_
     assert [code(d) for d in side_a] == ["ADMIT"] * 3 and not any(d["provisional"] for d in side_a)
     assert [code(d) for d in side_b] == ["ADMIT"] * 4 and all(d["provisional"] for d in side_b)
     assert [code(d) for d in exits] == ["exit"] * 2
-    far_in.heal()  # the entries reach the arbiter before the exit that followed one of them
-    wait_until(lambda: rows(site.gate_db("b-in"), "SELECT count(*) FROM pass_outbox WHERE state != 'done'")
-               == [(0,)], 30, "b-in's outbox to drain")
-    far_out.heal()
+    far_out.heal()  # the exits reach the arbiter before the entries they followed: late moves come in any order
+    wait_until(lambda: rows(site.gate_db("b-out"), "SELECT count(*) FROM pass_outbox WHERE state != 'done'")
+               == [(0,)], 30, "b-out's outbox to drain")
+    far_in.heal()
     for gate in (a, b, b_out):
         assert gate.finish() in (0, 1), gate.stderr
-    assert rows(site.gate_db("b-out"), "SELECT count(*) FROM pass_outbox WHERE state != 'done'") == [(0,)]
+    assert rows(site.gate_db("b-in"), "SELECT count(*) FROM pass_outbox WHERE state != 'done'") == [(0,)]
     conflicts = {s for (s,) in rows(site.arbiter_db(), "SELECT scan_id FROM pass_scans WHERE conflict = 1")}
     assert conflicts == {side_b[0]["scan_id"], side_b[3]["scan_id"]}, "p1 and p4 entered on both sides"
     assert rows(site.arbiter_db(), "SELECT DISTINCT reason FROM pass_scans WHERE conflict = 1") == [("already_inside",)]

@@ -16,6 +16,8 @@ as writers, like gate/store.py and gate/ledger.py share the gate's file).  What 
   (``revoked`` / ``superseded``), like claims; exits are let through.
 * A scan id first decided live and refused, then reported ``admitted`` (the gate gave up waiting and let
   the person in offline), is judged again as a late transition: a fact, a conflict if still refused.
+* Late transitions reach the arbiter in any order: a late move older than the ticket's last applied move
+  the other way (an exit, or an entry) leaves it where that later move put it (it still spends its entry).
 * A ``void`` transition (the gate gave up waiting and refused) undoes what its scan id applied: exactly
   (the state before it) if nothing moved the ticket since, else the entry it spent is given back; a scan
   id never seen is tombstoned, so a stale copy of its transition never applies.
@@ -42,6 +44,9 @@ STATE = ("SELECT entries, day, day_entries, inside, last_entry, rev, scan_id FRO
          " WHERE event = ? AND ticket_id = ? AND list = ?")
 PRIOR = ("SELECT gate_id, event, ticket_id, list, outcome, reason, detail, seq, conflict, admitted, undo, direction"
          " FROM pass_scans WHERE scan_id = ?")
+#: the time of the ticket's last exit the arbiter let through (voided ones are FAULT; an index of migration 5)
+LAST_EXIT = ("SELECT max(at) FROM pass_scans WHERE event = ? AND ticket_id = ? AND list = ? AND direction = 'out'"
+             " AND outcome = 'ADMIT'")
 #: what a voided scan id answers, then and ever after
 VOID = (Outcome.FAULT.value, Reason.OFFLINE.value)
 ANY_EVENT = "*"
@@ -86,6 +91,8 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
     conflict = t.admitted and t.direction == "in" and outcome is not Outcome.ADMIT
     if conflict:  # let in offline although refused here: a fact, recorded and applied
         nxt = entered(lst, state, t.at)
+    if t.admitted and nxt != state:
+        nxt = _in_time(db, t, state, nxt)
     seq = None
     if nxt != state:
         if not _swap(db, t.event, t.ticket, t.list, t.scan, nxt, rev):
@@ -97,6 +104,17 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
     undo = json.dumps({"before": state_json(state), "after": state_json(nxt)}) if seq is not None else ""
     _remember(db, t, lst.version, outcome.value, reason.value, detail, conflict, seq, now, undo)
     return PassAnswer(t.scan, outcome.value, reason.value, detail, seq, conflict, state_json(nxt))
+
+
+def _in_time(db: sqlite3.Connection, t: Transition, state: PassState, nxt: PassState) -> PassState:
+    """A late move older than the ticket's last applied move the other way (an exit, or an entry) leaves the
+    ticket where that later move put it: late moves reach the arbiter in any order, people moved in one."""
+    if t.direction == "out":
+        older = state.last_entry > t.at
+    else:
+        row = db.execute(LAST_EXIT, (t.event, t.ticket, t.list)).fetchone()
+        older = row is not None and row[0] is not None and row[0] > t.at
+    return replace(nxt, inside=state.inside) if older else nxt
 
 
 def _refused(db: sqlite3.Connection, t: Transition) -> tuple[Outcome, Reason, str] | None:

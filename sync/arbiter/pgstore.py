@@ -96,6 +96,7 @@ PG_MIGRATIONS: list[Migration] = [
             admitted integer NOT NULL, outcome text NOT NULL, reason text NOT NULL, detail text NOT NULL,
             conflict integer NOT NULL, seq bigint, arbiter_at double precision NOT NULL, undo text NOT NULL DEFAULT '')""",
         "CREATE TABLE pass_areas (list text PRIMARY KEY, inside bigint NOT NULL, admitted bigint NOT NULL)",
+        "CREATE INDEX pass_scans_ticket ON pass_scans (event, ticket_id, list, direction)",
     )),
 ]
 
