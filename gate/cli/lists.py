@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gate.cli.common import EXIT_OK, SubParsers, command, say
+from gate.cli.common import EXIT_OK, EXIT_REJECTED, SubParsers, command, iso, say
 from gate.config import Config
 from gate.exc import ConfigError
 from gate.keys import KeyStore
 from gate.rules import CheckinList, load, sign
+
+if TYPE_CHECKING:
+    from sync.arbiter.store import ArbiterStore
 
 
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -35,6 +39,10 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.add_argument("--arbiter", action="store_true",
                    help="read the arbiter's store (sync.arbiter_db, on the arbiter's host): exact across gates")
+    p = command(ls, common, "conflicts", cmd_lists_conflicts,
+                "entries let through offline that the arbiter would have refused (on the arbiter's host; exit 1 if any)",
+                "gate lists conflicts --json")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
 
 
 def cmd_lists_sign(args: argparse.Namespace, config: Config) -> int:
@@ -66,6 +74,16 @@ def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_lists_conflicts(args: argparse.Namespace, config: Config) -> int:
+    rows = _arbiter_rows(config, "SELECT scan_id, event, ticket_id, list, list_version, gate_id, at, reason, detail,"
+                                 " arbiter_at, seq FROM pass_scans WHERE conflict = 1 ORDER BY arbiter_at, scan_id")
+    for row in rows:
+        say(json.dumps(row) if args.json else
+            f"{row['event']}/{row['ticket_id']} on {row['list']}: let in at {row['gate_id']} {iso(row['at'])}"  # type: ignore[arg-type]
+            f" while cut off; the arbiter would have refused it: {row['reason']} ({row['detail']})")
+    return EXIT_REJECTED if rows else EXIT_OK
+
+
 def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
     from gate.wiring import open_store
 
@@ -74,17 +92,29 @@ def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
 
 
 def _arbiter_inside(config: Config) -> dict[str, tuple[int, int]]:
+    store = _arbiter(config)
+    try:
+        return store.inside()
+    finally:
+        store.close()
+
+
+def _arbiter_rows(config: Config, sql: str) -> list[dict[str, object]]:
+    store = _arbiter(config)
+    try:
+        return store.rows(sql)
+    finally:
+        store.close()
+
+
+def _arbiter(config: Config) -> ArbiterStore:
     from gate.wiring import arbiter_store_at
     from sync.arbiter.stores import open_store
 
     where = arbiter_store_at(config)
     if isinstance(where, Path) and not where.exists():
         raise ConfigError(f"{where}: no arbiter store here (sync.arbiter_db)")
-    store = open_store(where)
-    try:
-        return store.inside()
-    finally:
-        store.close()
+    return open_store(where)
 
 
 def describe(lst: CheckinList) -> str:
