@@ -210,3 +210,33 @@ def test_a_stolen_gate_credential_moves_no_ticket_it_was_not_shown(site: Site) -
     assert (other["s2"]["outcome"], other["s2"]["reason"]) == ("INVALID", "refused")
     assert arbiter_inside(site)["vip"]["inside"] == 1
     replies.close()
+
+
+def test_a_gate_that_gave_up_waiting_and_refused_voids_what_the_arbiter_applied_late(site: Site) -> None:
+    """The arbiter stalls past the budget (SIGSTOP), the deny policy refuses; the arbiter then applies the
+    transition it had queued, and the gate's void undoes it: nobody is counted inside who was not let in."""
+    import os
+    import signal
+
+    paths = serve(site, CheckinList("hall", "show7", entries=0, capacity=10))
+    arbiter = site.start_arbiter()
+    watcher = Watcher(site.broker)
+    gate = list_gate(site, "gate-1", paths["hall"], QRGATE_SYNC_OFFLINE_POLICY="deny")
+    watcher.wait_online("gate-1")
+    first, second = site.mint(2)
+    assert code(gate.check(first)) == "ADMIT"
+    os.kill(arbiter.proc.pid, signal.SIGSTOP)
+    try:
+        refused = gate.check(second)
+    finally:
+        os.kill(arbiter.proc.pid, signal.SIGCONT)
+    assert (refused["outcome"], refused["reason"]) == ("FAULT", "offline")
+    assert gate.finish() in (0, 1), gate.stderr
+    assert rows(site.arbiter_db(), "SELECT outcome, reason FROM pass_scans WHERE scan_id = ?",
+                refused["scan_id"]) == [("FAULT", "offline")]
+    # applied when the arbiter woke (the transition was queued before the void), then undone
+    moves = [json.loads(body) for (body,) in rows(site.arbiter_db(), "SELECT body FROM stream WHERE kind = 'pass'")]
+    assert [(m["ticket"], m["reason"], m["state"]["inside"]) for m in moves] == [
+        ("t0", "", True), ("t1", "", True), ("t1", "offline", False)]
+    assert arbiter_inside(site)["hall"] == {"list": "hall", "inside": 1, "entries": 1}
+    watcher.close()
