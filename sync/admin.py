@@ -69,9 +69,10 @@ class AdminClient:
         finally:
             link.stop()
 
-    def revoke(self, event: str | None, ticket: str, reason: str = "") -> AdminResult:
-        """Put a revocation on every gate's stream (event None or "*": every event); ok once the arbiter has it."""
-        revocation = wire.Revocation(event or "*", ticket, self.sender, reason)
+    def revoke(self, event: str | None, ticket: str, reason: str = "", admin: str = "") -> AdminResult:
+        """Put a revocation on every gate's stream (event None or "*": every event); ok once the arbiter has it.
+        `admin` is the person (on the stream with the revocation, as with an override); "" leaves it out."""
+        revocation = wire.Revocation(event or "*", ticket, self.sender, reason, admin=admin)
         return self.ask("revoke", wire.request("revocations", [revocation]), "revoked")
 
     def supersede(self, event: str, ticket: str, generation: int, at: float = 0.0) -> AdminResult:

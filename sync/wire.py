@@ -252,20 +252,30 @@ class Release:
 
 @dataclass(frozen=True)
 class Revocation:
-    """Refuse (event, ticket) from now on; event "*" is every event."""
+    """Refuse (event, ticket) from now on; event "*" is every event.
+
+    `by` is the MQTT sender; `admin` the person who asked (a dashboard account, the operator of `gate
+    revoke`), as in an override.  It is optional: ``""`` (a revocation of an older sender) is left out of the
+    payload, and a payload without it is read as ``""``.
+    """
 
     event: str
     ticket: str
     by: str
     reason: str = ""
     at: float = 0.0
+    admin: str = ""
 
     def to_json(self) -> Json:
-        return {"event": self.event, "ticket": self.ticket, "by": self.by, "reason": self.reason, "at": self.at}
+        d: Json = {"event": self.event, "ticket": self.ticket, "by": self.by, "reason": self.reason, "at": self.at}
+        if self.admin:
+            d["admin"] = self.admin
+        return d
 
     @classmethod
     def from_json(cls, d: Json) -> Revocation:
-        return cls(text(d, "event"), text(d, "ticket"), text(d, "by"), text(d, "reason", ""), number(d, "at", 0.0))
+        return cls(text(d, "event"), text(d, "ticket"), text(d, "by"), text(d, "reason", ""), number(d, "at", 0.0),
+                   text(d, "admin", ""))
 
 
 @dataclass(frozen=True)
@@ -455,6 +465,8 @@ def check_item(d: Json) -> Json:
         text(d, "list")
         text(d, "scan")
         pass_state(obj(d, "state"))
+    if kind == "revocation":
+        text(d, "admin", "")  # optional (older arbiters leave it out): the person who revoked
     if kind == "conflict":
         if d.get("state") not in ("open", "void"):
             raise BadMessage(f"conflict state must be 'open' or 'void', not {d.get('state')!r}")

@@ -3,6 +3,8 @@ under the logged-in account."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures", "dashboard_fixtures")
@@ -50,6 +52,8 @@ def test_overrides_need_an_admin_reach_every_gate_and_are_audited(site: Site) ->
     status, answer = dashboard.api("/api/revoke", {"ticket": "o2", "admin": "mallory"})  # the body names no one
     assert (status, answer["answer"]) == (200, "revoked")  # no event: every event
     assert g1.check(tickets["o2"])["outcome"] == "REVOKED"
+    [(body,)] = rows(site.arbiter_db(), "SELECT body FROM stream WHERE kind = 'revocation'")
+    assert json.loads(body)["admin"] == "alice"  # the account that asked, on every gate's stream
 
     audit = rows(site.arbiter_db(), "SELECT action, ticket_id, by, admin, reason, answer FROM overrides ORDER BY id")
     assert audit == [("unredeem", "o0", "admin", "alice", "unredeem o0", "released"),

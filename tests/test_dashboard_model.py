@@ -39,6 +39,7 @@ def history(tmp_path: Path) -> History:
 
 def test_rates_reasons_and_totals_per_gate_and_for_the_venue(history: History) -> None:
     model = Model(capacity=100)
+    model.link(True, NOW)  # the dashboard is connected: what the gates say is what it shows
     feed(model, history, scan(1), scan(2), scan(3, outcome=Outcome.ALREADY_USED, reason=Reason.ALREADY_USED),
          scan(4, "gate-2", Outcome.INVALID, Reason.BAD_SIGNATURE), scan(5, "gate-10"))
     model.status("gate-1", {"state": "online", "decisions": {"ADMIT": 2, "ALREADY_USED": 1}, "outbox": {"late": 3},
@@ -58,6 +59,44 @@ def test_rates_reasons_and_totals_per_gate_and_for_the_venue(history: History) -
     assert {g["gate"]: g for g in model.snapshot(NOW + 100)["gates"]}["gate-1"]["state"] == "silent"
 
 
+def test_while_the_dashboard_is_disconnected_every_gate_is_unknown_not_offline() -> None:
+    """The dashboard losing the broker says nothing about the gates: unknown (with when it last heard each and
+    what it was), and once it is back each state returns with its next status, not from before."""
+    model = Model()
+    model.link(True, NOW, "mqtt://10.0.0.2:1883")
+    model.arbiter_status({"state": "online", "head": 3}, NOW)
+    for n in (1, 2, 3):
+        model.status(f"gate-{n}", {"state": "online"}, NOW + n, retained=False)
+    model.status("gate-3", {"state": "offline", "reason": "lost"}, NOW + 4, retained=False)  # the broker's will
+    model.link(False, NOW + 5)
+    snap = model.snapshot(NOW + 8)
+    assert snap["stale"] and snap["link"] == {"up": False, "since": NOW + 5, "broker": "mqtt://10.0.0.2:1883"}
+    assert [(g["state"], g["last_state"], g["known"], g["heard"]) for g in snap["gates"]] == [
+        ("unknown", "online", False, NOW + 1), ("unknown", "online", False, NOW + 2),
+        ("unknown", "offline", False, NOW + 4)]
+    assert (snap["arbiter"]["state"], snap["arbiter"]["last_state"]) == ("unknown", "online")
+    assert {g["state"] for g in model.snapshot(NOW + 500)["gates"]} == {"unknown"}  # not "silent" either
+
+    model.link(True, NOW + 20)
+    model.status("gate-1", {"state": "online"}, NOW + 21, retained=True)  # retained, sent on subscribing
+    model.status("gate-3", {"state": "online"}, NOW + 22, retained=False)  # it reconnected too
+    snap = model.snapshot(NOW + 23)
+    assert not snap["stale"]
+    assert [(g["gate"], g["state"]) for g in snap["gates"]] == [
+        ("gate-1", "online"), ("gate-2", "unknown"), ("gate-3", "online")]  # gate-2: no status since
+    assert snap["arbiter"]["state"] == "unknown"
+    model.arbiter_status({"state": "online", "head": 3}, NOW + 24)
+    assert model.snapshot(NOW + 25)["arbiter"]["state"] == "online"
+
+
+def test_a_revocation_shows_the_person_who_revoked() -> None:
+    model = Model()
+    model.stream_item(item(1, "revocation", "d", by="admin", admin="alice", reason="refunded", at=NOW))
+    model.stream_item(item(2, "revocation", "e", by="box-office", reason="", at=NOW))  # an older arbiter's
+    assert [(r["ticket"], r["by"], r["admin"]) for r in model.snapshot(NOW)["revocations"]] == [
+        ("e", "box-office", ""), ("d", "admin", "alice")]
+
+
 def test_the_stream_drives_capacity_conflicts_and_overrides(history: History) -> None:
     model = Model(capacity=10)
     items = [item(1, "redemption", "a", scan="x1", gate="gate-1", at=NOW),
@@ -66,7 +105,7 @@ def test_the_stream_drives_capacity_conflicts_and_overrides(history: History) ->
                   late={"gate": "gate-3", "at": NOW + 1, "scan": "x3"}, arbiter_at=NOW + 5),
              item(4, "release", "a", scan="x1", gate="gate-1", override="unredeem", by="admin", admin="alice"),
              item(5, "redemption", "c", scan="x5", gate="admin:admin", at=NOW, admin="alice"),
-             item(6, "revocation", "d", by="admin", reason="refunded", at=NOW)]
+             item(6, "revocation", "d", by="admin", admin="alice", reason="refunded", at=NOW)]
     kept, gap = history.apply_stream("e1", items[:2] + items[3:4])
     assert [i["seq"] for i in kept] == [1, 2] and gap  # 4 after 2: a gap, stop there
     kept, gap = history.apply_stream("e1", items)
@@ -84,6 +123,7 @@ def test_the_stream_drives_capacity_conflicts_and_overrides(history: History) ->
     assert [(o["action"], o["ticket"], o["admin"]) for o in snap["overrides"]] == [
         ("admit", "c", "alice"), ("unredeem", "a", "alice")]
     assert snap["revoked"] == 1 and snap["revocations"][0]["reason"] == "refunded"
+    assert [r["summary"] for r in history.ticket("d")] == ["revoked by alice: refunded"]  # the person, not "admin"
 
 
 def test_a_tickets_history_across_gates_survives_a_restart(tmp_path: Path) -> None:

@@ -129,7 +129,8 @@ def test_revoking_a_ticket_from_the_page_makes_a_gate_reject_it(site: Site, page
 
     assert admin_action(page, "revoke", "r0") == "revoked"
     expect(page.locator("#admin-result")).to_contain_text("Done: r0 revoked")
-    expect(page.locator("#admin-log")).to_contain_text("show7/r0 by admin: refunded")
+    expect(page.locator("#admin-log")).to_contain_text("show7/r0 by alice: refunded")  # the person, as for overrides
+    expect(page.locator("#admin-log")).not_to_contain_text("by admin")  # not the dashboard's MQTT id
 
     decision = gate.check(tickets[0])
     assert (decision["outcome"], decision["reason"]) == ("REVOKED", "revoked")
@@ -141,28 +142,55 @@ def test_revoking_a_ticket_from_the_page_makes_a_gate_reject_it(site: Site, page
                10, "the revocation in the gate's store")
     audit = dashboard.api("/api/ticket?ticket=r0")[1]["rows"]
     assert [r["kind"] for r in audit if r["source"] == "dashboard"] == ["revoke"]
+    page.fill("#lookup-ticket", "r0")
+    page.click("#lookup-form button")
+    expect(page.locator('#lookup tr[data-kind="revocation"]')).to_contain_text("revoked by alice: refunded")
+    expect(page.locator('#lookup tr[data-kind="revoke"]')).to_contain_text("revoke by alice")
     shot(page, "revoke")
 
 
 def test_the_page_survives_a_broker_restart(site: Site, page: Page) -> None:
+    """The dashboard losing the broker says so, and that it no longer knows the gates' states (grey
+    "unknown", when each was last seen), never that they are offline: the broker's shutdown sends their last
+    wills to whoever is still connected, the dashboard among them.  Back, the states come from fresh statuses."""
     site.start_arbiter()
     dashboard = start_dashboard(site)
     tickets = site.mint(20, prefix="b")
-    gate = site.start_gate("gate-1")
+    names = ("gate-1", "gate-2", "gate-3")
+    gate, *_ = [site.start_gate(g) for g in names]
     login(page, dashboard.url)
-    wait_state(page, "gate-1", "online")
+    for g in names:
+        wait_state(page, g, "online")
     expect(page.locator("#stale")).to_be_hidden()
     expect(page.locator("#link")).to_have_text("LIVE")
 
     site.broker.stop()
     expect(page.locator("#stale")).to_be_visible(timeout=15_000)
-    expect(page.locator("#link")).to_contain_text("STALE")
+    expect(page.locator("#stale")).to_contain_text(
+        re.compile(r"dashboard is disconnected from the broker mqtt://127\.0\.0\.1:\d+ since \d\d:\d\d:\d\d"))
+    expect(page.locator("#link")).to_have_text("STALE: dashboard disconnected")
     expect(page.locator("body")).to_have_class("stale")
+    time.sleep(1.5)  # any last will the shutdown delivered has been pushed by now
+    cards = page.locator("#gates .gate")
+    expect(cards).to_have_count(3)
+    for g in names:
+        card = gate_card(page, g)
+        expect(card).to_have_attribute("data-state", "unknown")
+        expect(card.locator(".state")).to_have_text("unknown")
+        expect(card.locator(".meta")).to_contain_text("last seen")
+        expect(card.locator(".ago")).to_have_text(re.compile(r"^(just now|\d+ s ago)$"))
+        assert card.evaluate("e => getComputedStyle(e.querySelector('.state')).color") != "rgb(255, 93, 93)"  # red
+    expect(page.locator(".gate.offline")).to_have_count(0)
+    expect(page.locator("#gates")).not_to_contain_text(re.compile("offline", re.I))
+    expect(page.locator("#gates-pill")).to_have_text("3 gates: state unknown (dashboard disconnected)")
+    expect(page.locator("#arbiter")).to_contain_text("arbiter unknown")
     shot(page, "broker-down")
 
     site.broker.start()
     expect(page.locator("#stale")).to_be_hidden(timeout=20_000)
     expect(page.locator("#link")).to_have_text("LIVE")
+    for g in names:  # each from its own status once it is back (the restarted broker kept no retained one)
+        wait_state(page, g, "online", timeout=30)
     for ticket in tickets:  # until the gate has its own link back (its scans are dropped until then)
         decision = gate.check(ticket)
         if not decision["provisional"]:
@@ -171,6 +199,34 @@ def test_the_page_survives_a_broker_restart(site: Site, page: Page) -> None:
     assert decision["outcome"] == "ADMIT" and not decision["provisional"]
     page.locator(f'#feed tr[data-scan="{decision["scan_id"]}"]').wait_for(timeout=2000)
     shot(page, "broker-back")
+
+
+def test_when_only_the_dashboard_loses_the_broker_the_gates_come_back_from_their_retained_statuses(
+        site: Site, page: Page) -> None:
+    proxy = TcpProxy(site.broker.port)
+    site.start_arbiter()
+    dashboard = start_dashboard(site, broker_url=proxy.url)  # only the dashboard goes through the proxy
+    gates = {g: site.start_gate(g) for g in ("gate-1", "gate-2")}
+    login(page, dashboard.url)
+    for g in gates:
+        wait_state(page, g, "online")
+
+    proxy.cut()
+    expect(page.locator("#link")).to_have_text("STALE: dashboard disconnected", timeout=15_000)
+    for g in gates:  # they are fine; the dashboard cannot tell
+        wait_state(page, g, "unknown", timeout=5)
+        expect(gate_card(page, g)).to_have_attribute("data-last-state", "online")
+    gates["gate-2"].kill()  # while the dashboard is away: the broker keeps its last will, retained
+    time.sleep(1)
+    proxy.heal()
+
+    expect(page.locator("#link")).to_have_text("LIVE", timeout=30_000)
+    wait_state(page, "gate-1", "online")
+    wait_state(page, "gate-2", "offline")
+    expect(gate_card(page, "gate-2").locator(".state")).to_have_text("offline (lost)")
+    expect(page.locator("#gates-pill")).to_have_text("1 of 2 gates not online: gate-2")
+    shot(page, "dashboard-reconnected")
+    proxy.close()
 
 
 def test_the_page_needs_a_login_and_a_viewer_cannot_act(site: Site, page: Page) -> None:

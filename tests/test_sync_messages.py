@@ -153,7 +153,7 @@ def test_revocations_reach_every_gate_through_the_stream_also_one_that_was_away(
     watcher = Watcher(site.broker)
     gate = site.start_gate("gate-1")
     watcher.wait_online("gate-1")
-    revoked = site.gate_cli("admin", "revoke", "t1", "--event", "show7", "--reason", "refunded")
+    revoked = site.gate_cli("admin", "revoke", "t1", "--event", "show7", "--reason", "refunded", "--admin", "bob")
     assert revoked.returncode == 0 and "distributed by the arbiter" in revoked.stdout, revoked.stderr
     wait_until(lambda: rows(site.gate_db("gate-1"), "SELECT reason FROM revoked") == [("refunded",)], 10,
                "the revocation to reach gate-1")
@@ -162,6 +162,8 @@ def test_revocations_reach_every_gate_through_the_stream_also_one_that_was_away(
     away = site.gate_cli("gate-2", "check", "--json", tickets[1], tickets[2])  # started after the revocation
     assert [json.loads(line)["outcome"] for line in away.stdout.splitlines()] == ["REVOKED", "ADMIT"]
     assert rows(site.arbiter_db(), "SELECT event, ticket_id, by FROM revoked") == [("show7", "t1", "admin")]
+    [(body,)] = rows(site.arbiter_db(), "SELECT body FROM stream WHERE kind = 'revocation'")
+    assert (json.loads(body)["by"], json.loads(body)["admin"]) == ("admin", "bob")  # the sender, and the person
     watcher.close()
 
 

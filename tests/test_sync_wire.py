@@ -65,6 +65,9 @@ def test_the_doc_examples_say_what_the_doc_says() -> None:
     assert (ruling.scan, ruling.reason, ruling.state and ruling.state["inside"]) == (move.scan, "already_inside", True)
     _epoch, [item] = wire.parse_stream(found["pass-stream"])
     assert (item["kind"], item["reason"], item["state"]["inside"]) == ("pass", "exit", False)
+    [revocation] = wire.parse_revocations(found["revocations"])
+    assert (revocation.by, revocation.admin) == ("admin", "alice")
+    assert items[1]["admin"] == "alice"
 
 
 def test_a_transition_is_never_admitted_and_void_at_once() -> None:
@@ -151,6 +154,30 @@ def test_an_error_reply_is_a_bad_message_for_the_caller() -> None:
 def test_bad_stream_items_are_refused(item: dict[str, object]) -> None:
     with pytest.raises(BadMessage):
         wire.parse_stream({"v": 1, "epoch": "e1", "items": [item]})
+
+
+OLD_REVOCATION = {"event": "show7", "ticket": "7c4", "by": "admin", "reason": "refunded", "at": 0.0}
+
+
+def test_a_revocation_names_the_person_and_one_without_a_person_is_still_read() -> None:
+    """`admin` (the dashboard account or the operator) is optional: an older sender's revocation reads as ""."""
+    [old] = wire.parse_revocations({"v": 1, "revocations": [OLD_REVOCATION]})
+    assert (old.by, old.admin) == ("admin", "")
+    assert "admin" not in old.to_json()  # an older arbiter sees exactly what it always saw
+    named = wire.Revocation("show7", "7c4", "admin", "refunded", admin="alice")
+    assert wire.parse_revocations(wire.decode(wire.encode(wire.request("revocations", [named])))) == [named]
+    _, [item] = wire.parse_stream({"v": 1, "epoch": "e1", "items": [
+        {"seq": 4, "kind": "revocation", **OLD_REVOCATION}]})  # an older arbiter's stream item
+    assert "admin" not in item
+
+
+@pytest.mark.parametrize("admin", [7, None, ["alice"], "x" * 300])
+def test_a_revocation_with_a_bad_person_is_refused(admin: object) -> None:
+    with pytest.raises(BadMessage, match="admin"):
+        wire.parse_revocations({"v": 1, "revocations": [{**OLD_REVOCATION, "admin": admin}]})
+    with pytest.raises(BadMessage, match="admin"):
+        wire.parse_stream({"v": 1, "epoch": "e1", "items": [
+            {"seq": 4, "kind": "revocation", **OLD_REVOCATION, "admin": admin}]})
 
 
 def test_stream_items_come_back_in_sequence_order() -> None:

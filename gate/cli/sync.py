@@ -134,10 +134,11 @@ def _arbiter_conflicts(config: Config) -> list[dict[str, object]]:
         store.close()
 
 
-def distribute_revocation(config: Config, event: str | None, ticket_id: str, reason: str) -> int:
-    """Send a revocation to the arbiter, which puts it on every gate's stream; exit code 0 once it confirms."""
+def distribute_revocation(config: Config, event: str | None, ticket_id: str, reason: str, person: str = "") -> int:
+    """Send a revocation to the arbiter, which puts it on every gate's stream (naming `person`, the operator);
+    exit code 0 once it confirms."""
     with admin_client(config, "revoke") as admin:
-        result = admin.revoke(event, ticket_id, reason)
+        result = admin.revoke(event, ticket_id, reason, person)
     if not result.answered:
         print(f"gate: warning: the arbiter did not confirm via {config.sync.broker}: revoked on this gate only"
               f" ({result.detail})", file=sys.stderr)

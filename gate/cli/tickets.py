@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import secrets
 import sys
@@ -46,6 +47,9 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("ticket_id")
     p.add_argument("--event", help="only this event (default: every event)")
     p.add_argument("--reason", default="")
+    p.add_argument("--admin", default=None, metavar="NAME",
+                   help="with a broker: the person revoking, shown with the revocation on the dashboard "
+                        "(default: your login name)")
     p = command(sub, common, "history", cmd_history, "every scan of one ticket at this gate",
                  "gate history 9f2 --event show7")
     p.add_argument("ticket_id")
@@ -116,8 +120,17 @@ def cmd_revoke(args: argparse.Namespace, config: Config) -> int:
     print(f"{args.event or '*'}/{args.ticket_id} {'revoked' if added else 'was already revoked'}")
     if config.sync.broker:  # every gate gets it through the arbiter's stream
         from gate.cli.sync import distribute_revocation
-        return distribute_revocation(config, args.event, args.ticket_id, args.reason)
+        return distribute_revocation(config, args.event, args.ticket_id, args.reason,
+                                     login_name() if args.admin is None else args.admin)
     return EXIT_OK
+
+
+def login_name() -> str:
+    """Who runs this command (the person a revocation names); "" when the system cannot say."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no LOGNAME/USER and no passwd entry (a bare container)
+        return ""
 
 
 def cmd_history(args: argparse.Namespace, config: Config) -> int:

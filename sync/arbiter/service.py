@@ -363,7 +363,7 @@ class Arbiter:
         elif "generations" in d:  # raised ownership generations ride on the revoke request (docs/ownership.md)
             ops = [wire.Supersession(g.event, g.ticket, g.gen, sender, g.at) for g in wire.parse_supersessions(d)]
         else:
-            ops = [wire.Revocation(v.event, v.ticket, sender, v.reason, v.at) for v in wire.parse_revocations(d)]
+            ops = [wire.Revocation(v.event, v.ticket, sender, v.reason, v.at, v.admin) for v in wire.parse_revocations(d)]
         if any(isinstance(op, wire.Claim | wire.Release | wire.Transition) and op.gate != sender for op in ops):
             raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
         if msg.response_topic is not None and msg.response_topic != self.topics.reply(sender):

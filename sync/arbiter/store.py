@@ -258,8 +258,9 @@ class ArbiterStore:
     def _revoke(self, db: sqlite3.Connection, v: Revocation, now: float, stream: list[Json]) -> Answer:
         if db.execute("SELECT 1 FROM revoked WHERE event = ? AND ticket_id = ?", (v.event, v.ticket)).fetchone():
             return Answer(v.ticket, "revoked", detail="already revoked")
+        person = {"admin": v.admin} if v.admin else {}  # the person who asked: kept in the stream item
         seq = self._emit(db, stream, now, kind="revocation", event=v.event, ticket=v.ticket, by=v.by,
-                         reason=v.reason, at=v.at or now)
+                         reason=v.reason, at=v.at or now, **person)
         db.execute("INSERT INTO revoked VALUES (?, ?, ?, ?, ?, ?)", (v.event, v.ticket, v.at or now, v.by,
                                                                      v.reason, seq))
         return Answer(v.ticket, "revoked", seq)

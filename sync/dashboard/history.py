@@ -176,7 +176,7 @@ def _stream_row(item: Json) -> dict[str, Any]:
         by = f" by admin {item.get('admin') or item.get('by')}" if item.get("override") else ""
         row["summary"] = f"redemption of {item['gate']} dropped{by} (stream #{item['seq']})"
     elif kind == "revocation":
-        row["summary"] = f"revoked by {item.get('by', '?')}: {item.get('reason') or '-'}"
+        row["summary"] = f"revoked by {item.get('admin') or item.get('by', '?')}: {item.get('reason') or '-'}"
     elif kind == "generation":
         row["summary"] = f"now ownership generation {item.get('gen')}"
     elif kind == "conflict":

@@ -62,6 +62,7 @@ class GateView:
     clock_offset: float | None = None
     outbox: int = 0
     arbiter: str = ""
+    fresh: bool = False  # its status was heard since the dashboard's link last came up
     decisions: dict[str, int] = field(default_factory=dict)
     since_status: Counter[str] = field(default_factory=Counter)  # scans that arrived after its last status
     counters: dict[str, int] = field(default_factory=dict)
@@ -73,12 +74,15 @@ class GateView:
         admitted = counts["ADMIT"]
         return admitted, sum(counts.values()) - admitted
 
-    def to_json(self, now: float) -> Json:
+    def to_json(self, now: float, known: bool) -> Json:
+        """Its card; with `known` False (see `Model.snapshot`) its state is "unknown", `last_state` what it was."""
         admitted, rejected = self.totals()
         while self.recent and self.recent[0] < now - 60:
             self.recent.popleft()
-        return {"gate": self.gate, "state": self.state, "reason": self.reason, "detail": self.detail,
-                "heard": self.heard, "clock_offset": self.clock_offset, "outbox": self.outbox,
+        known = known and self.fresh
+        return {"gate": self.gate, "state": self.state if known else "unknown", "last_state": self.state,
+                "known": known, "reason": self.reason, "detail": self.detail, "heard": self.heard,
+                "clock_offset": self.clock_offset, "outbox": self.outbox,
                 "arbiter": self.arbiter, "admitted": admitted, "rejected": rejected,
                 "per_minute": len(self.recent),
                 "spark_in": self.minutes.series(now, "in", SPARK), "spark_out": self.minutes.series(now, "out", SPARK),
@@ -106,6 +110,7 @@ class Model:
         self.overrides: deque[Json] = deque(maxlen=LISTED)
         self.revoked = 0
         self.arbiter: Json = {"state": "unknown", "heard": 0.0, "head": None}
+        self.arbiter_fresh = False
         self.link_up = False
         self.link_since = 0.0
         self.broker = ""
@@ -145,6 +150,7 @@ class Model:
             else:
                 view.heard = max(view.heard, received)
             view.state = str(payload.get("state", "unknown"))
+            view.fresh = True
             view.reason = str(payload.get("reason", ""))
             view.detail = str(payload.get("detail", ""))[:200]
             if "clock_offset" in payload:
@@ -166,6 +172,7 @@ class Model:
         with self._lock:
             self.arbiter = {"state": str(payload.get("state", "unknown")), "heard": received,
                             "head": payload.get("head"), "detail": str(payload.get("detail", ""))[:200]}
+            self.arbiter_fresh = True
 
     def stream_item(self, item: Json) -> None:
         """One item of the arbiter's stream, in sequence order."""
@@ -183,13 +190,19 @@ class Model:
             elif kind == "revocation":
                 self.revoked += 1
                 self.revocations.appendleft({"event": item["event"], "ticket": item["ticket"],
-                                             "by": item.get("by", ""), "reason": item.get("reason", ""),
-                                             "at": item.get("at"), "seq": item["seq"]})
+                                             "by": item.get("by", ""), "admin": item.get("admin") or "",
+                                             "reason": item.get("reason", ""), "at": item.get("at"),
+                                             "seq": item["seq"]})
             elif kind == "conflict":
                 self.conflicts[item["late"]["scan"]] = {
                     "event": item["event"], "ticket": item["ticket"], "state": item["state"],
                     "first": item["first"], "late": item["late"], "arbiter_at": item.get("arbiter_at"),
                     "seq": item["seq"]}
+
+    def _arbiter_json(self) -> Json:
+        known = self.link_up and self.arbiter_fresh
+        return {**self.arbiter, "state": self.arbiter["state"] if known else "unknown",
+                "last_state": self.arbiter["state"], "known": known}
 
     @staticmethod
     def _override_row(item: Json, action: str) -> Json:
@@ -203,16 +216,32 @@ class Model:
             self.held.clear()
 
     def link(self, up: bool, now: float, broker: str = "") -> None:
+        """The dashboard's own link to the broker went up or down.
+
+        While it is down nobody's state is known (a gate may be fine; the dashboard cannot hear it): the
+        snapshot says "unknown" for every gate and the arbiter.  Once it is up again, each state comes back
+        with its next status message (the retained one the broker sends on subscribing, or a fresh one);
+        what was heard before the link went down is not taken for the present.
+        """
         with self._lock:
+            if up and not self.link_up:
+                for view in self.gates.values():
+                    view.fresh = False
+                self.arbiter_fresh = False
             if up != self.link_up or not self.link_since:
                 self.link_up, self.link_since = up, now
             self.broker = broker or self.broker
 
     # -- reading ------------------------------------------------------------------------------------------
     def snapshot(self, now: float, *, feed: bool = False, counters: dict[str, int] | None = None) -> Json:
-        """Everything the page shows (the live feed only with `feed`)."""
+        """Everything the page shows (the live feed only with `feed`).
+
+        A gate's and the arbiter's `state` is "unknown" while the dashboard's link is down and, after it
+        came back, until their next status (`link`); `last_state` is the state last heard, `heard` when.
+        """
         with self._lock:
-            gates = [v.to_json(now) for v in sorted(self.gates.values(), key=lambda v: _natural(v.gate))]
+            gates = [v.to_json(now, self.link_up)
+                     for v in sorted(self.gates.values(), key=lambda v: _natural(v.gate))]
             for g in gates:
                 if g["state"] == "online" and g["heard"] and now - g["heard"] > self.silent_after:
                     g["state"] = "silent"
@@ -220,7 +249,7 @@ class Model:
             out: Json = {
                 "now": now, "stale": not self.link_up,
                 "link": {"up": self.link_up, "since": self.link_since, "broker": self.broker},
-                "arbiter": dict(self.arbiter), "gates": gates,
+                "arbiter": self._arbiter_json(), "gates": gates,
                 "venue": {"minutes": [int(now // 60) * 60 - 60 * (WINDOW - 1 - i) for i in range(WINDOW)],
                           "admitted": self.venue.series(now, "in", WINDOW),
                           "rejected": self.venue.series(now, "out", WINDOW),

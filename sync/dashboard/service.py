@@ -113,7 +113,7 @@ class DashboardService:
 
     # -- admin requests (HTTP threads) ------------------------------------------------------------------
     def revoke(self, event: str, ticket: str, reason: str, admin: str, remote: str) -> ActionResult:
-        result = self.admin.revoke(event or "*", ticket, reason)
+        result = self.admin.revoke(event or "*", ticket, reason, admin)
         self._record(admin, "revoke", event or "*", ticket, reason, remote, result)
         return result
 

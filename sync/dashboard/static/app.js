@@ -106,11 +106,14 @@ function showStale() {
   if (serverDown) {
     $("stale-text").textContent = "The dashboard server cannot be reached (is `gate dashboard` running?).";
   } else if (brokerDown) {
-    $("stale-text").textContent = `The dashboard lost the broker ${state.link.broker} at ${hms(state.link.since)}.`;
+    // the dashboard's own link is down: say so, and not that every gate is (it cannot hear them, that is all)
+    $("stale-text").textContent = `The dashboard is disconnected from the broker ${state.link.broker} since ` +
+      `${hms(state.link.since)} (${ago(state.link.since)}): the gates' states are unknown until it reconnects, ` +
+      "each card says when its gate was last seen.";
   }
   const link = $("link");
   link.className = "pill " + (stale ? "bad" : "ok");
-  link.textContent = serverDown ? "server unreachable" : brokerDown ? "STALE: broker lost" : "LIVE";
+  link.textContent = serverDown ? "server unreachable" : brokerDown ? "STALE: dashboard disconnected" : "LIVE";
 }
 
 // -- rendering ---------------------------------------------------------------------------------------------
@@ -138,6 +141,8 @@ function renderArbiter(a) {
   const ok = a.state === "online";
   node.className = "pill " + (ok ? "ok" : a.state === "unknown" ? "unknown" : "bad");
   node.textContent = `arbiter ${a.state}` + (a.head != null ? ` · stream #${a.head}` : "");
+  node.title = a.known === false && a.last_state && a.last_state !== "unknown"
+    ? `last heard ${ago(a.heard)}: ${a.last_state}` : "the arbiter's retained status";
 }
 
 function renderCapacity(s) {
@@ -150,7 +155,7 @@ function renderCapacity(s) {
   $("cap-revoked").textContent = s.revoked;
   $("rate").textContent = s.gates.reduce((n, g) => n + g.per_minute, 0);
   const online = s.gates.filter((g) => g.state === "online").length;
-  $("gates-online").textContent = `${online} / ${s.gates.length}`;
+  $("gates-online").textContent = s.stale && s.gates.length ? `? / ${s.gates.length}` : `${online} / ${s.gates.length}`;
   $("gates-online").parentElement.className = online < s.gates.length ? "warn" : "";
   const bar = $("cap-bar");
   bar.replaceChildren(svg("rect", {x: 0, y: 0, width: 300, height: 18, rx: 4, class: "track"}));
@@ -235,12 +240,17 @@ function renderGates(gates) {
     card.classList.add(g.state);
     card.dataset.state = g.state;
     card.dataset.heard = g.heard;
+    card.dataset.lastState = g.last_state || "unknown";
     const why = g.state === "offline" ? (g.reason === "stopped" ? " (stopped)" : " (lost)") :
       g.state === "fault" ? ` (${g.detail})` : "";
-    card.querySelector(".state").textContent = g.state + why;
+    const node = card.querySelector(".state");
+    node.textContent = g.state + why;
+    node.title = g.known === false && g.last_state && g.last_state !== "unknown"
+      ? `last heard as ${g.last_state} (${ago(g.heard)}); the dashboard has not heard its status since` : "";
     const [clock, quality] = clockClass(g.clock_offset);
     card.querySelector(".meta").replaceChildren(
-      el("span", {}, g.state === "offline" ? "offline since" : "last heard"), el("span", {}, "clock"),
+      el("span", {}, g.state === "offline" ? "offline since" : g.state === "unknown" ? "last seen" : "last heard"),
+      el("span", {}, "clock"),
       el("span", {}, "outbox"),
       el("b", {class: "ago"}, ago(g.heard)), el("b", {class: quality, title: "arbiter minus gate"}, clock),
       el("b", {class: g.outbox > 0 ? "warn" : "", title: "entries the arbiter has not confirmed"}, g.outbox));
@@ -260,6 +270,11 @@ function renderGates(gates) {
   $("gate-summary").textContent = `(${summary})`;
   const down = gates.filter((g) => g.state !== "online").map((g) => g.gate);
   const pill = $("gates-pill");
+  if (state && state.stale) {  // the dashboard cannot hear them: it says nothing about the gates themselves
+    pill.className = "pill unknown";
+    pill.textContent = `${gates.length} gate${gates.length === 1 ? "" : "s"}: state unknown (dashboard disconnected)`;
+    return;
+  }
   pill.className = "pill " + (down.length ? (counts.offline ? "bad" : "warn") : "ok");
   pill.textContent = down.length ? `${down.length} of ${gates.length} gates not online: ${down.slice(0, 4).join(", ")}` +
     (down.length > 4 ? "…" : "") : gates.length === 1 ? "the gate is online" : `all ${gates.length} gates online`;
@@ -295,7 +310,7 @@ function renderConflicts(conflicts) {
 
 function renderAdminLog(revocations, overrides) {
   const rows = [
-    ...revocations.map((r) => ({t: r.at, kind: "revoked", text: `${r.event}/${r.ticket} by ${r.by}: ${r.reason || "-"}`})),
+    ...revocations.map((r) => ({t: r.at, kind: "revoked", text: `${r.event}/${r.ticket} by ${r.admin || r.by}: ${r.reason || "-"}`})),
     ...overrides.map((o) => ({t: o.at, kind: o.action, text: `${o.event}/${o.ticket} by ${o.admin}: ${o.reason || "-"}`})),
   ].sort((a, b) => b.t - a.t);
   const list = $("admin-log");
@@ -383,6 +398,7 @@ async function act(ev) {
 
 function tick() {
   $("clock").textContent = hms(now());
+  if (state && state.stale && !serverDown) showStale();  // "since HH:MM:SS (N s ago)" keeps counting
   for (const card of gateCards.values()) {
     const node = card.querySelector(".ago");
     if (node) node.textContent = ago(Number(card.dataset.heard));
