@@ -207,3 +207,10 @@ def test_late_moves_in_any_order_leave_the_ticket_where_the_last_move_put_it(whe
     # and a late exit older than the entry after it leaves the ticket inside
     assert code(one(store, move("q2", "stadium", "out", at=25.0, admitted=True))) == "exit"
     assert store.inside()["stadium"][0] == 1
+
+
+def test_a_late_entry_reported_as_let_in_is_never_voided(where: str | Path) -> None:
+    store = open_arbiter(where)
+    late = one(store, move("f1", "stadium", scan="fact", admitted=True))
+    assert one(store, replace(move("f1", "stadium", scan="fact"), void=True)).outcome == late.outcome == "ADMIT"
+    assert store.inside() == {"stadium": (1, 1)}

@@ -133,8 +133,8 @@ def _refused(db: sqlite3.Connection, t: Transition) -> tuple[Outcome, Reason, st
 def _void(db: sqlite3.Connection, t: Transition, prior: tuple, lst: CheckinList | None, now: float,
           emit: Emit) -> PassAnswer:
     """Undo what scan `t.scan` applied (it let nobody through), and answer like a void ever after."""
-    if (prior[4], prior[5]) == VOID:
-        return PassAnswer(t.scan, *VOID, prior[6], prior[7], state=_current(db, t))
+    if (prior[4], prior[5]) == VOID or prior[9]:  # voided already, or a fact the gate reported: never undone
+        return PassAnswer(t.scan, prior[4], prior[5], prior[6], prior[7], bool(prior[8]), _current(db, t))
     seq = prior[7]
     if seq is not None and prior[10] and not prior[9]:  # applied, and not a fact reported by the gate
         undo = json.loads(prior[10])
