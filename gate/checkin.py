@@ -8,11 +8,14 @@ What a caller may rely on (the Decider calls `redeem` in place of `Store.redeem`
   last entry.
 * A replay of a scan id already decided by the list answers the same outcome again and writes nothing.
 * A ticket of another event than the list's is `not_this_list`; a malformed product is `malformed`.
+* With a `claimer` (a gate with `sync.broker`: sync/gateside/passclaimer.py) every other scan is the
+  arbiter's transition to decide, and the local judgement is its fallback when the arbiter does not
+  answer (gate/passledger.py).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 from gate.admission import Direction, judge
 from gate.exc import TicketFormatError
@@ -26,12 +29,21 @@ from gate.ticket import Ticket
 GateDirection = Literal["in", "out", "both"]
 
 
+class ListClaimer(Protocol):
+    """The transition step at the arbiter: `redeem` keeps CheckinGate.redeem's contract (an ADMIT is durable
+    in the local store before it returns; storage faults raise StoreError)."""
+
+    def redeem(self, scan: Scan, lst: CheckinList, direction: Direction, product: str) -> Redemption: ...
+
+
 class CheckinGate:
     """One list served in one direction; a "both" gate is told the way of each scan (default in)."""
 
-    def __init__(self, lst: CheckinList, direction: GateDirection = "in") -> None:
+    def __init__(self, lst: CheckinList, direction: GateDirection = "in", claimer: ListClaimer | None = None) -> None:
         self.list = lst
         self.direction = direction
+        #: None: the gate decides alone, in its store; else the arbiter decides each transition
+        self.claimer = claimer
 
     def way(self, asked: Direction | None) -> Direction:
         """The direction of one scan: a one-way gate's own, or what a "both" gate was told."""
@@ -48,6 +60,8 @@ class CheckinGate:
         if ticket.event != lst.event:
             return self._refuse(store, scan, Outcome.INVALID, Reason.NOT_THIS_LIST,
                                 f"list {lst.name} is for event {lst.event}")
+        if self.claimer is not None:
+            return self.claimer.redeem(scan, lst, direction, product)
         with store.transaction() as tx:
             refused = tx.refused(scan)
             if refused is not None:

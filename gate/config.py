@@ -152,6 +152,9 @@ class SyncSection:
     arbiter_gates: str = _opt("", "`gate arbiter`: the file naming each gate's events (relative to home; `gate "
                               "provision` writes it); a claim for an event its gate does not serve is refused. "
                               "Empty: any gate may claim any event the arbiter holds a key for")
+    arbiter_lists: str = _opt("lists", "`gate arbiter`: the folder of signed check-in lists (`gate lists sign`; "
+                              "relative to home) it judges gates' list transitions by, reread when they change; "
+                              "none there: every transition is refused not_this_list (docs/checkin-lists.md)")
     ha_discovery: bool = _opt(False, "gates: announce this gate to Home Assistant by MQTT discovery (its status and "
                               "counters as sensors; docs/mqtt.md)")
     ha_prefix: str = _opt("homeassistant", "Home Assistant's MQTT discovery prefix")

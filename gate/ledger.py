@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gate.outcomes import Outcome, Reason
+from gate.passes import PassState
 from gate.sequence import in_sequence
 from gate.store import FirstUse, Redemption, Scan, Store, StoreTx
 
@@ -250,6 +251,10 @@ class Ledger:
                       reason=item.get("reason", ""))
         elif kind == "generation":  # the highest generation wins, as in Store.supersede (docs/ownership.md)
             tx.supersede(event, ticket, item["gen"], at=item.get("at", 0.0), by=item.get("by", "arbiter"))
+        elif kind == "pass":  # a ticket's state on a check-in list, as the arbiter holds it (gate/passledger.py)
+            s = item["state"]
+            tx.arbiter_pass(event, ticket, item["list"], PassState(s["entries"], s["day"], s["day_entries"],
+                                                                   s["inside"], s["last_entry"]), item["scan"])
         elif kind == "conflict":
             f, late = item["first"], item["late"]
             self._conflict(tx, event, ticket, FirstUse(f["gate"], f["at"], f["scan"]),

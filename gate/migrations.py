@@ -128,4 +128,27 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         """CREATE TRIGGER list_scans_append_only_delete BEFORE DELETE ON list_scans
            BEGIN SELECT RAISE(ABORT, 'the list scans journal is append-only'); END""",
     )),
+    # Check-in lists over the wire (gate/passledger.py, docs/checkin-lists.md): each list transition sent to the
+    # arbiter, in states claim / late / void / done like the outbox of single-use claims.
+    (7, "check-in lists: the outbox of list transitions", (
+        """CREATE TABLE pass_outbox (
+            scan_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('claim', 'late', 'void', 'done')),
+            event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 0,
+            gate_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            list TEXT NOT NULL,
+            list_version INTEGER NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            product TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            answer TEXT NOT NULL DEFAULT ''
+        ) WITHOUT ROWID""",
+        "CREATE INDEX pass_outbox_pending ON pass_outbox (state, created) WHERE state != 'done'",
+    )),
 ]

@@ -27,3 +27,20 @@ class ListScan:
     outcome: str
     reason: str
     detail: str
+
+
+@dataclass(frozen=True)
+class PassRuling:
+    """The arbiter's answer to one list transition, in the gate's terms (sync.wire.PassAnswer carries it).
+
+    `outcome` and `reason` are gate.outcomes codes; `conflict`: an offline admission the arbiter would have
+    refused; `state`: the ticket's state on the list at the arbiter when it answered (None: it holds none).
+    """
+
+    scan: str
+    outcome: str
+    reason: str = ""
+    detail: str = ""
+    seq: int | None = None
+    conflict: bool = False
+    state: PassState | None = None

@@ -213,6 +213,25 @@ class StoreTx:
             (scan.event, scan.ticket_id, list_name, state.entries, state.day, state.day_entries, int(state.inside),
              state.last_entry, scan.scan_id))
 
+    def put_pass(self, event: str, ticket_id: str, list_name: str, state: PassState, scan_id: str) -> None:
+        """The ticket's state on the list as the arbiter holds it (its answer or stream), after `scan_id`."""
+        self.set_pass(Scan(scan_id, "", 0.0, event, ticket_id), list_name, state)
+
+    def arbiter_pass(self, event: str, ticket_id: str, list_name: str, state: PassState, scan_id: str) -> None:
+        """A stream item of the ticket's state on the list, applied unless this gate's own last move of it has not
+        reached the arbiter yet (an entry of gate/passledger.py's outbox not `done`: its answer brings the state)."""
+        last = self.pass_scan_id(event, ticket_id, list_name)
+        if last is not None and last != scan_id and self.db.execute(
+                "SELECT 1 FROM pass_outbox WHERE scan_id = ? AND state != 'done'", (last,)).fetchone():
+            return
+        self.put_pass(event, ticket_id, list_name, state, scan_id)
+
+    def pass_scan_id(self, event: str, ticket_id: str, list_name: str) -> str | None:
+        """The scan that last set the ticket's state on the list (None: never scanned there)."""
+        row = self.db.execute("SELECT scan_id FROM passes WHERE event = ? AND ticket_id = ? AND list = ?",
+                              (event, ticket_id, list_name)).fetchone()
+        return str(row[0]) if row else None
+
     def list_scan(self, scan_id: str) -> ListScan | None:
         """The journal row of a scan decided by a list (a replay of its scan id finds it)."""
         row = self.db.execute("SELECT scan_id, list, list_version, direction, outcome, reason, detail FROM list_scans"

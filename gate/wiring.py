@@ -109,6 +109,14 @@ def start_gate_sync(config: Config, store: Store, trust: TimeTrust | None = None
                          status_every=s.status_every, keepalive=s.keepalive,
                          reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
                          client_suffix=f"-{os.getpid()}", time_trust=trust or time_trust(config))
+    # list transitions sent from this store (gate/passledger.py) drain with the claims, whether or not a list is
+    # served now: the outbox outlives a change of gate.list
+    from gate.passledger import PassLedger
+    from sync.gateside.passclaimer import PassDrain
+
+    passes = PassLedger(store)
+    gate_sync.drains.append(PassDrain(passes, gate_sync))
+    gate_sync.backlogs.append(passes.outbox_counts)
     gate_sync.start()
     return gate_sync
 
@@ -123,9 +131,6 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
     arbiter (then decides offline until it answers) and up to
     `sync.drain_wait` at exit for the outbox to drain.
     """
-    if config.gate.list and config.sync.broker:
-        raise ConfigError("gate.list with sync.broker: the arbiter does not keep check-in list state yet (issue 15, "
-                          "layer 4); serve a list on a gate without sync.broker, or unset gate.list")
     store = open_store(config)
     try:
         if not config.sync.broker:
@@ -148,7 +153,13 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
                             "answers", gate_sync.link.broker, config.sync.connect_wait, gate_sync.unready(),
                             config.sync.offline_policy)
             claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
-            yield build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
+            decider = build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
+            if decider.checkin is not None:  # the arbiter decides each list transition (sync/gateside/passclaimer.py)
+                from gate.passledger import PassLedger
+                from sync.gateside.passclaimer import PassClaimer
+
+                decider.checkin.claimer = PassClaimer(PassLedger(store), gate_sync, config.sync.offline_policy)
+            yield decider
         finally:
             if not gate_sync.close(config.sync.drain_wait):
                 left = sum(gate_sync.ledger.outbox_counts().values())
@@ -240,7 +251,7 @@ def open_arbiter(config: Config, where: str = "") -> tuple[Arbiter, ArbiterStore
     broker, topics, credentials = sync_parts(config)
     s = config.sync
     check = ClaimCheck.load(config.keys_dir, config.path(s.arbiter_gates) if s.arbiter_gates else None,
-                            skew=config.gate.clock_skew)
+                            config.path(s.arbiter_lists) if s.arbiter_lists else None, skew=config.gate.clock_skew)
     store = open_store(arbiter_store_at(config, where))
     arbiter = Arbiter(store, broker, topics, check, keepalive=s.keepalive, reconnect=(s.reconnect_min, s.reconnect_max),
                       credentials=credentials, status_every=s.status_every, group=s.arbiter_group,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the decision core costs cryptography to import: only its ty
 VERSION = 1
 #: what the arbiter answers for one claim or release (docs/mqtt.md, "Answers")
 ANSWERS = ("won", "lost", "revoked", "superseded", "released", "refused", "invalid")
-STREAM_KINDS = ("redemption", "release", "revocation", "conflict", "generation")
+STREAM_KINDS = ("redemption", "release", "revocation", "conflict", "generation", "pass")
 MAX_ITEMS = 1000
 MAX_TEXT = 256
 #: a code as shown at a gate: a ticket's text (gate.ticket.MAX_TEXT) plus a holder code's suffix
@@ -147,9 +147,12 @@ class Claim:
 class Transition:
     """A ticket's move on a check-in list (gate/rules.py): an entry (`direction` "in") or an exit ("out").
 
-    The arbiter judges it against its state of (event, ticket, list) with the list version it holds;
-    `admitted`: the gate already let the person through offline (a fact: a refusal becomes a conflict).
-    `product` is the ticket's signed product (gate/product.py); `version` the list version the gate used.
+    Sent like a claim (the claim request, key "transitions"; docs/mqtt.md).  The arbiter verifies `text`
+    as it verifies a claim's code (and that its signed product is `product`), then judges the move against
+    its state of (event, ticket, list) with the list version it holds; `admitted`: the gate already let
+    the person through offline (a fact: a refusal becomes a conflict).  `version` is the list version the
+    gate used, `gen` the ticket's ownership generation.  `void`: this scan let nobody through (the gate
+    gave up waiting and refused): whatever the arbiter applied for it is undone and it never applies later.
     """
 
     scan: str
@@ -163,20 +166,42 @@ class Transition:
     product: str = ""
     admitted: bool = False
     text: str = ""
+    gen: int = 0
+    void: bool = False
 
     def to_json(self) -> Json:
-        return {"scan": self.scan, "event": self.event, "ticket": self.ticket, "gate": self.gate, "at": self.at,
-                "list": self.list, "version": self.version, "direction": self.direction,
-                "product": self.product, "admitted": self.admitted, "text": self.text}
+        d: Json = {"scan": self.scan, "event": self.event, "ticket": self.ticket, "gen": self.gen, "gate": self.gate,
+                   "at": self.at, "list": self.list, "version": self.version, "direction": self.direction,
+                   "product": self.product, "admitted": self.admitted, "text": self.text}
+        if self.void:
+            d["void"] = True
+        return d
 
     @classmethod
     def from_json(cls, d: Json) -> Transition:
         direction = text(d, "direction", "in")
         if direction not in ("in", "out"):
             raise BadMessage(f"direction must be in or out, not {direction!r}")
-        return cls(text(d, "scan"), text(d, "event"), text(d, "ticket"), text(d, "gate"), number(d, "at"),
-                   text(d, "list"), integer(d, "version", minimum=1), direction, text(d, "product", ""),
-                   flag(d, "admitted"), text(d, "text", "", limit=MAX_CODE))
+        t = cls(text(d, "scan"), text(d, "event"), text(d, "ticket"), text(d, "gate"), number(d, "at"),
+                text(d, "list"), integer(d, "version", minimum=1), direction, text(d, "product", ""),
+                flag(d, "admitted"), text(d, "text", "", limit=MAX_CODE), integer(d, "gen", 0), flag(d, "void"))
+        if t.void and t.admitted:
+            raise BadMessage("a transition cannot be both admitted and void")
+        return t
+
+
+#: the fields of a ticket's state on a list, as a PassAnswer and a stream item of kind "pass" carry it
+PASS_STATE = ("entries", "day", "day_entries", "inside", "last_entry")
+
+
+def pass_state(d: Json) -> Json:
+    """A validated state object ({"entries", "day", "day_entries", "inside", "last_entry"})."""
+    integer(d, "entries")
+    text(d, "day", "", limit=16)
+    integer(d, "day_entries")
+    flag(d, "inside")
+    number(d, "last_entry")
+    return {k: d.get(k, "" if k == "day" else False if k == "inside" else 0) for k in PASS_STATE}
 
 
 @dataclass(frozen=True)
@@ -184,7 +209,9 @@ class PassAnswer:
     """The arbiter's ruling on one Transition (the same scan id always gets the same one).
 
     `outcome` and `reason` are gate.outcomes codes (ADMIT / exit, already_inside, area_full, ...);
-    `conflict`: an offline admission the arbiter would have refused; `seq`: its stream item.
+    `conflict`: an offline admission the arbiter would have refused; `seq`: its stream item.  `state` is
+    the ticket's state on the list as the arbiter holds it when it answers (not part of the idempotent
+    answer: a replay carries the state of its own time); None when there is no state (unknown list).
     """
 
     scan: str
@@ -193,6 +220,7 @@ class PassAnswer:
     detail: str = ""
     seq: int | None = None
     conflict: bool = False
+    state: Json | None = None
 
     def to_json(self) -> Json:
         return {k: v for k, v in asdict(self).items() if v not in (None, "", False)}
@@ -200,8 +228,9 @@ class PassAnswer:
     @classmethod
     def from_json(cls, d: Json) -> PassAnswer:
         seq = integer(d, "seq", minimum=1) if "seq" in d else None
+        state = pass_state(obj(d, "state")) if "state" in d else None
         return cls(text(d, "scan"), text(d, "outcome"), text(d, "reason", ""), text(d, "detail", ""), seq,
-                   flag(d, "conflict"))
+                   flag(d, "conflict"), state)
 
 
 @dataclass(frozen=True)
@@ -271,12 +300,13 @@ class Supersession:
                    number(d, "at", 0.0))
 
 
-def request(key: str, entries: list[Claim] | list[Release] | list[Revocation] | list[Supersession]) -> Json:
+def request(key: str,
+            entries: list[Claim] | list[Release] | list[Revocation] | list[Supersession] | list[Transition]) -> Json:
     """A request payload: {"v": 1, key: [...]} with key claims, releases, revocations or generations."""
     return {"v": VERSION, key: [e.to_json() for e in entries]}
 
 
-def requests(key: str, entries: Sequence[Claim | Release], limit: int = MAX_PAYLOAD // 4) -> list[Json]:
+def requests(key: str, entries: Sequence[Claim | Release | Transition], limit: int = MAX_PAYLOAD // 4) -> list[Json]:
     """`request(key, entries)` split into payloads of at most about `limit` bytes each (in order; an entry is
     never split): an outbox drain of holder codes stays well under the broker's and the arbiter's limit."""
     out: list[Json] = []
@@ -297,6 +327,10 @@ def requests(key: str, entries: Sequence[Claim | Release], limit: int = MAX_PAYL
 
 def parse_claims(d: Json) -> list[Claim]:
     return [Claim.from_json(c) for c in items(d, "claims")]
+
+
+def parse_transitions(d: Json) -> list[Transition]:
+    return [Transition.from_json(t) for t in items(d, "transitions")]
 
 
 def parse_releases(d: Json) -> list[Release]:
@@ -373,7 +407,7 @@ class Answer:
         return cls(text(d, "scan"), answer, seq, first, flag(d, "conflict"), text(d, "detail", ""))
 
 
-def answers_reply(kind: str, answers: list[Answer], at: float) -> Json:
+def answers_reply(kind: str, answers: Sequence[Answer | PassAnswer], at: float) -> Json:
     return {"v": VERSION, "kind": kind, "at": at, "results": [a.to_json() for a in answers]}
 
 
@@ -381,6 +415,13 @@ def parse_answers(d: Json) -> list[Answer]:
     if "error" in d:
         raise BadMessage(f"the arbiter refused the request: {text(d, 'error')}")
     return [Answer.from_json(a) for a in items(d, "results")]
+
+
+def parse_pass_answers(d: Json) -> list[PassAnswer]:
+    """The results of a reply to transitions (kind "transition")."""
+    if "error" in d:
+        raise BadMessage(f"the arbiter refused the request: {text(d, 'error')}")
+    return [PassAnswer.from_json(a) for a in items(d, "results")]
 
 
 def error_reply(message: str) -> Json:
@@ -420,6 +461,10 @@ def check_item(d: Json) -> Json:
         integer(d, "gen", 0)
     if kind == "generation":
         integer(d, "gen", minimum=1)
+    if kind == "pass":
+        text(d, "list")
+        text(d, "scan")
+        pass_state(obj(d, "state"))
     if kind == "revocation":
         text(d, "admin", "")  # optional (older arbiters leave it out): the person who revoked
     if kind == "conflict":

@@ -34,7 +34,7 @@ PACKAGES = ("gate", "sync", "hardware")
 
 CORE = ("gate.exc", "gate.outcomes", "gate.base45", "gate.ticket", "gate.keys", "gate.verify", "gate.decide",
         "gate.holder", "gate.backstep", "gate.store", "gate.ledger", "gate.migrations", "gate.sqlite", "gate.sequence", "gate.config",
-        "gate.files", "gate.product", "gate.rules", "gate.passes", "gate.admission", "gate.checkin")
+        "gate.files", "gate.product", "gate.rules", "gate.passes", "gate.admission", "gate.checkin", "gate.passledger")
 #: libraries and packages the decision core must not import (MQTT, cameras, decoders, GPIO, HTTP, the rest)
 CORE_FORBIDDEN = ("paho", "cv2", "numpy", "zxingcpp", "pyzbar", "picamera2", "gpiozero", "http", "urllib.request",
                   "segno", "sync", "hardware", "gate.cli", "gate.daemon", "gate.deploy", "gate.ownership",
@@ -44,6 +44,7 @@ SYNC_FORBIDDEN = ("gate.cli", "gate.daemon", "gate.wiring", "gate.ownership", "g
 WRITERS = {
     "gate.store": "the gate's store: redeemed set, audit log, revocations, generations",
     "gate.ledger": "the gate's store: outbox, conflicts, stream position",
+    "gate.passledger": "the gate's store: the outbox of check-in list transitions",
     "sync.arbiter.store": "the arbiter's store",
     "sync.arbiter.pgstore": "the arbiter's store on PostgreSQL (its stream counter and migrations; the rest is"
                             " sync.arbiter.store's code on its connection)",
@@ -55,7 +56,8 @@ WRITERS = {
 #: tables of the gate's database and which of its two modules writes each
 GATE_TABLES = {"redeemed": "gate.store", "audit": "gate.store", "revoked": "gate.store", "generations": "gate.store",
                "passes": "gate.store", "list_scans": "gate.store",
-               "outbox": "gate.ledger", "conflicts": "gate.ledger", "sync_state": "gate.ledger"}
+               "outbox": "gate.ledger", "conflicts": "gate.ledger", "sync_state": "gate.ledger",
+               "pass_outbox": "gate.passledger"}
 DML = re.compile(r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)|(?<!DO )UPDATE\s+(\w+)\s+SET|DELETE\s+FROM\s+(\w+)"
                  r"|REPLACE\s+INTO\s+(\w+))", re.I)
 DDL = re.compile(r"^\s*(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|TRIGGER|VIEW|UNIQUE\s+INDEX)", re.I)

@@ -1,15 +1,22 @@
-"""The arbiter's check-in list state (sync/arbiter/passes.py): one compare-and-set per transition, real SQLite."""
+"""The arbiter's check-in list state (sync/arbiter/passes.py): one compare-and-set per transition, every case on
+both stores (a real SQLite file, a real PostgreSQL database: tests/test_sync_arbiter_store.py's fixtures)."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
+from test_sync_arbiter_store import location
 
 from gate.rules import CheckinList
 from sync.arbiter.store import ArbiterStore
-from sync.wire import PassAnswer, Transition
+from sync.arbiter.stores import open_store
+from sync.wire import PassAnswer, Revocation, Transition
 
 LISTS = {"stadium": CheckinList("stadium", "show7", reentry=True),
          "multi": CheckinList("multi", "show7", entries=3, reentry=False),
@@ -18,8 +25,14 @@ LISTS = {"stadium": CheckinList("stadium", "show7", reentry=True),
 _ids = itertools.count()
 
 
-def open_arbiter(path: Path) -> ArbiterStore:
-    store = ArbiterStore.open(path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Path]:
+    with location(str(request.param), tmp_path) as found:
+        yield found
+
+
+def open_arbiter(where: str | Path) -> ArbiterStore:
+    store = open_store(where)
     store.lists = dict(LISTS)
     return store
 
@@ -39,8 +52,8 @@ def code(a: PassAnswer) -> str:
     return a.reason or a.outcome
 
 
-def test_in_out_in_and_already_inside_across_gates(tmp_path: Path) -> None:
-    store = open_arbiter(tmp_path / "a.db")
+def test_in_out_in_and_already_inside_across_gates(where: str | Path) -> None:
+    store = open_arbiter(where)
     got = [one(store, move("t1", "stadium", "in", "north")), one(store, move("t1", "stadium", "in", "south")),
            one(store, move("t1", "stadium", "out", "exit-1")), one(store, move("t1", "stadium", "in", "south"))]
     assert [code(a) for a in got] == ["ADMIT", "already_inside", "exit", "ADMIT"]
@@ -50,25 +63,25 @@ def test_in_out_in_and_already_inside_across_gates(tmp_path: Path) -> None:
         ("pass", "", True), ("pass", "exit", False), ("pass", "", True)]
 
 
-def test_a_replayed_scan_id_gets_the_same_answer_and_changes_nothing(tmp_path: Path) -> None:
-    store = open_arbiter(tmp_path / "a.db")
+def test_a_replayed_scan_id_gets_the_same_answer_and_changes_nothing(where: str | Path) -> None:
+    store = open_arbiter(where)
     first = one(store, move("t2", "multi", scan="x1"))
     assert one(store, move("t2", "multi", scan="x1")) == first
     assert one(store, move("t2", "multi", gate="other", scan="x1")).reason == "refused"
     assert store.rows("SELECT entries FROM pass_states") == [{"entries": 1}]
 
 
-def test_not_this_list_and_unknown_list(tmp_path: Path) -> None:
-    store = open_arbiter(tmp_path / "a.db")
+def test_not_this_list_and_unknown_list(where: str | Path) -> None:
+    store = open_arbiter(where)
     assert code(one(store, move("t3", "vip", product="general"))) == "not_this_list"
     assert code(one(store, move("t3", "vip", product="vip"))) == "ADMIT"
     unknown = Transition("s-u", "show7", "t3", "g1", 1.0, "nowhere", 1)
     assert code(one(store, unknown)) == "not_this_list"
 
 
-def race(path: Path, moves: list[list[Transition]]) -> list[PassAnswer]:
+def race(where: str | Path, moves: list[list[Transition]]) -> list[PassAnswer]:
     """Each gate's transitions on its own ArbiterStore connection to one file, all started together."""
-    stores = [open_arbiter(path) for _ in moves]
+    stores = [open_arbiter(where) for _ in moves]
     answers: list[PassAnswer] = []
     lock, start = threading.Lock(), threading.Barrier(len(moves))
 
@@ -89,18 +102,18 @@ def race(path: Path, moves: list[list[Transition]]) -> list[PassAnswer]:
     return answers
 
 
-def test_four_gates_racing_on_multi_entry_tickets_give_exactly_the_allowed_entries(tmp_path: Path) -> None:
+def test_four_gates_racing_on_multi_entry_tickets_give_exactly_the_allowed_entries(where: str | Path) -> None:
     tickets = [f"m{i}" for i in range(6)]
     moves = [[move(t, "multi", gate=f"g{g}", at=float(r)) for r in range(4) for t in tickets] for g in range(4)]
-    answers = race(tmp_path / "a.db", moves)
+    answers = race(where, moves)
     assert Counter(code(a) for a in answers) == {"ADMIT": 3 * len(tickets), "entries_exhausted": 13 * len(tickets)}
 
 
-def test_capacity_admits_exactly_n_across_racing_gates_and_an_exit_frees_a_place(tmp_path: Path) -> None:
+def test_capacity_admits_exactly_n_across_racing_gates_and_an_exit_frees_a_place(where: str | Path) -> None:
     moves = [[move(f"c{g}-{i}", "hall", gate=f"g{g}") for i in range(4)] for g in range(4)]
-    answers = race(tmp_path / "a.db", moves)
+    answers = race(where, moves)
     assert Counter(code(a) for a in answers) == {"ADMIT": 5, "area_full": 11}
-    store = open_arbiter(tmp_path / "a.db")
+    store = open_arbiter(where)
     assert store.inside() == {"hall": (5, 5)}
     inside = store.rows("SELECT ticket_id FROM pass_states WHERE inside = 1 LIMIT 1")[0]["ticket_id"]
     assert code(one(store, move(str(inside), "hall", "out"))) == "exit"
@@ -110,8 +123,8 @@ def test_capacity_admits_exactly_n_across_racing_gates_and_an_exit_frees_a_place
     assert store.inside() == {"hall": (5, 6)}
 
 
-def test_a_partition_where_a_ticket_enters_on_both_sides_is_one_conflict_and_counts_match(tmp_path: Path) -> None:
-    store = open_arbiter(tmp_path / "a.db")
+def test_a_partition_where_a_ticket_enters_on_both_sides_is_one_conflict_and_counts_match(where: str | Path) -> None:
+    store = open_arbiter(where)
     # both sides let p1 in while cut off; p2 entered on one side only; p3 went in and out on side B
     side_a = [move("p1", "stadium", gate="a", at=10.0, admitted=True), move("p2", "stadium", gate="a", at=11.0,
                                                                             admitted=True)]
@@ -127,3 +140,77 @@ def test_a_partition_where_a_ticket_enters_on_both_sides_is_one_conflict_and_cou
     for t in sorted(side_a + side_b, key=lambda t: t.at):
         last[t.ticket] = t.direction
     assert store.inside()["stadium"][0] == sum(d == "in" for d in last.values()) == 2
+
+
+def test_a_void_undoes_a_live_entry_the_gate_gave_up_on_and_answers_void_ever_after(where: str | Path) -> None:
+    store = open_arbiter(where)
+    assert code(one(store, move("v1", "hall", scan="x"))) == "ADMIT"
+    assert store.inside() == {"hall": (1, 1)}
+    undone = one(store, replace(move("v1", "hall", scan="x"), void=True))
+    assert (undone.outcome, undone.reason, undone.state and undone.state["inside"]) == ("FAULT", "offline", False)
+    assert store.inside() == {"hall": (0, 0)}
+    assert store.rows("SELECT entries, inside FROM pass_states") == [{"entries": 0, "inside": 0}]
+    assert code(one(store, move("v1", "hall", scan="x"))) == "offline", "a stale copy never applies"
+    items, _ = store.read_stream(0, 100)
+    assert [(i["reason"], i["state"]["inside"]) for i in items] == [("", True), ("offline", False)]
+
+
+def test_a_void_before_its_transition_arrives_is_a_tombstone(where: str | Path) -> None:
+    store = open_arbiter(where)
+    assert code(one(store, replace(move("v2", "multi", scan="y"), void=True))) == "offline"
+    assert code(one(store, move("v2", "multi", scan="y"))) == "offline"
+    assert store.rows("SELECT count(*) AS n FROM pass_states") == [{"n": 0}]
+
+
+def test_a_void_after_later_moves_gives_back_the_entry_and_leaves_the_ticket_where_it_is(where: str | Path) -> None:
+    store = open_arbiter(where)
+    one(store, move("v3", "multi", scan="phantom", at=1.0))
+    assert code(one(store, move("v3", "multi", "out", at=2.0))) == "exit"
+    one(store, replace(move("v3", "multi", scan="phantom", at=1.0), void=True))
+    assert store.rows("SELECT entries, inside FROM pass_states") == [{"entries": 0, "inside": 0}]
+    assert store.inside() == {"multi": (0, 0)}
+
+
+def test_refused_live_then_let_in_offline_is_judged_again_as_a_late_entry(where: str | Path) -> None:
+    store = open_arbiter(where)
+    for i in range(5):
+        one(store, move(f"full{i}", "hall"))
+    assert code(one(store, move("late", "hall", scan="z"))) == "area_full"
+    late = one(store, move("late", "hall", scan="z", admitted=True))
+    assert (late.reason, late.conflict) == ("area_full", True)
+    assert store.inside() == {"hall": (6, 6)}
+    assert one(store, move("late", "hall", scan="z", admitted=True)) == late
+
+
+def test_a_revoked_ticket_is_refused_entry_but_may_leave(where: str | Path) -> None:
+    store = open_arbiter(where)
+    assert code(one(store, move("r1", "stadium"))) == "ADMIT"
+    store.apply([Revocation("show7", "r1", "admin")])
+    assert code(one(store, move("r1", "stadium", "out"))) == "exit"
+    assert code(one(store, move("r1", "stadium"))) == "revoked"
+    offline = one(store, move("r1", "stadium", admitted=True))
+    assert (offline.reason, offline.conflict) == ("revoked", True)
+
+
+def test_late_moves_in_any_order_leave_the_ticket_where_the_last_move_put_it(where: str | Path) -> None:
+    store = open_arbiter(where)
+    # q1 went in at 10 and out at 20, q2 out at 20 and back in at 30 (re-entry): the exits arrive first
+    one(store, move("q2", "stadium", at=5.0))
+    for t in (move("q1", "stadium", "out", at=20.0, admitted=True), move("q2", "stadium", "out", at=20.0,
+                                                                          admitted=True)):
+        assert code(one(store, t)) == "exit"
+    assert code(one(store, move("q1", "stadium", at=10.0, admitted=True))) == "ADMIT"
+    assert code(one(store, move("q2", "stadium", at=30.0, admitted=True))) == "ADMIT"
+    inside = {r["ticket_id"]: r["inside"] for r in store.rows("SELECT ticket_id, inside FROM pass_states")}
+    assert inside == {"q1": 0, "q2": 1}
+    assert store.inside()["stadium"][0] == 1
+    # and a late exit older than the entry after it leaves the ticket inside
+    assert code(one(store, move("q2", "stadium", "out", at=25.0, admitted=True))) == "exit"
+    assert store.inside()["stadium"][0] == 1
+
+
+def test_a_late_entry_reported_as_let_in_is_never_voided(where: str | Path) -> None:
+    store = open_arbiter(where)
+    late = one(store, move("f1", "stadium", scan="fact", admitted=True))
+    assert one(store, replace(move("f1", "stadium", scan="fact"), void=True)).outcome == late.outcome == "ADMIT"
+    assert store.inside() == {"stadium": (1, 1)}

@@ -36,6 +36,9 @@ PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "catchup-reply": wire.parse_stream,
     "stream": wire.parse_stream,
     "status": lambda d: wire.text(d, "state"),
+    "transitions": wire.parse_transitions,
+    "transition-answers": wire.parse_pass_answers,
+    "pass-stream": wire.parse_stream,
 }
 
 
@@ -56,9 +59,24 @@ def test_the_doc_examples_say_what_the_doc_says() -> None:
     epoch, items = wire.parse_stream(found["stream"])
     assert [i["kind"] for i in items] == ["conflict", "revocation"] and len(epoch) == 32
     assert wire.parse_catchup(found["catchup"]) == (0, 500)
+    [move] = wire.parse_transitions(found["transitions"])
+    assert (move.list, move.version, move.direction, move.admitted, move.void) == ("stadium", 7, "in", False, False)
+    [ruling] = wire.parse_pass_answers(found["transition-answers"])
+    assert (ruling.scan, ruling.reason, ruling.state and ruling.state["inside"]) == (move.scan, "already_inside", True)
+    _epoch, [item] = wire.parse_stream(found["pass-stream"])
+    assert (item["kind"], item["reason"], item["state"]["inside"]) == ("pass", "exit", False)
     [revocation] = wire.parse_revocations(found["revocations"])
     assert (revocation.by, revocation.admin) == ("admin", "alice")
     assert items[1]["admin"] == "alice"
+
+
+def test_a_transition_is_never_admitted_and_void_at_once() -> None:
+    move = wire.Transition("s", "show7", "t", "g", 1.0, "hall", 1, admitted=True)
+    payload = wire.request("transitions", [move])
+    assert wire.parse_transitions(payload) == [move]
+    payload["transitions"][0]["void"] = True
+    with pytest.raises(BadMessage):
+        wire.parse_transitions(payload)
 
 
 def test_every_topic_is_in_the_doc_table() -> None:

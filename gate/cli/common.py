@@ -42,6 +42,11 @@ def command(sub: SubParsers, common: argparse.ArgumentParser, name: str, handler
     return p
 
 
+def home_given(args: argparse.Namespace) -> bool:
+    """Whether the command line or the environment named a home (else the default one is assumed)."""
+    return bool(args.home or args.config or os.environ.get("QRGATE_HOME"))
+
+
 def check_home(rule: str, config: Config, given: bool) -> None:
     """ConfigError when the command needs its home and neither it nor its keys folder (keys.dir may point
     elsewhere) is there (`given`: by --home or QRGATE_HOME)."""
@@ -126,7 +131,9 @@ def counted(counts: Mapping[str, int]) -> str:
 
 
 #: what an outbox entry still there at exit is waiting for (gate/ledger.py)
-_OUTBOX_LEFT = {"late": "offline admission", "release": "release", "claim": "unanswered claim"}
+_OUTBOX_LEFT = {"late": "offline admission", "release": "release", "claim": "unanswered claim",
+                "pass_late": "offline list scan", "pass_void": "refused list scan to undo",
+                "pass_claim": "unanswered list scan"}
 
 
 def outbox_left(left: Mapping[str, int]) -> str:

@@ -5,12 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gate.cli.common import EXIT_OK, SubParsers, command, say
+from gate.cli.common import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    HOME_NEEDED,
+    HOME_UNUSED,
+    SubParsers,
+    check_home,
+    command,
+    home_given,
+    iso,
+    say,
+)
 from gate.config import Config
-from gate.exc import ConfigError
 from gate.keys import KeyStore
 from gate.rules import CheckinList, load, sign
+
+if TYPE_CHECKING:
+    from sync.arbiter.store import ArbiterStore
 
 
 def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -31,10 +45,18 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p = command(ls, common, "inside", cmd_lists_inside,
                 "tickets inside each list's area: this gate's own scans, or (--arbiter) exact across gates",
-                "gate lists inside --json")
+                "gate lists inside --json", home=HOME_UNUSED)  # --arbiter reads the arbiter's store; the gate's needs its home
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.add_argument("--arbiter", action="store_true",
                    help="read the arbiter's store (sync.arbiter_db, on the arbiter's host): exact across gates")
+    p.add_argument("--store", default="", metavar="WHERE",
+                   help="with --arbiter: its store, a SQLite file or a postgresql:// URL (as `gate arbiter --store`)")
+    p = command(ls, common, "conflicts", cmd_lists_conflicts,
+                "entries let through offline that the arbiter would have refused (on the arbiter's host; exit 1 if any)",
+                "gate lists conflicts --json --home /var/lib/qrgate-arbiter", home=HOME_UNUSED)
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--store", default="", metavar="WHERE",
+                   help="the arbiter's store, a SQLite file or a postgresql:// URL (default: as `gate conflicts --arbiter`)")
 
 
 def cmd_lists_sign(args: argparse.Namespace, config: Config) -> int:
@@ -57,13 +79,25 @@ def cmd_lists_show(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
-    counts = _arbiter_inside(config) if args.arbiter else _gate_inside(config)
+    if not args.arbiter:
+        check_home(HOME_NEEDED, config, home_given(args))
+    counts = _arbiter_inside(config, args) if args.arbiter else _gate_inside(config)
     for name, (inside, entries) in counts.items():
         say(json.dumps({"list": name, "inside": inside, "entries": entries}) if args.json
             else f"{name}: {inside} inside, {entries} entries admitted")
     if not counts and not args.json:
         say("no scans decided by a check-in list at this gate")
     return EXIT_OK
+
+
+def cmd_lists_conflicts(args: argparse.Namespace, config: Config) -> int:
+    rows = _arbiter_rows(config, args, "SELECT scan_id, event, ticket_id, list, list_version, gate_id, at, reason, detail,"
+                                 " arbiter_at, seq FROM pass_scans WHERE conflict = 1 ORDER BY arbiter_at, scan_id")
+    for row in rows:
+        say(json.dumps(row) if args.json else
+            f"{row['event']}/{row['ticket_id']} on {row['list']}: let in at {row['gate_id']} {iso(row['at'])}"  # type: ignore[arg-type]
+            f" while cut off; the arbiter would have refused it: {row['reason']} ({row['detail']})")
+    return EXIT_REJECTED if rows else EXIT_OK
 
 
 def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
@@ -73,17 +107,28 @@ def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
         return store.inside()
 
 
-def _arbiter_inside(config: Config) -> dict[str, tuple[int, int]]:
-    from sync.arbiter.store import ArbiterStore
-
-    path = config.path(config.sync.arbiter_db)
-    if not path.exists():
-        raise ConfigError(f"{path}: no arbiter store here (sync.arbiter_db)")
-    store = ArbiterStore.open(path)
+def _arbiter_inside(config: Config, args: argparse.Namespace) -> dict[str, tuple[int, int]]:
+    store = _arbiter(config, args)
     try:
         return store.inside()
     finally:
         store.close()
+
+
+def _arbiter_rows(config: Config, args: argparse.Namespace, sql: str) -> list[dict[str, object]]:
+    store = _arbiter(config, args)
+    try:
+        return store.rows(sql)
+    finally:
+        store.close()
+
+
+def _arbiter(config: Config, args: argparse.Namespace) -> ArbiterStore:
+    """The arbiter's store, found as `gate conflicts --arbiter` finds it (--store, the home, the installed one)."""
+    from gate.cli.sync import arbiter_store_found
+    from sync.arbiter.stores import open_store
+
+    return open_store(arbiter_store_found(config, args.store, home_given(args)))
 
 
 def describe(lst: CheckinList) -> str:

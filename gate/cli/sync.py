@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from gate.cli.common import (
     check_home,
     command,
     counted,
+    home_given,
     iso,
     need_broker,
     outbox_left,
@@ -118,8 +118,6 @@ def migrate_arbiter(source: str, target: str) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, config: Config) -> int:
-    from gate.ledger import Ledger
-
     need_broker(config)
     with open_store(config) as store:
         gate_sync = start_gate_sync(config, store)
@@ -129,17 +127,17 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
             print(f"gate: warning: no answer from the arbiter via {gate_sync.link.broker} ({gate_sync.unready()})",
                   file=sys.stderr)
         drained = gate_sync.close(config.sync.drain_wait)
-        left = Ledger(store).outbox_counts()
+        left = gate_sync.outbox_counts()
     events = counted(gate_sync.counters.snapshot())
     print(f"{outbox_left(left)}{f'; this run: {events}' if events else ''}")
     return 0 if drained else 1
 
 
 def cmd_conflicts(args: argparse.Namespace, config: Config) -> int:
-    home_given = bool(args.home or args.config or os.environ.get("QRGATE_HOME"))
+    named = home_given(args)
     if not args.arbiter:
-        check_home(HOME_NEEDED, config, home_given)
-    rows = _arbiter_conflicts(arbiter_store_found(config, args.store, home_given)) if args.arbiter \
+        check_home(HOME_NEEDED, config, named)
+    rows = _arbiter_conflicts(arbiter_store_found(config, args.store, named)) if args.arbiter \
         else _gate_conflicts(config)
     rows = [r for r in rows if args.all or r["state"] == "open"]
     for row in rows:

@@ -12,13 +12,25 @@ as writers, like gate/store.py and gate/ledger.py share the gate's file).  What 
   inside (an exact count per list, kept in the same transaction).
 * A late transition (`admitted`: the gate let the person in offline) the arbiter would have refused is a
   fact: it is recorded as a conflict and applied (the ticket is inside), so inside counts follow reality.
-* Each applied transition is one stream item (kind ``pass``) with the ticket's new state.
+* Entries of a revoked ticket (or of an ownership generation below the arbiter's) are refused REVOKED
+  (``revoked`` / ``superseded``), like claims; exits are let through.
+* A scan id first decided live and refused, then reported ``admitted`` (the gate gave up waiting and let
+  the person in offline), is judged again as a late transition: a fact, a conflict if still refused.
+* Late transitions reach the arbiter in any order: a late move older than the ticket's last applied move
+  the other way (an exit, or an entry) leaves it where that later move put it (it still spends its entry).
+* A ``void`` transition (the gate gave up waiting and refused) undoes what its scan id applied: exactly
+  (the state before it) if nothing moved the ticket since, else the entry it spent is given back; a scan
+  id never seen is tombstoned, so a stale copy of its transition never applies.
+* Each applied transition (and each undo) is one stream item (kind ``pass``) with the ticket's new state;
+  every answer carries the ticket's state as the arbiter holds it then.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from gate.admission import entered, judge
 from gate.outcomes import Outcome, Reason
@@ -28,19 +40,33 @@ from sync.wire import Json, PassAnswer, Transition
 
 #: appends one stream item and returns its sequence number (ArbiterStore._emit bound to the transaction)
 Emit = Callable[..., int]
-STATE = "SELECT entries, day, day_entries, inside, last_entry, rev FROM pass_states WHERE event = ? AND ticket_id = ? AND list = ?"
+STATE = ("SELECT entries, day, day_entries, inside, last_entry, rev, scan_id FROM pass_states"
+         " WHERE event = ? AND ticket_id = ? AND list = ?")
+PRIOR = ("SELECT gate_id, event, ticket_id, list, outcome, reason, detail, seq, conflict, admitted, undo, direction"
+         " FROM pass_scans WHERE scan_id = ?")
+#: the time of the ticket's last exit the arbiter let through (voided ones are FAULT; an index of migration 5)
+LAST_EXIT = ("SELECT max(at) FROM pass_scans WHERE event = ? AND ticket_id = ? AND list = ? AND direction = 'out'"
+             " AND outcome = 'ADMIT'")
+#: what a voided scan id answers, then and ever after
+VOID = (Outcome.FAULT.value, Reason.OFFLINE.value)
+ANY_EVENT = "*"
 
 
 def transition(db: sqlite3.Connection, t: Transition, lists: Mapping[str, CheckinList], now: float,
                emit: Emit) -> PassAnswer:
     """Decide one transition in the caller's transaction; its answer (remembered by scan id)."""
-    prior = db.execute("SELECT gate_id, event, ticket_id, list, outcome, reason, detail, seq, conflict FROM pass_scans"
-                       " WHERE scan_id = ?", (t.scan,)).fetchone()
+    prior = db.execute(PRIOR, (t.scan,)).fetchone()
     if prior is not None:
         if tuple(prior[:4]) != (t.gate, t.event, t.ticket, t.list):
             return PassAnswer(t.scan, Outcome.INVALID.value, Reason.REFUSED.value, "scan id already used")
-        return PassAnswer(t.scan, prior[4], prior[5], prior[6], prior[7], bool(prior[8]))
+        if t.void:
+            return _void(db, t, prior, lists.get(t.list), now, emit)
+        if not (t.admitted and not prior[9] and prior[4] != Outcome.ADMIT.value and (prior[4], prior[5]) != VOID):
+            return PassAnswer(t.scan, prior[4], prior[5], prior[6], prior[7], bool(prior[8]), _current(db, t))
+        db.execute("DELETE FROM pass_scans WHERE scan_id = ?", (t.scan,))  # refused live, let in after all: a fact
     lst = lists.get(t.list)
+    if t.void:
+        return _tombstone(db, t, lst, now, "void before it was decided")
     if lst is None or lst.event != t.event:
         return PassAnswer(t.scan, Outcome.INVALID.value, Reason.NOT_THIS_LIST.value,
                           f"the arbiter holds no list {t.list} for event {t.event}")
@@ -57,34 +83,118 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
     rev = row[5] if row else 0
     ruling = judge(lst, t.product, state, t.at, "out" if t.direction == "out" else "in")
     outcome, reason, detail, nxt = ruling.outcome, ruling.reason, ruling.detail, ruling.state
-    if ruling.admitted and t.direction == "in" and not state.inside and _full(db, lst):
+    refused = _refused(db, t) if ruling.admitted and t.direction == "in" else None
+    if refused is not None:
+        outcome, reason, detail, nxt = *refused, state
+    elif ruling.admitted and t.direction == "in" and not state.inside and _full(db, lst):
         outcome, reason, detail, nxt = Outcome.ALREADY_USED, Reason.AREA_FULL, f"{lst.capacity} inside", state
     conflict = t.admitted and t.direction == "in" and outcome is not Outcome.ADMIT
     if conflict:  # let in offline although refused here: a fact, recorded and applied
         nxt = entered(lst, state, t.at)
+    if t.admitted and nxt != state:
+        nxt = _in_time(db, t, state, nxt)
     seq = None
     if nxt != state:
-        if not _swap(db, t, nxt, rev):
+        if not _swap(db, t.event, t.ticket, t.list, t.scan, nxt, rev):
             return None
         _count(db, lst.name, int(nxt.inside) - int(state.inside), int(nxt.entries > state.entries))
         seq = emit(kind="pass", event=t.event, ticket=t.ticket, list=t.list, scan=t.scan, gate=t.gate, at=t.at,
                    direction=t.direction, outcome=outcome.value, reason=reason.value, conflict=conflict,
-                   state=_state_json(nxt), arbiter_at=now)
-    db.execute("INSERT INTO pass_scans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               (t.scan, t.event, t.ticket, t.list, lst.version, t.gate, t.direction, t.at, int(t.admitted),
-                outcome.value, reason.value, detail, int(conflict), seq, now))
-    return PassAnswer(t.scan, outcome.value, reason.value, detail, seq, conflict)
+                   state=state_json(nxt), arbiter_at=now)
+    undo = json.dumps({"before": state_json(state), "after": state_json(nxt)}) if seq is not None else ""
+    _remember(db, t, lst.version, outcome.value, reason.value, detail, conflict, seq, now, undo)
+    return PassAnswer(t.scan, outcome.value, reason.value, detail, seq, conflict, state_json(nxt))
 
 
-def _swap(db: sqlite3.Connection, t: Transition, s: PassState, rev: int) -> bool:
+def _in_time(db: sqlite3.Connection, t: Transition, state: PassState, nxt: PassState) -> PassState:
+    """A late move older than the ticket's last applied move the other way (an exit, or an entry) leaves the
+    ticket where that later move put it: late moves reach the arbiter in any order, people moved in one."""
+    if t.direction == "out":
+        older = state.last_entry > t.at
+    else:
+        row = db.execute(LAST_EXIT, (t.event, t.ticket, t.list)).fetchone()
+        older = row is not None and row[0] is not None and row[0] > t.at
+    return replace(nxt, inside=state.inside) if older else nxt
+
+
+def _refused(db: sqlite3.Connection, t: Transition) -> tuple[Outcome, Reason, str] | None:
+    """REVOKED for an entry of a revoked ticket or of an ownership generation below the arbiter's."""
+    revoked, current = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM revoked WHERE ticket_id = ? AND event IN (?, ?)),"
+        " (SELECT generation FROM generations WHERE event = ? AND ticket_id = ?)",
+        (t.ticket, t.event, ANY_EVENT, t.event, t.ticket)).fetchone()
+    if revoked:
+        return Outcome.REVOKED, Reason.REVOKED, "the ticket is revoked"
+    if current is not None and t.gen < current:
+        return Outcome.REVOKED, Reason.SUPERSEDED, f"generation {t.gen} superseded by {current}"
+    return None
+
+
+def _void(db: sqlite3.Connection, t: Transition, prior: tuple, lst: CheckinList | None, now: float,
+          emit: Emit) -> PassAnswer:
+    """Undo what scan `t.scan` applied (it let nobody through), and answer like a void ever after."""
+    if (prior[4], prior[5]) == VOID or prior[9]:  # voided already, or a fact the gate reported: never undone
+        return PassAnswer(t.scan, prior[4], prior[5], prior[6], prior[7], bool(prior[8]), _current(db, t))
+    seq = prior[7]
+    if seq is not None and prior[10] and not prior[9]:  # applied, and not a fact reported by the gate
+        undo = json.loads(prior[10])
+        for _ in range(8):
+            done = _undo(db, t, prior[11], _state(undo["before"]), _state(undo["after"]), now, emit)
+            if done is not None:
+                seq = done
+                break
+    db.execute("UPDATE pass_scans SET outcome = ?, reason = ?, detail = ?, seq = ? WHERE scan_id = ?",
+               (*VOID, "void: the gate gave up waiting and let nobody through", seq, t.scan))
+    return PassAnswer(t.scan, *VOID, "void: the gate gave up waiting and let nobody through", seq,
+                      state=_current(db, t))
+
+
+def _undo(db: sqlite3.Connection, t: Transition, direction: str, before: PassState, after: PassState, now: float,
+          emit: Emit) -> int | None:
+    """One compare-and-set of the undo; the stream seq of the undo (or of nothing to undo: 0), None if lost."""
+    row = db.execute(STATE, (t.event, t.ticket, t.list)).fetchone()
+    if row is None:
+        return 0
+    cur = PassState(row[0], row[1], row[2], bool(row[3]), row[4])
+    if row[6] == t.scan:  # nothing moved the ticket since: exactly as before
+        nxt = before
+    else:  # later moves left the ticket where it is: give back the entry it spent
+        spent = after.entries - before.entries
+        nxt = replace(cur, entries=max(cur.entries - spent, 0),
+                      day_entries=max(cur.day_entries - spent, 0) if cur.day == after.day else cur.day_entries)
+    if nxt == cur:
+        return 0
+    if not _swap(db, t.event, t.ticket, t.list, t.scan, nxt, row[5]):
+        return None
+    _count(db, t.list, int(nxt.inside) - int(cur.inside), -int(nxt.entries < cur.entries))
+    return emit(kind="pass", event=t.event, ticket=t.ticket, list=t.list, scan=t.scan, gate=t.gate, at=t.at,
+                direction=direction, outcome=VOID[0], reason=VOID[1], conflict=False, state=state_json(nxt),
+                arbiter_at=now)
+
+
+def _tombstone(db: sqlite3.Connection, t: Transition, lst: CheckinList | None, now: float, why: str) -> PassAnswer:
+    _remember(db, t, lst.version if lst else t.version, *VOID, f"void: {why}", False, None, now, "")
+    return PassAnswer(t.scan, *VOID, f"void: {why}", state=_current(db, t))
+
+
+def _remember(db: sqlite3.Connection, t: Transition, version: int, outcome: str, reason: str, detail: str,
+              conflict: bool, seq: int | None, now: float, undo: str) -> None:
+    db.execute("INSERT INTO pass_scans (scan_id, event, ticket_id, list, list_version, gate_id, direction, at,"
+               " admitted, outcome, reason, detail, conflict, seq, arbiter_at, undo)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (t.scan, t.event, t.ticket, t.list, version, t.gate, t.direction, t.at, int(t.admitted),
+                outcome, reason, detail, int(conflict), seq, now, undo))
+
+
+def _swap(db: sqlite3.Connection, event: str, ticket: str, name: str, scan: str, s: PassState, rev: int) -> bool:
     """The compare-and-set: the new state only if the state is still the revision `rev` that was judged."""
-    values = (s.entries, s.day, s.day_entries, int(s.inside), s.last_entry, t.scan)
+    values = (s.entries, s.day, s.day_entries, int(s.inside), s.last_entry, scan)
     if rev == 0:
         return bool(db.execute("INSERT INTO pass_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
-                               (t.event, t.ticket, t.list, *values)).rowcount)
+                               (event, ticket, name, *values)).rowcount)
     return bool(db.execute("UPDATE pass_states SET entries = ?, day = ?, day_entries = ?, inside = ?, last_entry = ?,"
                            " scan_id = ?, rev = rev + 1 WHERE event = ? AND ticket_id = ? AND list = ? AND rev = ?",
-                           (*values, t.event, t.ticket, t.list, rev)).rowcount)
+                           (*values, event, ticket, name, rev)).rowcount)
 
 
 def _full(db: sqlite3.Connection, lst: CheckinList) -> bool:
@@ -95,16 +205,28 @@ def _full(db: sqlite3.Connection, lst: CheckinList) -> bool:
 
 
 def _count(db: sqlite3.Connection, name: str, inside: int, admitted: int) -> None:
-    if not db.execute("UPDATE pass_areas SET inside = max(inside + ?, 0), admitted = admitted + ? WHERE list = ?",
-                      (inside, admitted, name)).rowcount:
-        db.execute("INSERT INTO pass_areas VALUES (?, ?, ?)", (name, max(inside, 0), admitted))
+    # CASE, not SQLite's max(a, b): the same SQL runs on PostgreSQL (sync/arbiter/pgstore.py)
+    if not db.execute("UPDATE pass_areas SET inside = CASE WHEN inside + ? > 0 THEN inside + ? ELSE 0 END,"
+                      " admitted = CASE WHEN admitted + ? > 0 THEN admitted + ? ELSE 0 END WHERE list = ?",
+                      (inside, inside, admitted, admitted, name)).rowcount:
+        db.execute("INSERT INTO pass_areas VALUES (?, ?, ?)", (name, max(inside, 0), max(admitted, 0)))
 
 
-def _state_json(s: PassState) -> Json:
+def _current(db: sqlite3.Connection, t: Transition) -> Json:
+    row = db.execute(STATE, (t.event, t.ticket, t.list)).fetchone()
+    return state_json(PassState(row[0], row[1], row[2], bool(row[3]), row[4]) if row else PassState())
+
+
+def state_json(s: PassState) -> Json:
+    """A state as the wire carries it (sync.wire.PASS_STATE)."""
     return {"entries": s.entries, "day": s.day, "day_entries": s.day_entries, "inside": s.inside,
             "last_entry": s.last_entry}
 
 
-def inside(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
-    """Per list: (tickets inside now, tickets admitted), exact across every gate that reached the arbiter."""
-    return {name: (n, a) for name, n, a in db.execute("SELECT list, inside, admitted FROM pass_areas ORDER BY list")}
+def _state(d: Json) -> PassState:
+    return PassState(int(d["entries"]), str(d["day"]), int(d["day_entries"]), bool(d["inside"]),
+                     float(d["last_entry"]))
+
+
+#: per list: tickets inside now, entries admitted (ArbiterStore.inside)
+INSIDE = "SELECT list, inside, admitted FROM pass_areas ORDER BY list"

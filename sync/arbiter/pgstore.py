@@ -38,7 +38,7 @@ import psycopg
 from gate.sqlite import Migration
 from sync.arbiter.store import ANY_EVENT, CLAIM_LOOKUP, ArbiterStore, Op
 from sync.exc import ArbiterStoreError
-from sync.wire import Answer, Claim, Json
+from sync.wire import Answer, Claim, Json, PassAnswer
 
 #: pg_advisory_xact_lock key of the migrations (any constant: "qrga" in ASCII)
 MIGRATION_LOCK = 0x71726761
@@ -84,10 +84,26 @@ PG_MIGRATIONS: list[Migration] = [
         """CREATE TABLE generations (event text NOT NULL, ticket_id text NOT NULL, generation bigint NOT NULL,
             PRIMARY KEY (event, ticket_id))""",
     )),
+    # check-in lists (sync/arbiter/passes.py): SQLite's migrations 4 and 5 in one step
+    (4, "check-in lists: pass states, transitions, inside counts", (
+        """CREATE TABLE pass_states (
+            event text NOT NULL, ticket_id text NOT NULL, list text NOT NULL, entries bigint NOT NULL,
+            day text NOT NULL, day_entries bigint NOT NULL, inside integer NOT NULL,
+            last_entry double precision NOT NULL, scan_id text NOT NULL, rev bigint NOT NULL,
+            PRIMARY KEY (event, ticket_id, list))""",
+        """CREATE TABLE pass_scans (
+            scan_id text PRIMARY KEY, event text NOT NULL, ticket_id text NOT NULL, list text NOT NULL,
+            list_version bigint NOT NULL, gate_id text NOT NULL, direction text NOT NULL, at double precision NOT NULL,
+            admitted integer NOT NULL, outcome text NOT NULL, reason text NOT NULL, detail text NOT NULL,
+            conflict integer NOT NULL, seq bigint, arbiter_at double precision NOT NULL, undo text NOT NULL DEFAULT '')""",
+        "CREATE TABLE pass_areas (list text PRIMARY KEY, inside bigint NOT NULL, admitted bigint NOT NULL)",
+        "CREATE INDEX pass_scans_ticket ON pass_scans (event, ticket_id, list, direction)",
+    )),
 ]
 
 #: the tables `adopt` copies from a SQLite arbiter (its schema_migrations stay its own)
-ADOPTED = ("meta", "claims", "scans", "conflicts", "revoked", "stream", "overrides", "generations")
+ADOPTED = ("meta", "claims", "scans", "conflicts", "revoked", "stream", "overrides", "generations", "pass_states",
+           "pass_scans", "pass_areas")
 
 BOOKKEEPING = ("CREATE TABLE IF NOT EXISTS schema_migrations"
                " (version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)")
@@ -279,7 +295,7 @@ class PgArbiterStore(ArbiterStore):
             if self._head != start:
                 db.execute("UPDATE stream_head SET seq = ?", (self._head,))
 
-    def apply(self, ops: Sequence[Op]) -> tuple[list[Answer], list[Json]]:
+    def apply(self, ops: Sequence[Op]) -> tuple[list[Answer | PassAnswer], list[Json]]:
         """ArbiterStore.apply, with the lookups of a batch of claims read in one round trip (`_look_ahead`)."""
         with self._lock:
             self._batch = ops

@@ -64,6 +64,13 @@ MIGRATIONS: list[Migration] = [
             conflict INTEGER NOT NULL, seq INTEGER, arbiter_at REAL NOT NULL) WITHOUT ROWID""",
         "CREATE TABLE pass_areas (list TEXT PRIMARY KEY, inside INTEGER NOT NULL, admitted INTEGER NOT NULL)",
     )),
+    # Transitions over the wire (sync/arbiter/passes.py): a gate that gave up waiting and refused voids its scan,
+    # so each applied transition keeps the state before and after it, to be undone.
+    (5, "check-in lists: the states before and after each applied transition; each ticket's moves", (
+        "ALTER TABLE pass_scans ADD COLUMN undo TEXT NOT NULL DEFAULT ''",
+        # late moves arrive in any order: the last exit of a ticket is looked up (sync/arbiter/passes.py)
+        "CREATE INDEX pass_scans_ticket ON pass_scans (event, ticket_id, list, direction)",
+    )),
 ]
 
 

@@ -23,6 +23,10 @@ What a caller may rely on:
 * A claim whose code does not verify (ClaimCheck: signature, key, event,
   validity, the claiming gate's events) is answered "refused" with a stable
   reason code in `detail`, counted, and never reaches the store.
+* Check-in list transitions ride on the claim request (key "transitions",
+  docs/mqtt.md) and are answered in a reply of kind "transition": checked
+  the same way (a refused one is INVALID ``refused``), then judged in the
+  batch's transaction by the lists `check.lists` holds (reread with the keys).
 * If the store cannot commit, nothing of that batch is answered (the gates
   time out and fall back to their offline policy); the status says "fault".
 * The retained status on `{prefix}/arbiter/status` is "online" while
@@ -40,6 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gate.outcomes import Outcome, Reason
 from sync import wire
 from sync.arbiter.intake import Intake, Raw
 from sync.arbiter.store import ArbiterStore, Op
@@ -76,7 +81,7 @@ class Work:
     correlation: bytes | None
     ops: list[Op] = field(default_factory=list)
     #: answers decided before the store: claims whose code did not verify (sync/arbiter/trust.py)
-    refused: list[wire.Answer] = field(default_factory=list)
+    refused: list[wire.Answer | wire.PassAnswer] = field(default_factory=list)
     after: int = 0
     limit: int = 0
 
@@ -90,6 +95,7 @@ class Arbiter:
         self.store = store
         self.topics = topics
         self.check = check
+        store.lists = check.lists
         self.counters = Counters()
         self.status_every = status_every
         self.max_batch = max_batch
@@ -220,7 +226,8 @@ class Arbiter:
                 return
             self._busy = True  # the status reads the store: never while a batch is being served
         try:
-            self.check.refresh()  # a gate provisioned or a key imported since: no restart needed
+            if self.check.refresh():  # a gate provisioned, a key imported or a list signed since: no restart needed
+                self.store.lists = self.check.lists
             self._maybe_status()
         finally:
             with self._cond:
@@ -230,7 +237,7 @@ class Arbiter:
 
     def _serve(self, batch: list[Work], out: list[Outgoing]) -> None:
         """Decide a batch (and read its catch-ups) under `_busy`; add what it must publish to `out`, in order."""
-        writes = [w for w in batch if w.kind in ("claim", "release", "revoke", "override")]
+        writes = [w for w in batch if w.kind in ("claim", "transition", "release", "revoke", "override")]
         if writes:
             try:
                 answers, stream = self.store.apply([op for w in writes for op in w.ops])
@@ -249,7 +256,7 @@ class Arbiter:
             if work.kind == "catchup":  # read here, under _busy: never during another batch's transaction
                 self._catch_up(out, work)
 
-    def _answer(self, out: list[Outgoing], writes: list[Work], answers: list[wire.Answer]) -> None:
+    def _answer(self, out: list[Outgoing], writes: list[Work], answers: list[wire.Answer | wire.PassAnswer]) -> None:
         now = time.time()
         start = 0
         for work in writes:
@@ -257,7 +264,10 @@ class Arbiter:
             start += len(work.ops)
             self.counters.add(f"{work.kind}s", len(mine))
             for a in mine:
-                self.counters.add(f"answer_{a.answer}")
+                if isinstance(a, wire.PassAnswer):
+                    self.counters.add(f"transition_{a.reason or a.outcome}")
+                else:
+                    self.counters.add(f"answer_{a.answer}")
             self._reply(out, work, wire.answers_reply(work.kind, mine, now))
 
     def _stream(self, out: list[Outgoing], stream: list[wire.Json]) -> None:
@@ -341,7 +351,10 @@ class Arbiter:
             after, limit = wire.parse_catchup(d)
             return Work(kind, sender, msg.response_topic, msg.correlation, after=after, limit=limit)
         ops: list[Op]
-        if kind == "claim":
+        if kind == "claim" and "transitions" in d:  # check-in list moves ride on the claim request (passes.py)
+            kind = "transition"
+            ops = list(wire.parse_transitions(d))
+        elif kind == "claim":
             ops = list(wire.parse_claims(d))
         elif kind == "release":
             ops = list(wire.parse_releases(d))
@@ -351,26 +364,32 @@ class Arbiter:
             ops = [wire.Supersession(g.event, g.ticket, g.gen, sender, g.at) for g in wire.parse_supersessions(d)]
         else:
             ops = [wire.Revocation(v.event, v.ticket, sender, v.reason, v.at, v.admin) for v in wire.parse_revocations(d)]
-        if any(isinstance(op, wire.Claim | wire.Release) and op.gate != sender for op in ops):
+        if any(isinstance(op, wire.Claim | wire.Release | wire.Transition) and op.gate != sender for op in ops):
             raise BadMessage(f"a {kind} names a gate other than its sender {sender!r}")
         if msg.response_topic is not None and msg.response_topic != self.topics.reply(sender):
             raise BadMessage(f"a {kind} asks for its answer on {msg.response_topic!r}, not the sender's reply topic")
-        refused: list[wire.Answer] = []
-        if kind == "claim":
+        refused: list[wire.Answer | wire.PassAnswer] = []
+        if kind in ("claim", "transition"):
             ops, refused = self._checked(sender, ops)
         return Work(kind, sender, msg.response_topic, msg.correlation, ops=ops, refused=refused)
 
-    def _checked(self, sender: str, claims: list[Op]) -> tuple[list[Op], list[wire.Answer]]:
-        """(claims to decide, refusals): a claim whose code does not verify spends nothing."""
+    def _checked(self, sender: str, claims: list[Op]) -> tuple[list[Op], list[wire.Answer | wire.PassAnswer]]:
+        """(claims or transitions to decide, refusals): one whose code does not verify spends nothing."""
         keep: list[Op] = []
-        refused: list[wire.Answer] = []
+        refused: list[wire.Answer | wire.PassAnswer] = []
         for claim in claims:
-            assert isinstance(claim, wire.Claim)
-            why = self.check.refusal(claim)
+            if isinstance(claim, wire.Transition):
+                why = self.check.transition_refusal(claim)
+                answer: wire.Answer | wire.PassAnswer = wire.PassAnswer(
+                    claim.scan, Outcome.INVALID.value, Reason.REFUSED.value, why or "")
+            else:
+                assert isinstance(claim, wire.Claim)
+                why = self.check.refusal(claim)
+                answer = wire.Answer(claim.scan, "refused", detail=why or "")
             if why is None:
                 keep.append(claim)
                 continue
-            refused.append(wire.Answer(claim.scan, "refused", detail=why))
+            refused.append(answer)
             self.counters.add("claims_refused")
             self.counters.add(f"refused_{why.split(':', 1)[0]}")
         if refused and self._quiet("refused"):

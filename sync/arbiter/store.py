@@ -46,7 +46,7 @@ from sync.wire import Answer, Claim, First, Json, Override, PassAnswer, Release,
 log = logging.getLogger(__name__)
 ANY_EVENT = "*"
 
-Op = Claim | Release | Revocation | Supersession | Override
+Op = Claim | Release | Revocation | Supersession | Override | Transition
 #: everything a claim is decided on, in one statement (the hot path): the scan id's earlier answer if any,
 #: whether the ticket is revoked, its current ownership generation, and who holds it
 CLAIM_LOOKUP = """
@@ -133,17 +133,22 @@ class ArbiterStore:
             yield db
 
     # -- the batch -------------------------------------------------------------------------
-    def apply(self, ops: Sequence[Op]) -> tuple[list[Answer], list[Json]]:
-        """Decide every op in one durable transaction: (one answer per op, the new stream items)."""
+    def apply(self, ops: Sequence[Op]) -> tuple[list[Answer | PassAnswer], list[Json]]:
+        """Decide every op in one durable transaction: (one answer per op, the new stream items); a check-in
+        list Transition is judged by sync/arbiter/passes.py and answered with a PassAnswer."""
         if self._finish_checkpoint:  # no commit can land while this runs (this is the only writer): it copies all
             self._finish_checkpoint = False
             self._checkpoint(self.conn)
         now = self.clock()
-        answers: list[Answer] = []
+        answers: list[Answer | PassAnswer] = []
         stream: list[Json] = []
         with self._transaction() as db:
+            def emit(**item: object) -> int:
+                return self._emit(db, stream, now, **item)
             for op in ops:
-                if isinstance(op, Claim):
+                if isinstance(op, Transition):
+                    answers.append(passes.transition(db, op, self.lists, now, emit))
+                elif isinstance(op, Claim):
                     answers.append(self._claim(db, op, now, stream))
                 elif isinstance(op, Release):
                     answers.append(self._release(db, op, now, stream))
@@ -158,13 +163,8 @@ class ArbiterStore:
     def transitions(self, moves: Sequence[Transition]) -> tuple[list[PassAnswer], list[Json]]:
         """Judge check-in list transitions in one durable transaction (sync/arbiter/passes.py): (one answer per
         transition, the new stream items), like `apply`."""
-        now = self.clock()
-        stream: list[Json] = []
-        with self._transaction() as db:
-            def emit(**item: object) -> int:
-                return self._emit(db, stream, now, **item)
-            answers = [passes.transition(db, t, self.lists, now, emit) for t in moves]
-        return answers, stream
+        answers, stream = self.apply(moves)
+        return [a for a in answers if isinstance(a, PassAnswer)], stream
 
     def _lookup(self, db: sqlite3.Connection, c: Claim) -> Sequence[Any]:
         """CLAIM_LOOKUP's row for `c`, as this transaction sees it now (PgArbiterStore reads a batch's at once)."""
@@ -411,8 +411,8 @@ class ArbiterStore:
 
     def inside(self) -> dict[str, tuple[int, int]]:
         """Per check-in list: (tickets inside now, entries admitted), exact across gates (sync/arbiter/passes.py)."""
-        with self.database.lock:
-            return passes.inside(self.conn)
+        return {str(r["list"]): (int(r["inside"]), int(r["admitted"]))  # type: ignore[call-overload]
+                for r in self.rows(passes.INSIDE)}
 
     def counts(self) -> dict[str, int]:
         """Claims held, scans by answer, open conflicts, revocations, stream head: the arbiter's status."""

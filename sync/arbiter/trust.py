@@ -19,9 +19,17 @@ What a caller may rely on:
   at the time the gate says it admitted, which may not lie in the future.
 * A claim with no code is refused (`no_ticket`): gates from before claims
   carried their code must be upgraded before the arbiter (docs/operations.md).
-* `ClaimCheck.load(keys_dir, gates_file)` rereads both on `refresh()` once
-  they change (a gate provisioned, a key imported or retired), without a
-  restart; a file that no longer loads keeps the last good check, logged.
+* `ClaimCheck.transition_refusal(t)` checks a check-in list transition the
+  same way (its code, event, ticket id, generation, the gate's events) and
+  that the code's signed product is the one the transition names
+  (`mismatch`); a void (it spends nothing, it undoes the gate's own scan)
+  needs only the gate's events.
+* `ClaimCheck.load(keys_dir, gates_file, lists_dir)` rereads them on
+  `refresh()` once they change (a gate provisioned, a key imported or
+  retired, a list signed), without a restart; a file that no longer loads
+  keeps the last good check, logged.  `lists` holds the signed check-in
+  lists of `lists_dir` (``*.list.json``, verified with the keyring; the
+  highest version of each name) that the arbiter judges transitions by.
 """
 
 from __future__ import annotations
@@ -33,11 +41,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gate.exc import GateError
+from gate.exc import GateError, TicketFormatError
 from gate.keys import Keyring, KeyStore
+from gate.product import product_of
+from gate.rules import CheckinList, load
+from gate.ticket import Ticket
 from gate.verify import Verifier
 from sync.exc import SyncError
-from sync.wire import Claim
+from sync.wire import Claim, Transition
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +111,19 @@ class ClaimCheck:
         self.gates = gates or GateEvents()
         self.skew = skew
         self.clock = clock
-        self._files: tuple[Path, Path | None] | None = None
+        self._files: tuple[Path, Path | None, Path | None] | None = None
         self._seen: object = None
+        #: the verified check-in lists by name (what the arbiter judges transitions by)
+        self.lists: dict[str, CheckinList] = {}
 
     @classmethod
-    def load(cls, keys_dir: Path, gates_file: Path | None, *, skew: float = 120.0) -> ClaimCheck:
-        """The check of an arbiter home; SyncError or KeyFileError if a file is unusable at start."""
-        check = cls(KeyStore(keys_dir).keyring(), GateEvents.load(gates_file), skew=skew)
-        check._files, check._seen = (keys_dir, gates_file), _stamp(keys_dir, gates_file)
+    def load(cls, keys_dir: Path, gates_file: Path | None, lists_dir: Path | None = None, *,
+             skew: float = 120.0) -> ClaimCheck:
+        """The check of an arbiter home; SyncError, KeyFileError or RulesError if a file is unusable at start."""
+        keyring = KeyStore(keys_dir).keyring()
+        check = cls(keyring, GateEvents.load(gates_file), skew=skew)
+        check.lists = load_lists(lists_dir, keyring)
+        check._files, check._seen = (keys_dir, gates_file, lists_dir), _stamp(keys_dir, gates_file, lists_dir)
         return check
 
     def refresh(self) -> bool:
@@ -118,34 +134,68 @@ class ClaimCheck:
         if stamp == self._seen:
             return False
         self._seen = stamp
-        keys_dir, gates_file = self._files
+        keys_dir, gates_file, lists_dir = self._files
         try:
             keyring, gates = KeyStore(keys_dir).keyring(), GateEvents.load(gates_file)
+            lists = load_lists(lists_dir, keyring)
         except GateError as exc:
-            log.error("keeping the last good keys and gates: %s", exc)
+            log.error("keeping the last good keys, gates and lists: %s", exc)
             return False
         self.verifier, self.gates = Verifier(keyring, skew=self.skew, clock=self.clock), gates
-        log.info("reloaded the arbiter's keys (%d) and gates file", len(keyring))
+        self.lists = lists
+        log.info("reloaded the arbiter's keys (%d), gates file and check-in lists (%d)", len(keyring), len(lists))
         return True
 
     def refusal(self, claim: Claim) -> str | None:
+        return self._checked(claim)[0]
+
+    def transition_refusal(self, t: Transition) -> str | None:
+        """None for a transition to judge, else a stable reason code, ": " and a detail (never raises)."""
+        if t.void:  # spends nothing: it undoes what this gate's own scan id applied (passes.py checks the owner)
+            return self.gates.refusal(t.gate, t.event)
+        why, ticket = self._checked(Claim(t.scan, t.event, t.ticket, t.gate, t.at, t.gen, t.admitted, t.text))
+        if why is not None or ticket is None:
+            return why
+        try:
+            product = product_of(ticket)
+        except TicketFormatError as exc:
+            return f"malformed: {exc}"
+        if product != t.product:
+            return f"{MISMATCH}: the code's product is {product or 'none'!r}, the transition says {t.product!r}"
+        return None
+
+    def _checked(self, claim: Claim) -> tuple[str | None, Ticket | None]:
         if not claim.text:
-            return f"{NO_TICKET}: the claim carries no ticket"
+            return f"{NO_TICKET}: the claim carries no ticket", None
         now = self.clock()
         if claim.admitted and claim.at > now + self.skew:
-            return f"{FUTURE_CLAIM}: admitted at {claim.at:.0f}, after the arbiter's time {now:.0f}"
+            return f"{FUTURE_CLAIM}: admitted at {claim.at:.0f}, after the arbiter's time {now:.0f}", None
         verdict = self.verifier.verify(claim.text, claim.at if claim.admitted else now)
         ticket = verdict.ticket
         if ticket is not None and (ticket.event, ticket.ticket_id, ticket.generation) != (
                 claim.event, claim.ticket, claim.gen):
-            return f"{MISMATCH}: the code is for {ticket.event}/{ticket.ticket_id} generation {ticket.generation}"
+            return (f"{MISMATCH}: the code is for {ticket.event}/{ticket.ticket_id} generation {ticket.generation}",
+                    ticket)
         if not verdict.ok:
-            return f"{verdict.reason.value}: {verdict.detail}" if verdict.detail else verdict.reason.value
-        return self.gates.refusal(claim.gate, claim.event)
+            return (f"{verdict.reason.value}: {verdict.detail}" if verdict.detail else verdict.reason.value), ticket
+        return self.gates.refusal(claim.gate, claim.event), ticket
 
 
-def _stamp(keys_dir: Path, gates_file: Path | None) -> object:
+def load_lists(folder: Path | None, keyring: Keyring) -> dict[str, CheckinList]:
+    """The signed lists of `folder` (``*.list.json``), each verified; the highest version of each name.
+    No folder (or none there): no lists, and every transition is answered ``not_this_list``."""
+    lists: dict[str, CheckinList] = {}
+    for path in sorted(folder.glob("*.list.json")) if folder is not None and folder.is_dir() else []:
+        lst = load(path, keyring)
+        if lst.name not in lists or lists[lst.name].version < lst.version:
+            lists[lst.name] = lst
+    return lists
+
+
+def _stamp(keys_dir: Path, gates_file: Path | None, lists_dir: Path | None = None) -> object:
     files = sorted(keys_dir.glob("*.json")) if keys_dir.is_dir() else []
+    if lists_dir is not None and lists_dir.is_dir():
+        files += sorted(lists_dir.glob("*.list.json"))
     if gates_file is not None:
         files.append(gates_file)
     stamp = []

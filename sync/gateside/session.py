@@ -91,6 +91,11 @@ class GateSync:
         self._next_status = 0.0
         #: called on the worker thread after every (re)connect (sync.dashboard.GateFeed announces the gate)
         self.on_connect: list[Callable[[], None]] = []
+        #: more outboxes of this gate's store (sync/gateside/passclaimer.py: list transitions): each drain runs
+        #: on the worker after the claims' and returns False if the arbiter did not answer; each backlog counts
+        #: its entries not yet answered (in the status's `outbox`; `close` waits for them too)
+        self.drains: list[Callable[[], bool]] = []
+        self.backlogs: list[Callable[[], dict[str, int]]] = []
         self._worker = threading.Thread(target=self._run, name=f"sync-{gate_id}", daemon=True)
         self._applier = threading.Thread(target=self._apply_live, name=f"stream-{gate_id}", daemon=True)
         self.link = Link(broker, f"{gate_id}{client_suffix}",
@@ -159,7 +164,7 @@ class GateSync:
     def _settled(self) -> bool:
         """Nothing left to deliver, and caught up if the arbiter can be asked at all."""
         try:
-            if self.ledger.outbox_counts():
+            if self.outbox_counts():
                 return False
         except StoreError:
             return False
@@ -172,15 +177,9 @@ class GateSync:
 
     def claim(self, claim: wire.Claim, budget: float | None = None) -> wire.Answer | None:
         """The arbiter's answer to one claim within the budget, or None."""
-        self.counters.add("claims")
-        budget = self.budget if budget is None else budget
-        reply = self.link.request(self.topics.request("claim", self.gate_id), wire.request("claims", [claim]),
-                                  budget, resend_after=budget * RESEND_AT)
+        reply = self._live("claims", [claim], budget)
         if reply is None:
-            self._unanswered += 1
-            self.counters.add("claim_timeouts")
             return None
-        self._answered(reply)
         try:
             answers = wire.parse_answers(reply)
         except BadMessage as exc:
@@ -188,6 +187,41 @@ class GateSync:
             log.warning("unusable answer to claim %s: %s", claim.scan, exc)
             return None
         return next((a for a in answers if a.scan == claim.scan), None)
+
+    def transition(self, move: wire.Transition, budget: float | None = None) -> wire.PassAnswer | None:
+        """The arbiter's ruling on one check-in list transition within the budget, or None (like `claim`)."""
+        reply = self._live("transitions", [move], budget)
+        if reply is None:
+            return None
+        try:
+            answers = wire.parse_pass_answers(reply)
+        except BadMessage as exc:  # an arbiter that knows no lists answers an error: decide locally
+            self.counters.add("bad_replies")
+            log.warning("unusable answer to list transition %s: %s", move.scan, exc)
+            return None
+        return next((a for a in answers if a.scan == move.scan), None)
+
+    def _live(self, key: str, entries: list[wire.Claim] | list[wire.Transition], budget: float | None) -> wire.Json | None:
+        """One live request on the claim topic (a person is waiting): its reply within the budget, or None."""
+        self.counters.add("claims")
+        budget = self.budget if budget is None else budget
+        reply = self.link.request(self.topics.request("claim", self.gate_id), wire.request(key, entries),
+                                  budget, resend_after=budget * RESEND_AT)
+        if reply is None:
+            self._unanswered += 1
+            self.counters.add("claim_timeouts")
+            return None
+        self._answered(reply)
+        return reply
+
+    def ask(self, payload: wire.Json) -> wire.Json | None:
+        """The worker's request on the claim topic (an outbox drain's `drains`): its reply, or None."""
+        reply = self.link.request(self.topics.request("claim", self.gate_id), payload, REQUEST_TIMEOUT, tag=WORKER)
+        if reply is None:
+            self.counters.add("drain_timeouts")
+            return None
+        self._answered(reply)
+        return reply
 
     def kick(self) -> None:
         """The outbox has new work: drain it as soon as the arbiter answers."""
@@ -323,6 +357,8 @@ class GateSync:
             claims = [claim_of(scan, admitted=True) for scan in late]
             releases = [release_of(scan) for scan in released]
             if not claims and not releases:
+                for drain in self.drains:
+                    drain()
                 self._drain_after = time.monotonic() + 1.0  # claim entries turn stale with time
                 return
             if not self._send(claims, "claim", "claims") or not self._send(releases, "release", "releases"):
@@ -359,6 +395,13 @@ class GateSync:
             self._clock_offset = at - time.time()
             self.time_trust.note_arbiter(self._clock_offset)
 
+    def outbox_counts(self) -> dict[str, int]:
+        """Every outbox's entries not yet answered, by state (the list transitions' prefixed ``pass_``)."""
+        counts = self.ledger.outbox_counts()
+        for backlog in self.backlogs:
+            counts.update(backlog())
+        return counts
+
     # -- status ------------------------------------------------------------------------------------------
     def _status_payload(self, state: str, **extra: object) -> wire.Json:
         return {"v": wire.VERSION, "gate": self.gate_id, "state": state, "at": time.time(), **extra}
@@ -368,7 +411,7 @@ class GateSync:
         if not self.link.ready:
             return
         try:
-            outbox = self.ledger.outbox_counts()
+            outbox = self.outbox_counts()
             _epoch, seq = self.ledger.position()
             outcomes = self.ledger.store.counts()
         except StoreError as exc:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from gate.ledger import Ruling
+from gate.passes import PassRuling, PassState
 from gate.store import FirstUse, Scan
-from sync.wire import Answer, Claim, Release
+from sync.wire import Answer, Claim, PassAnswer, Release, Transition
 
 
 def claim_of(scan: Scan, *, admitted: bool = False) -> Claim:
@@ -22,3 +23,17 @@ def release_of(scan: Scan) -> Release:
 def ruling_of(answer: Answer) -> Ruling:
     first = FirstUse(answer.first.gate, answer.first.at, answer.first.scan) if answer.first is not None else None
     return Ruling(answer.scan, answer.answer, answer.seq, first, answer.detail)
+
+
+def transition_of(scan: Scan, lst: str, version: int, direction: str, product: str, *, admitted: bool = False,
+                  void: bool = False) -> Transition:
+    """The transition of a verified scan on list `lst` (`admitted`: let through offline; `void`: nobody was)."""
+    assert scan.event is not None and scan.ticket_id is not None
+    return Transition(scan.scan_id, scan.event, scan.ticket_id, scan.gate_id, scan.at, lst, version, direction,
+                      product, admitted, scan.text, scan.generation, void)
+
+
+def pass_ruling_of(answer: PassAnswer) -> PassRuling:
+    s = answer.state
+    state = PassState(s["entries"], s["day"], s["day_entries"], s["inside"], s["last_entry"]) if s else None
+    return PassRuling(answer.scan, answer.outcome, answer.reason, answer.detail, answer.seq, answer.conflict, state)
