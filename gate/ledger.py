@@ -1,7 +1,8 @@
 """The gate's side of sync, kept in the gate's own store: claim intents, the outbox, conflicts, the stream.
 
 This module owns the outbox, conflict and stream-position tables of the
-gate's file (migration 2); the redeemed set, revocations, generations and
+gate's file (migration 2) and the list documents adopted from the stream
+(``checkin_lists``, migration 8: gate/servedlist.py judges them); the redeemed set, revocations, generations and
 the audit log it changes only through `gate.store.StoreTx`, inside the same
 transaction.  It speaks in the gate's own terms (`Scan`, `Ruling`): sync/
 turns those into MQTT payloads and back.
@@ -33,16 +34,21 @@ entries are re-sent until answered: the arbiter is idempotent on scan ids.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.outcomes import Outcome, Reason
 from gate.passes import PassState
+from gate.rules import CheckinList, RulesError
 from gate.sequence import in_sequence
 from gate.store import FirstUse, Redemption, Scan, Store, StoreTx
+
+if TYPE_CHECKING:
+    from gate.servedlist import ServedList
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +93,12 @@ Item = Mapping[str, Any]
 class Ledger:
     """Sync state in a gate Store; safe to share between the decide thread and the sync worker."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time, lists: ServedList | None = None) -> None:
         self.store = store
         self.clock = clock
+        #: the check-in list this gate serves: `list` items of the stream are judged by it (gate/servedlist.py);
+        #: None: this gate serves no list and skips them
+        self.lists = lists
 
     # -- the claim path ------------------------------------------------------------------------
     def begin(self, scan: Scan) -> Redemption | None:
@@ -218,16 +227,43 @@ class Ledger:
 
         A new epoch is only adopted from position 0 (see `reset_stream`).
         """
+        adopted: list[tuple[CheckinList, int]] = []
         with self.store.transaction() as tx:
             stored, seq = self._position(tx)
             if stored and stored != epoch:
                 return 0, True
             follow, gap = in_sequence(entries, seq)
             for item in follow:
-                self._apply_item(tx, item)
+                if item["kind"] == "list":
+                    self._offer_list(tx, item, adopted)
+                else:
+                    self._apply_item(tx, item)
             if follow or not stored:
                 self._save_position(tx, epoch, int(follow[-1]["seq"]) if follow else seq)
-            return len(follow), gap
+        if self.lists is not None:
+            for lst, at_seq in adopted:  # durable now: decide by it from the next scan on
+                self.lists.adopted(lst, at_seq)
+        return len(follow), gap
+
+    def _offer_list(self, tx: StoreTx, item: Item, adopted: list[tuple[CheckinList, int]]) -> None:
+        """A signed list document from the stream: stored (replacing the one adopted before) if this gate's list
+        judges it a higher version of itself (gate/servedlist.py); refused ones are counted and logged."""
+        if self.lists is None:
+            return
+        held = adopted[-1][0].version if adopted else self.lists.current.version
+        try:
+            lst = self.lists.judge(item.get("doc"), held, f"list item {item['seq']} of the stream")
+        except RulesError as exc:
+            self.lists.refused(exc)
+            return
+        if lst is None:
+            return
+        tx.db.execute("INSERT INTO checkin_lists VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                      " event = excluded.event, version = excluded.version, document = excluded.document,"
+                      " seq = excluded.seq, adopted_at = excluded.adopted_at",
+                      (lst.name, lst.event, lst.version, json.dumps(item["doc"], sort_keys=True), int(item["seq"]),
+                       self.clock()))
+        adopted.append((lst, int(item["seq"])))
 
     def reset_stream(self, epoch: str) -> None:
         """Follow a new arbiter database from sequence 0 (the rows already applied stay)."""
@@ -261,6 +297,12 @@ class Ledger:
                            FirstUse(late["gate"], late["at"], late["scan"]), item["seq"], item["state"])
 
     # -- reading ------------------------------------------------------------------------------------
+    def adopted_list(self, name: str) -> str | None:
+        """The signed document (JSON) of list `name` adopted from the stream, if any: unverified here
+        (gate/servedlist.py's `choose` verifies it again with the keyring of the day)."""
+        rows = self.store.database.rows("SELECT document FROM checkin_lists WHERE name = ?", (name,))
+        return str(rows[0]["document"]) if rows else None
+
     def outbox_counts(self) -> dict[str, int]:
         with self.store.transaction() as tx:
             return dict(tx.db.execute("SELECT state, count(*) FROM outbox WHERE state != 'done' GROUP BY state"))

@@ -151,4 +151,16 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX pass_outbox_pending ON pass_outbox (state, created) WHERE state != 'done'",
     )),
+    # Lists distributed on the stream (gate/servedlist.py, docs/checkin-lists.md): the signed document of each list
+    # this gate adopted from the arbiter's stream (a higher version than it held), kept so a restart offline keeps it.
+    (8, "check-in lists: signed list documents adopted from the stream", (
+        """CREATE TABLE checkin_lists (
+            name TEXT PRIMARY KEY,
+            event TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            document TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            adopted_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+    )),
 ]

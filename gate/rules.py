@@ -260,6 +260,11 @@ def _good(scheme: str, material: bytes, message: bytes, tag: bytes) -> bool:
 
 def load(path: Path, keyring: Keyring) -> CheckinList:
     """Read and verify one signed list file."""
+    return load_document(path, keyring)[0]
+
+
+def load_document(path: Path, keyring: Keyring) -> tuple[CheckinList, dict[str, Any]]:
+    """Read and verify one signed list file: (its list, the signed document as the file holds it)."""
     try:
         raw = path.read_bytes()
         if len(raw) > MAX_LIST_BYTES:
@@ -267,4 +272,4 @@ def load(path: Path, keyring: Keyring) -> CheckinList:
         doc = json.loads(raw)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RulesError(f"{path}: cannot read the check-in list: {exc}") from None
-    return verify(doc, keyring, str(path))
+    return verify(doc, keyring, str(path)), doc

@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, .
     from gate.ownership.officeserver import BoxOfficeServer
     from gate.ownership.payment import FakePaymentAgent
     from gate.ownership.wallet import Wallet
+    from gate.rules import CheckinList
+    from gate.servedlist import ServedList
     from hardware import Camera, Decoder, Feedback
     from sync.admin import AdminClient
     from sync.arbiter.service import Arbiter
@@ -62,20 +64,49 @@ def build_verifier(config: Config, trust: TimeTrust | None = None) -> Verifier:
 
 
 def build_decider(config: Config, store: Store | None = None, claimer: Claimer | None = None,
-                  on_decision: DecisionListener | None = None, trust: TimeTrust | None = None) -> Decider:
+                  on_decision: DecisionListener | None = None, trust: TimeTrust | None = None,
+                  served: ServedList | None = None) -> Decider:
+    """The decision core; with `served` (start_gate_sync's), its list follows the versions the stream brings."""
     verifier = build_verifier(config, trust)
-    return Decider(verifier, store or open_store(config), config.gate_id, clock=time.time,
-                   claimer=claimer, on_decision=on_decision, checkin=build_checkin(config, verifier.keyring))
+    store = store or open_store(config)
+    checkin = build_checkin(config, verifier.keyring, store)
+    if checkin is not None and served is not None:
+        served.serve(checkin)
+    return Decider(verifier, store, config.gate_id, clock=time.time, claimer=claimer, on_decision=on_decision,
+                   checkin=checkin)
 
 
-def build_checkin(config: Config, keyring: Keyring) -> CheckinGate | None:
-    """The check-in list of `gate.list`, verified against the keyring (RulesError if it is not trusted)."""
+def build_checkin(config: Config, keyring: Keyring, store: Store | None = None) -> CheckinGate | None:
+    """The check-in list of `gate.list`, verified against the keyring (RulesError if it is not trusted); with
+    `store`, a higher version of it adopted from the stream instead (gate/servedlist.py)."""
     if not config.gate.list:
         return None
     from gate.checkin import CheckinGate
-    from gate.rules import load
 
-    return CheckinGate(load(config.path(config.gate.list), keyring), config.gate.direction)
+    return CheckinGate(served_version(config, keyring, store), config.gate.direction)
+
+
+def served_version(config: Config, keyring: Keyring, store: Store | None) -> CheckinList:
+    """`gate.list`'s list at the highest version this gate holds: its file, or the one `store` adopted."""
+    from gate.ledger import Ledger
+    from gate.rules import load
+    from gate.servedlist import choose
+
+    lst = load(config.path(config.gate.list), keyring)
+    if store is None:
+        return lst
+    return choose(lst, Ledger(store).adopted_list(lst.name), keyring,
+                  f"{config.store_path}: list {lst.name} adopted from the stream")
+
+
+def served_list(config: Config, store: Store) -> ServedList | None:
+    """What judges the `list` items of the stream for this gate (None: it serves no list)."""
+    if not config.gate.list:
+        return None
+    from gate.servedlist import ServedList
+
+    keyring = KeyStore(config.keys_dir).keyring()
+    return ServedList(served_version(config, keyring, store), keyring)
 
 
 def sync_parts(config: Config) -> tuple[Broker, Topics, Credentials]:
@@ -105,10 +136,13 @@ def start_gate_sync(config: Config, store: Store, trust: TimeTrust | None = None
         log.warning("gate.id is %r but it connects as MQTT user %r: the broker lets that user claim only as %r, "
                     "so every claim would go unanswered (another gate's bundle, or a mistyped --gate-id?)",
                     config.gate_id, s.username, s.username)
-    gate_sync = GateSync(Ledger(store), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
+    served = served_list(config, store)  # before the stream is followed: no list item passes unjudged
+    gate_sync = GateSync(Ledger(store, lists=served), config.gate_id, broker, topics, budget=s.claim_budget, batch=s.batch,
                          status_every=s.status_every, keepalive=s.keepalive,
                          reconnect=(s.reconnect_min, s.reconnect_max), credentials=credentials,
                          client_suffix=f"-{os.getpid()}", time_trust=trust or time_trust(config))
+    if served is not None:
+        served.count = gate_sync.counters.add
     # list transitions sent from this store (gate/passledger.py) drain with the claims, whether or not a list is
     # served now: the outbox outlives a change of gate.list
     from gate.passledger import PassLedger
@@ -153,7 +187,8 @@ def gate_session(config: Config, *, after_answer: Any = None) -> Iterator[Decide
                             "answers", gate_sync.link.broker, config.sync.connect_wait, gate_sync.unready(),
                             config.sync.offline_policy)
             claimer = GateClaimer(gate_sync.ledger, gate_sync, config.sync.offline_policy, after_answer=after_answer)
-            decider = build_decider(config, store, claimer, on_decision=feed.decided, trust=trust)
+            decider = build_decider(config, store, claimer, on_decision=feed.decided, trust=trust,
+                                    served=gate_sync.ledger.lists)
             if decider.checkin is not None:  # the arbiter decides each list transition (sync/gateside/passclaimer.py)
                 from gate.passledger import PassLedger
                 from sync.gateside.passclaimer import PassClaimer

@@ -29,7 +29,10 @@ if TYPE_CHECKING:  # the decision core costs cryptography to import: only its ty
 VERSION = 1
 #: what the arbiter answers for one claim or release (docs/mqtt.md, "Answers")
 ANSWERS = ("won", "lost", "revoked", "superseded", "released", "refused", "invalid")
-STREAM_KINDS = ("redemption", "release", "revocation", "conflict", "generation", "pass")
+STREAM_KINDS = ("redemption", "release", "revocation", "conflict", "generation", "pass", "list")
+#: the largest signed list document (encoded) the arbiter puts on the stream (item kind "list"): a catch-up page
+#: stays under MAX_PAYLOAD (the arbiter trims a page by size), a bigger list is copied to its gates by hand
+MAX_LIST_DOC = 64 * 1024
 MAX_ITEMS = 1000
 MAX_TEXT = 256
 #: a code as shown at a gate: a ticket's text (gate.ticket.MAX_TEXT) plus a holder code's suffix
@@ -452,6 +455,16 @@ def check_item(d: Json) -> Json:
     if kind not in STREAM_KINDS:
         raise BadMessage(f"unknown stream item kind {kind!r}")
     text(d, "event")
+    if kind == "list":  # a signed check-in list, as its issuer signed it (the gate verifies it: gate/servedlist.py)
+        text(d, "name")
+        integer(d, "version", minimum=1)
+        try:
+            size = len(encode(obj(d, "doc")))
+        except ValueError:  # NaN or infinity: no list holds one
+            raise BadMessage("a list document that is not plain JSON") from None
+        if size > MAX_LIST_DOC:
+            raise BadMessage(f"a list document of {size} bytes, over {MAX_LIST_DOC}")
+        return d
     text(d, "ticket")
     if kind in ("redemption", "release"):
         text(d, "scan")

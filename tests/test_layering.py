@@ -34,7 +34,8 @@ PACKAGES = ("gate", "sync", "hardware")
 
 CORE = ("gate.exc", "gate.outcomes", "gate.base45", "gate.ticket", "gate.keys", "gate.verify", "gate.decide",
         "gate.holder", "gate.backstep", "gate.store", "gate.ledger", "gate.migrations", "gate.sqlite", "gate.sequence", "gate.config",
-        "gate.files", "gate.product", "gate.rules", "gate.passes", "gate.admission", "gate.checkin", "gate.passledger")
+        "gate.files", "gate.product", "gate.rules", "gate.passes", "gate.admission", "gate.checkin", "gate.passledger",
+        "gate.servedlist")
 #: libraries and packages the decision core must not import (MQTT, cameras, decoders, GPIO, HTTP, the rest)
 CORE_FORBIDDEN = ("paho", "cv2", "numpy", "zxingcpp", "pyzbar", "picamera2", "gpiozero", "http", "urllib.request",
                   "segno", "sync", "hardware", "gate.cli", "gate.daemon", "gate.deploy", "gate.ownership",
@@ -57,7 +58,7 @@ WRITERS = {
 GATE_TABLES = {"redeemed": "gate.store", "audit": "gate.store", "revoked": "gate.store", "generations": "gate.store",
                "passes": "gate.store", "list_scans": "gate.store",
                "outbox": "gate.ledger", "conflicts": "gate.ledger", "sync_state": "gate.ledger",
-               "pass_outbox": "gate.passledger"}
+               "pass_outbox": "gate.passledger", "checkin_lists": "gate.ledger"}
 DML = re.compile(r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)|(?<!DO )UPDATE\s+(\w+)\s+SET|DELETE\s+FROM\s+(\w+)"
                  r"|REPLACE\s+INTO\s+(\w+))", re.I)
 DDL = re.compile(r"^\s*(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|TRIGGER|VIEW|UNIQUE\s+INDEX)", re.I)

@@ -99,11 +99,17 @@ PG_MIGRATIONS: list[Migration] = [
         "CREATE TABLE pass_areas (list text PRIMARY KEY, inside bigint NOT NULL, admitted bigint NOT NULL)",
         "CREATE INDEX pass_scans_ticket ON pass_scans (event, ticket_id, list, direction)",
     )),
+    # lists distributed on the stream (ArbiterStore.publish_lists): SQLite's migration 6
+    (5, "check-in lists: the signed list documents put on the stream", (
+        """CREATE TABLE list_documents (
+            name text NOT NULL, version bigint NOT NULL, event text NOT NULL, seq bigint NOT NULL,
+            arbiter_at double precision NOT NULL, PRIMARY KEY (name, version))""",
+    )),
 ]
 
 #: the tables `adopt` copies from a SQLite arbiter (its schema_migrations stay its own)
 ADOPTED = ("meta", "claims", "scans", "conflicts", "revoked", "stream", "overrides", "generations", "pass_states",
-           "pass_scans", "pass_areas")
+           "pass_scans", "pass_areas", "list_documents")
 
 BOOKKEEPING = ("CREATE TABLE IF NOT EXISTS schema_migrations"
                " (version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)")

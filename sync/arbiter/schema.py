@@ -71,6 +71,13 @@ MIGRATIONS: list[Migration] = [
         # late moves arrive in any order: the last exit of a ticket is looked up (sync/arbiter/passes.py)
         "CREATE INDEX pass_scans_ticket ON pass_scans (event, ticket_id, list, direction)",
     )),
+    # Lists distributed on the stream (ArbiterStore.publish_lists): each signed list document put on the stream
+    # once, with the sequence number of its item (catch-up serves it from the stream table like any item).
+    (6, "check-in lists: the signed list documents put on the stream", (
+        """CREATE TABLE list_documents (
+            name TEXT NOT NULL, version INTEGER NOT NULL, event TEXT NOT NULL, seq INTEGER NOT NULL,
+            arbiter_at REAL NOT NULL, PRIMARY KEY (name, version)) WITHOUT ROWID""",
+    )),
 ]
 
 

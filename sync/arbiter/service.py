@@ -29,6 +29,9 @@ What a caller may rely on:
   batch's transaction by the lists `check.lists` holds (reread with the keys).
 * If the store cannot commit, nothing of that batch is answered (the gates
   time out and fall back to their offline policy); the status says "fault".
+* The signed check-in lists `check.documents` holds go on the stream as items
+  of kind ``list`` (ArbiterStore.publish_lists: once each), at start and
+  whenever its lists folder changes (noticed every `status_every`).
 * The retained status on `{prefix}/arbiter/status` is "online" while
   running, "offline" after a clean stop or (last will) a crash.
 """
@@ -45,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gate.outcomes import Outcome, Reason
+from gate.rules import CheckinList
 from sync import wire
 from sync.arbiter.intake import Intake, Raw
 from sync.arbiter.store import ArbiterStore, Op
@@ -108,6 +112,7 @@ class Arbiter:
         self._sent_turns = 0  # batches whose messages have all been handed to paho
         self._fault = ""
         self._next_status = 0.0
+        self._lists_due = True  # the signed lists the check holds go on the stream (once each: publish_lists)
         self._announce: Callable[[], None] | None = None
         self._quiet = Quiet()
         self.intake = Intake(self._arrived, self._arrived_large, self.counters)
@@ -228,12 +233,48 @@ class Arbiter:
         try:
             if self.check.refresh():  # a gate provisioned, a key imported or a list signed since: no restart needed
                 self.store.lists = self.check.lists
+                self._lists_due = True
+            if self._lists_due:
+                self._publish_lists()
             self._maybe_status()
         finally:
             with self._cond:
                 self._busy = False
                 if self._pending:
                     self._cond.notify()
+
+    def _publish_lists(self) -> None:
+        """Put the signed list documents not yet on the stream there (a turn of its own, under `_busy`): the gates
+        verify them and adopt higher versions of their lists (gate/servedlist.py).  A store fault: next time."""
+        with self._cond:
+            turn, self._turns = self._turns, self._turns + 1
+        outgoing: list[Outgoing] = []
+        try:
+            documents = [(lst, doc) for lst, doc in self.check.documents.values() if self._streamable(lst, doc)]
+            items = self.store.publish_lists(documents)
+        except ArbiterStoreError as exc:
+            self._set_fault(str(exc))
+        except Exception as exc:  # a bug: say so, keep serving (the next change of the folder tries again)
+            self._lists_due = False
+            self.counters.add("serve_errors")
+            log.exception("putting the check-in lists on the stream failed: %s", exc)
+        else:
+            self._lists_due = False
+            for item in items:  # one message each: a list document may be large (wire.MAX_LIST_DOC)
+                log.info("list %s version %s on the stream (seq %s)", item["name"], item["version"], item["seq"])
+                outgoing.append(Outgoing(self.topics.stream, wire.stream_batch(self.store.epoch, [item]), QOS))
+            self.counters.add("lists_streamed", len(items))
+        finally:
+            self._send_in_turn(turn, outgoing)
+
+    def _streamable(self, lst: CheckinList, doc: wire.Json) -> bool:
+        size = len(wire.encode(doc))
+        if size <= wire.MAX_LIST_DOC:
+            return True
+        if self._quiet(f"big-list-{lst.name}"):
+            log.error("list %s version %d is %d bytes, over the %d a stream item may carry: copy its file to its "
+                      "gates", lst.name, lst.version, size, wire.MAX_LIST_DOC)
+        return False
 
     def _serve(self, batch: list[Work], out: list[Outgoing]) -> None:
         """Decide a batch (and read its catch-ups) under `_busy`; add what it must publish to `out`, in order."""
@@ -291,9 +332,21 @@ class Arbiter:
         except ArbiterStoreError as exc:
             self._set_fault(str(exc))
             return
+        entries = self._page(entries)
         more = bool(entries) and entries[-1]["seq"] < head
         self.counters.add("catchups")
         self._reply(out, work, wire.catchup_reply(self.store.epoch, head, entries, more, time.time()))
+
+    @staticmethod
+    def _page(entries: list[wire.Json]) -> list[wire.Json]:
+        """The first of `entries` that fit in a reply (list documents are large): at least one; the gate asks on."""
+        room = wire.MAX_PAYLOAD - 4096
+        for n, item in enumerate(entries):
+            # 700: more than the longest item of any other kind (wire.CATCHUP_MAX of them fit)
+            room -= len(wire.encode(item)) if item["kind"] == "list" else 700
+            if room < 0:
+                return entries[:max(n, 1)]
+        return entries
 
     def _reply(self, out: list[Outgoing], work: Work, payload: wire.Json) -> None:
         if work.response_topic is None:

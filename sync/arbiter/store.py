@@ -18,6 +18,8 @@ What a caller may rely on:
   admitted is never released.  If late admissions were recorded as
   conflicts against the released scan, the oldest takes the ticket over
   (its conflict becomes void): only real double entries stay conflicts.
+* `publish_lists` puts each signed check-in list document on the stream once
+  (item kind ``list``; ``list_documents`` remembers which), for the gates.
 * Every change other gates must apply gets the next stream sequence number;
   sequence numbers are never reused.  `epoch` names this store so gates
   notice a replaced arbiter database and catch up from zero.
@@ -31,7 +33,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -165,6 +167,23 @@ class ArbiterStore:
         transition, the new stream items), like `apply`."""
         answers, stream = self.apply(moves)
         return [a for a in answers if isinstance(a, PassAnswer)], stream
+
+    def publish_lists(self, documents: Iterable[tuple[CheckinList, Json]]) -> list[Json]:
+        """Put each signed list document on the stream once per (name, version), in one durable transaction:
+        the new items (kind ``list``: the list's event, name and version, and `doc` unchanged), in order.
+        A document this store already put on the stream is skipped, so calling it again changes nothing."""
+        now = self.clock()
+        stream: list[Json] = []
+        with self._transaction() as db:
+            for lst, doc in documents:
+                if db.execute("SELECT 1 FROM list_documents WHERE name = ? AND version = ?",
+                              (lst.name, lst.version)).fetchone() is not None:
+                    continue
+                seq = self._emit(db, stream, now, kind="list", event=lst.event, ticket="", name=lst.name,
+                                 version=lst.version, doc=doc)
+                db.execute("INSERT INTO list_documents VALUES (?, ?, ?, ?, ?)",
+                           (lst.name, lst.version, lst.event, seq, now))
+        return stream
 
     def _lookup(self, db: sqlite3.Connection, c: Claim) -> Sequence[Any]:
         """CLAIM_LOOKUP's row for `c`, as this transaction sees it now (PgArbiterStore reads a batch's at once)."""

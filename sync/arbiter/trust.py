@@ -29,7 +29,8 @@ What a caller may rely on:
   retired, a list signed), without a restart; a file that no longer loads
   keeps the last good check, logged.  `lists` holds the signed check-in
   lists of `lists_dir` (``*.list.json``, verified with the keyring; the
-  highest version of each name) that the arbiter judges transitions by.
+  highest version of each name) that the arbiter judges transitions by;
+  `documents` their signed documents, unchanged, that it puts on the stream.
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gate.exc import GateError, TicketFormatError
 from gate.keys import Keyring, KeyStore
 from gate.product import product_of
-from gate.rules import CheckinList, load
+from gate.rules import CheckinList, load_document
 from gate.ticket import Ticket
 from gate.verify import Verifier
 from sync.exc import SyncError
@@ -115,6 +117,8 @@ class ClaimCheck:
         self._seen: object = None
         #: the verified check-in lists by name (what the arbiter judges transitions by)
         self.lists: dict[str, CheckinList] = {}
+        #: the signed document of each of `lists`, as its file holds it (what the arbiter puts on the stream)
+        self.documents: dict[str, tuple[CheckinList, dict[str, Any]]] = {}
 
     @classmethod
     def load(cls, keys_dir: Path, gates_file: Path | None, lists_dir: Path | None = None, *,
@@ -122,7 +126,8 @@ class ClaimCheck:
         """The check of an arbiter home; SyncError, KeyFileError or RulesError if a file is unusable at start."""
         keyring = KeyStore(keys_dir).keyring()
         check = cls(keyring, GateEvents.load(gates_file), skew=skew)
-        check.lists = load_lists(lists_dir, keyring)
+        check.documents = load_documents(lists_dir, keyring)
+        check.lists = {name: lst for name, (lst, _doc) in check.documents.items()}
         check._files, check._seen = (keys_dir, gates_file, lists_dir), _stamp(keys_dir, gates_file, lists_dir)
         return check
 
@@ -137,12 +142,13 @@ class ClaimCheck:
         keys_dir, gates_file, lists_dir = self._files
         try:
             keyring, gates = KeyStore(keys_dir).keyring(), GateEvents.load(gates_file)
-            lists = load_lists(lists_dir, keyring)
+            documents = load_documents(lists_dir, keyring)
         except GateError as exc:
             log.error("keeping the last good keys, gates and lists: %s", exc)
             return False
         self.verifier, self.gates = Verifier(keyring, skew=self.skew, clock=self.clock), gates
-        self.lists = lists
+        self.documents = documents
+        self.lists = lists = {name: lst for name, (lst, _doc) in documents.items()}
         log.info("reloaded the arbiter's keys (%d), gates file and check-in lists (%d)", len(keyring), len(lists))
         return True
 
@@ -184,11 +190,16 @@ class ClaimCheck:
 def load_lists(folder: Path | None, keyring: Keyring) -> dict[str, CheckinList]:
     """The signed lists of `folder` (``*.list.json``), each verified; the highest version of each name.
     No folder (or none there): no lists, and every transition is answered ``not_this_list``."""
-    lists: dict[str, CheckinList] = {}
+    return {name: lst for name, (lst, _doc) in load_documents(folder, keyring).items()}
+
+
+def load_documents(folder: Path | None, keyring: Keyring) -> dict[str, tuple[CheckinList, dict[str, Any]]]:
+    """`load_lists` with each list's signed document, unchanged (what the stream carries to the gates)."""
+    lists: dict[str, tuple[CheckinList, dict[str, Any]]] = {}
     for path in sorted(folder.glob("*.list.json")) if folder is not None and folder.is_dir() else []:
-        lst = load(path, keyring)
-        if lst.name not in lists or lists[lst.name].version < lst.version:
-            lists[lst.name] = lst
+        lst, doc = load_document(path, keyring)
+        if lst.name not in lists or lists[lst.name][0].version < lst.version:
+            lists[lst.name] = (lst, doc)
     return lists
 
 
