@@ -285,3 +285,31 @@ def test_under_steady_claims_the_wal_starts_over_instead_of_growing(tmp_path: Pa
     assert restarts >= 3, f"{n} claims in 0.8 s, yet the WAL started over only {restarts} times"
     assert size < everything / 3, f"WAL {size} bytes, all {n} claims' frames {everything}"
     assert store.checkpoint_errors == 0
+
+
+def test_each_signed_list_goes_on_the_stream_once_and_catch_up_serves_it(arbiter: ArbiterStore,
+                                                                         where: str | Path) -> None:
+    """Lists on the stream (docs/checkin-lists.md): one item per (name, version), the document unchanged, durable
+    (a reopened store, or another instance on the database, does not stream it again)."""
+    from gate.keys import IssuerKey
+    from gate.rules import CheckinList, sign
+
+    key = IssuerKey.new("show7", "hmac")
+    v1, v2 = CheckinList("pass3", "show7", version=1), CheckinList("pass3", "show7", version=2, entries=2)
+    vip = CheckinList("vip", "show7", products=("vip",))
+    docs = {lst.ref: sign(lst, key) for lst in (v1, v2, vip)}
+    items = arbiter.publish_lists([(v1, docs["pass3@1"]), (vip, docs["vip@1"])])
+    assert [(i["kind"], i["name"], i["version"], i["event"], i["ticket"]) for i in items] == [
+        ("list", "pass3", 1, "show7", ""), ("list", "vip", 1, "show7", "")]
+    assert items[0]["doc"] == docs["pass3@1"]
+    assert arbiter.publish_lists([(v1, docs["pass3@1"]), (vip, docs["vip@1"])]) == []
+    arbiter.apply([claim("s1")])
+    again = open_store(where, clock=lambda: 1000.0)
+    try:
+        [new] = again.publish_lists([(v2, docs["pass3@2"]), (vip, docs["vip@1"])])
+        assert (new["name"], new["version"], new["seq"]) == ("pass3", 2, 4)
+    finally:
+        again.close()
+    served, head = arbiter.read_stream(0, 100)
+    assert [(i["seq"], i["kind"]) for i in served] == [(1, "list"), (2, "list"), (3, "redemption"), (4, "list")]
+    assert served[3]["doc"] == docs["pass3@2"] and head == 4

@@ -16,6 +16,8 @@ from conftest import ROOT
 from pg_fixtures import fresh_database
 from sync_fixtures import Site, rows
 
+from gate.keys import IssuerKey
+from gate.rules import CheckinList, sign
 from sync.arbiter.pgstore import PG_MIGRATIONS, PgArbiterStore
 from sync.arbiter.store import ArbiterStore
 from sync.exc import ArbiterStoreError
@@ -140,10 +142,12 @@ def sqlite_history(folder: Path) -> ArbiterStore:
     store.apply([Release("s3", "show7", "t2", "g1"), Claim("s5", "show7", "t1", "g3", 0.5, 0, True),
                  Revocation("show7", "t9", "admin", "refunded"), Override("admit", "show7", "t5", "admin", "ann", "vip"),
                  Supersession("show7", "t6", 2, "boxoffice")])
+    lst = CheckinList("pass3", "show7", version=2)
+    store.publish_lists([(lst, sign(lst, IssuerKey.new("show7", "hmac")))])
     return store
 
 
-TABLES = ("claims", "scans", "conflicts", "revoked", "stream", "overrides", "generations")
+TABLES = ("claims", "scans", "conflicts", "revoked", "stream", "overrides", "generations", "list_documents")
 
 
 def test_migrate_from_sqlite_keeps_every_row_the_epoch_and_the_stream_positions(tmp_path: Path, url: str) -> None:
