@@ -67,7 +67,7 @@ def test_the_arbiters_store_is_adopted_and_keeps_its_stream(old: Path) -> None:
         assert store.rows("SELECT generation FROM generations WHERE ticket_id = 't4'") == [{"generation": 2}]
     finally:
         store.close()
-    assert [v for v, _ in migrations(old / "arbiter.db")] == [1, 2, 3, 4, 5]
+    assert [v for v, _ in migrations(old / "arbiter.db")] == [1, 2, 3, 4, 5, 6]
     assert "adopted" in migrations(old / "arbiter.db")[0][1]
 
 

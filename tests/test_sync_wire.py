@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gate.rules import CheckinList
 from sync import wire
 from sync.exc import BadMessage, BadTopicName, BrokerURLError
 from sync.link import Broker, RequestProperties
@@ -39,6 +40,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "transitions": wire.parse_transitions,
     "transition-answers": wire.parse_pass_answers,
     "pass-stream": wire.parse_stream,
+    "list-stream": wire.parse_stream,
 }
 
 
@@ -65,6 +67,9 @@ def test_the_doc_examples_say_what_the_doc_says() -> None:
     assert (ruling.scan, ruling.reason, ruling.state and ruling.state["inside"]) == (move.scan, "already_inside", True)
     _epoch, [item] = wire.parse_stream(found["pass-stream"])
     assert (item["kind"], item["reason"], item["state"]["inside"]) == ("pass", "exit", False)
+    _epoch, [item] = wire.parse_stream(found["list-stream"])
+    assert (item["kind"], item["name"], item["version"]) == ("list", "pass3", 2)
+    assert CheckinList.from_json(item["doc"]["list"]).ref == "pass3@2", "the signed document as gate lists sign writes it"
     [revocation] = wire.parse_revocations(found["revocations"])
     assert (revocation.by, revocation.admin) == ("admin", "alice")
     assert items[1]["admin"] == "alice"
@@ -257,3 +262,12 @@ def test_request_properties_pack_exactly_as_paho_packs_them(topic: str | None, c
     assert getattr(back, "ResponseTopic", None) == topic
     assert getattr(back, "CorrelationData", None) == correlation
     assert str(correlation) in str(ours)
+
+
+def test_a_list_item_needs_its_name_version_and_a_document_of_at_most_the_limit() -> None:
+    item = {"seq": 1, "kind": "list", "event": "show7", "ticket": "", "name": "pass3", "version": 2,
+            "doc": {"format": "qrgate-checkin-list/1", "list": {}}}
+    assert wire.check_item(dict(item)) == item
+    for bad in ({"name": ""}, {"version": 0}, {"doc": "a string"}, {"doc": {"pad": "x" * wire.MAX_LIST_DOC}}):
+        with pytest.raises(BadMessage):
+            wire.check_item({**item, **bad})
