@@ -39,8 +39,9 @@ class GateSection:
         "local", "with no trustworthy time (clock not synchronised and no recent arbiter time, gate/clock.py): "
         "local (judge validity windows on the local clock anyway; the status says untrusted) or deny (refuse "
         "tickets that have a validity window)")
-    list: str = _opt("", "signed check-in list this gate serves (`gate lists sign`; relative to home); empty: "
-                     "single use, exactly as without lists (docs/checkin-lists.md)")
+    list: str = _opt("", "signed check-in list this gate serves (`gate lists sign`; relative to home; a higher "
+                     "version of it from the arbiter's stream is adopted); empty: single use, exactly as without "
+                     "lists (docs/checkin-lists.md)")
     direction: Literal["in", "out", "both"] = _opt(
         "in", "with gate.list: in (entries), out (exits: the ticket is recorded outside) or both (each scan "
         "says its way, `gate check --direction`; default in)")
@@ -153,8 +154,9 @@ class SyncSection:
                               "provision` writes it); a claim for an event its gate does not serve is refused. "
                               "Empty: any gate may claim any event the arbiter holds a key for")
     arbiter_lists: str = _opt("lists", "`gate arbiter`: the folder of signed check-in lists (`gate lists sign`; "
-                              "relative to home) it judges gates' list transitions by, reread when they change; "
-                              "none there: every transition is refused not_this_list (docs/checkin-lists.md)")
+                              "relative to home) it judges gates' list transitions by, reread when they change, and puts on its stream "
+                              "for the gates; none there: every transition is refused not_this_list "
+                              "(docs/checkin-lists.md)")
     ha_discovery: bool = _opt(False, "gates: announce this gate to Home Assistant by MQTT discovery (its status and "
                               "counters as sensors; docs/mqtt.md)")
     ha_prefix: str = _opt("homeassistant", "Home Assistant's MQTT discovery prefix")
