@@ -25,6 +25,13 @@ real one), and a raw paho responder process for the baselines.
   gates would each have their own.  The same run with Link-based clients
   (a blocking request per thread, as sync.gateside does it) is printed for
   information.
+* A rule-checked transition (issue 15): a check-in list entry by a
+  once-per-day list (DAY_LIST, the list of bench/decide.py) through the
+  arbiter (GateSync.transition: verified like a claim, then its
+  compare-and-set on the ticket's state on the list, durably), against
+  today's single-use claim through the same gate link, timed in alternating
+  blocks in the same run; the arbiter's CPU per claim and per transition is
+  printed beside them.  Goal: the transition's p50 at most 1.1x the claim's.
 * Reconciliation: one gate decides 10,000 tickets with the broker gone
   (provisional ADMITs in its outbox), then connects; time until every one is
   answered by the arbiter and recorded.  Goal: under 10 s.
@@ -35,6 +42,7 @@ Exit status: 0 when every goal passes, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -60,6 +68,8 @@ from bench._table import pct, table
 from gate.decide import Decider
 from gate.keys import IssuerKey, Keyring, KeyStore
 from gate.ledger import Ledger
+from gate.product import with_product
+from gate.rules import CheckinList, sign
 from gate.store import Store
 from gate.ticket import Ticket
 from gate.verify import Verifier
@@ -72,6 +82,9 @@ from sync.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIO_MAX, P99_MS_MAX, CLAIMS_PER_S_MIN, RECONCILE_S_MAX = 1.5, 5.0, 2000.0, 10.0
+RULES_RATIO_MAX = 1.1  # a list transition's round trip against a claim's (issue 15)
+#: the rule-checked case: once per venue day, in a real time zone (as bench/decide.py's)
+DAY_LIST = CheckinList("day", "show7", per_day=True, timezone="Europe/Berlin", products=("day-pass",))
 RAW_REQ, RAW_REPLY = "bench/raw/req", "bench/raw/reply"
 DURABLE_REQ = "bench/raw-durable/req"  # the raw responder commits an INSERT OR IGNORE before it answers
 CANNED = "bench-canned"  # topic prefix of the canned responder (in the echo process)
@@ -227,10 +240,60 @@ def round_trips(gate_disk: Path, port: int, n: int) -> dict[str, list[float]]:
     return ms
 
 
-def claim_won(sync: GateSync, gate: str, i: int) -> None:
-    answer = sync.claim(claim_for(uuid.uuid4().hex, f"rtt{i}", gate, time.time()), 2.0)
+def claim_won(sync: GateSync, gate: str, i: int, prefix: str = "rtt") -> None:
+    answer = sync.claim(claim_for(uuid.uuid4().hex, f"{prefix}{i}", gate, time.time()), 2.0)
     if answer is None or answer.answer != "won":
         raise SystemExit(f"bench: claim {i} by {gate} got {answer}")
+
+
+def entry_admitted(sync: GateSync, gate: str, i: int) -> None:
+    """One entry of a fresh day-pass ticket by DAY_LIST, judged by the arbiter: ADMIT."""
+    ticket = f"day{i}"
+    text = BENCH_KEY.sign(with_product(Ticket(event="show7", ticket_id=ticket), "day-pass"))
+    move = wire.Transition(uuid.uuid4().hex, "show7", ticket, gate, time.time(), DAY_LIST.name, DAY_LIST.version,
+                           "in", "day-pass", text=text)
+    answer = sync.transition(move, 2.0)
+    if answer is None or answer.outcome != "ADMIT":
+        raise SystemExit(f"bench: entry {i} by {gate} got {answer}")
+
+
+@dataclass(frozen=True)
+class Ruled:
+    """Claims against list transitions, interleaved: round trips (ms) and the arbiter's CPU per op (ms)."""
+
+    claim: list[float]
+    transition: list[float]
+    claim_cpu_ms: float
+    transition_cpu_ms: float
+
+
+def rule_round_trips(gate_disk: Path, port: int, n: int, arbiter_pid: int) -> Ruled:
+    """A single-use claim and a once-per-day list entry through one gate link, in alternating blocks."""
+    sync, store = gate_sync(gate_disk, "bench-list", f"mqtt://127.0.0.1:{port}")
+    sync.start()
+    if not sync.wait_ready(10):
+        raise SystemExit("bench: the arbiter did not answer")
+    ms: dict[str, list[float]] = {"claim": [], "transition": []}
+    cpu = {"claim": 0.0, "transition": 0.0}
+    cases: dict[str, Callable[[int], object]] = {
+        "claim": lambda i: claim_won(sync, "bench-list", i, "lst"),
+        "transition": lambda i: entry_admitted(sync, "bench-list", i),
+    }
+    clock = time.perf_counter_ns
+    for block in range(-2, n // BLOCK):  # two warm-up blocks
+        for name, case in cases.items():
+            cpu0 = cpu_seconds(arbiter_pid)
+            for i in range(block * BLOCK + 2 * BLOCK, (block + 3) * BLOCK):
+                t0 = clock()
+                case(i)
+                if block >= 0:
+                    ms[name].append((clock() - t0) / 1e6)
+            if block >= 0:
+                cpu[name] += cpu_seconds(arbiter_pid) - cpu0
+    sync.close()
+    store.close()
+    return Ruled(ms["claim"], ms["transition"], cpu["claim"] * 1000 / max(1, len(ms["claim"])),
+                 cpu["transition"] * 1000 / max(1, len(ms["transition"])))
 
 
 def commits(folder: Path, n: int) -> list[float]:
@@ -456,6 +519,8 @@ def run(args: argparse.Namespace, folder: Path, procs: list[subprocess.Popen[Any
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("QRGATE_")}, "PYTHONPATH": str(ROOT)}
     url = f"mqtt://127.0.0.1:{port}"
     KeyStore(folder / "arbiter" / "keys").add_issuer_key(BENCH_KEY)
+    (folder / "arbiter" / "lists").mkdir(parents=True)
+    (folder / "arbiter" / "lists" / "day.list.json").write_text(json.dumps(sign(DAY_LIST, BENCH_KEY)))
     procs.append(start([sys.executable, "-m", "gate.cli", "--home", str(folder / "arbiter"), "arbiter",
                         "--broker", url], env, "arbiter ready"))
     procs.append(start([sys.executable, __file__, "--echo", str(port), str(folder)], env, "ready"))
@@ -466,6 +531,7 @@ def run(args: argparse.Namespace, folder: Path, procs: list[subprocess.Popen[Any
     gate_disk = Path(tempfile.mkdtemp(prefix="bench-gate-", dir=shm if shm.is_dir() else folder))
     try:
         rtt = round_trips(gate_disk, port, args.claims)
+        ruled = rule_round_trips(gate_disk, port, args.claims // 2, procs[1].pid)
     finally:
         shutil.rmtree(gate_disk, ignore_errors=True)
     commit_ms = commits(folder, 1000)
@@ -478,6 +544,7 @@ def run(args: argparse.Namespace, folder: Path, procs: list[subprocess.Popen[Any
     d50, d99 = pct(rtt["durable"], 50), pct(rtt["durable"], 99)
     g50, g99 = pct(rtt["canned"], 50), pct(rtt["canned"], 99)
     c50, c99 = pct(rtt["claim"], 50), pct(rtt["claim"], 99)
+    rc50, r50 = pct(ruled.claim, 50), pct(ruled.transition, 50)
     print(table(["measure", "p50 ms", "p99 ms", "value"], [
         ["raw paho QoS 1 request/response (baseline)", f"{raw50:.3f}", f"{raw99:.3f}", f"n={len(rtt['raw'])}"],
         ["claim through our gate code, canned answer", f"{g50:.3f}", f"{g99:.3f}",
@@ -486,6 +553,11 @@ def run(args: argparse.Namespace, folder: Path, procs: list[subprocess.Popen[Any
          "INSERT OR IGNORE + COMMIT, WAL + fsync, same disk"],
         ["claim through our gate code, arbiter (durable)", f"{c50:.3f}", f"{c99:.3f}",
          f"{c50 / d50:.2f}x / {c99 / d99:.2f}x raw durable; {c50 / raw50:.2f}x plain raw"],
+        ["claim through the arbiter, beside list entries", f"{pct(ruled.claim, 50):.3f}",
+         f"{pct(ruled.claim, 99):.3f}", f"arbiter CPU {ruled.claim_cpu_ms:.3f} ms a claim"],
+        ["list entry (once a day) through the arbiter", f"{r50:.3f}", f"{pct(ruled.transition, 99):.3f}",
+         f"{r50 / rc50:.2f}x claim p50; arbiter CPU {ruled.transition_cpu_ms:.3f} ms a transition"
+         f" ({ruled.transition_cpu_ms / max(ruled.claim_cpu_ms, 1e-9):.2f}x)"],
         ["  the arbiter's durable commit alone (info)", f"{pct(commit_ms, 50):.3f}", f"{pct(commit_ms, 99):.3f}",
          "one claim through ArbiterStore.apply, same disk"],
         ["whole decision with claim (info)", f"{pct(decide_ms, 50):.3f}", f"{pct(decide_ms, 99):.3f}",
@@ -502,6 +574,8 @@ def run(args: argparse.Namespace, folder: Path, procs: list[subprocess.Popen[Any
         (g50 <= RATIO_MAX * raw50, f"gate code: claim p50 {g50:.3f} ms <= {RATIO_MAX}x raw p50 {raw50:.3f} ms"),
         (c50 <= RATIO_MAX * d50, f"end to end: claim p50 {c50:.3f} ms <= {RATIO_MAX}x raw durable p50 {d50:.3f} ms"),
         (c99 < P99_MS_MAX, f"claim p99 {c99:.3f} ms < {P99_MS_MAX} ms"),
+        (r50 <= RULES_RATIO_MAX * rc50, f"list entry p50 {r50:.3f} ms <= {RULES_RATIO_MAX}x claim p50 {rc50:.3f} ms"
+                                        " (once-a-day list, through the arbiter)"),
         (lean.per_s >= CLAIMS_PER_S_MIN, f"arbiter {lean.per_s:,.0f} claims/s >= {CLAIMS_PER_S_MIN:,.0f}/s"),
         (drained < RECONCILE_S_MAX, f"{args.offline:,} offline admissions reconciled in {drained:.2f} s "
                                     f"< {RECONCILE_S_MAX} s"),

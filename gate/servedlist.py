@@ -9,8 +9,10 @@ What a caller may rely on:
 * `ServedList.judge(doc, held)` is the list to adopt from a stream item's document, None for a document of
   another list (another name: another gate's list, not an error) or one this gate already holds (the same
   version, unchanged), and RulesError for one it refuses: not signed by a key of its keyring (forged,
-  changed, or a retired key), of another event, or of a version not higher than `held` (a changed list
-  under a version already held included).  It never adopts anything itself.
+  changed, or a retired key), of another event, or a changed list under the version `held`; OlderList (a
+  RulesError) for a genuine one of a lower version.  It never adopts anything itself.
+* `refused(exc)` counts a refusal: ``lists_older`` for an OlderList (logged at info: the stream keeps old
+  versions), ``lists_refused`` for the rest (logged as a warning).
 * `adopted(lst)` (after the document is durable: gate/ledger.py stores it in ``checkin_lists`` in the
   stream's own transaction) makes `lst` what every served CheckinGate decides by from its next scan on,
   and logs "list NAME version N adopted from the stream".
@@ -32,6 +34,11 @@ if TYPE_CHECKING:
     from gate.checkin import CheckinGate
 
 log = logging.getLogger(__name__)
+
+
+class OlderList(RulesError):
+    """A genuine document of this gate's list at a version not higher than the one it holds: the stream keeps
+    every version the arbiter held, so a gate catching up from the start meets the older ones."""
 
 
 class ServedList:
@@ -59,9 +66,12 @@ class ServedList:
                              f"{self.current.event!r}")
         if lst.version == held == self.current.version and canonical(lst) == canonical(self.current):
             return None  # the version this gate holds (a catch-up from 0 sends it again)
-        if lst.version <= held:
-            raise RulesError(f"{where}: list {lst.name} version {lst.version} is not higher than the version "
-                             f"{held} this gate holds")
+        if lst.version == held:
+            raise RulesError(f"{where}: list {lst.name} version {lst.version} differs from the version {held} "
+                             f"this gate holds (the issuer signed two lists under one version)")
+        if lst.version < held:
+            raise OlderList(f"{where}: list {lst.name} version {lst.version} is not higher than the version "
+                            f"{held} this gate holds")
         return lst
 
     def adopted(self, lst: CheckinList, seq: int) -> None:
@@ -74,6 +84,11 @@ class ServedList:
         log.warning("list %s version %d adopted from the stream (seq %d)", lst.name, lst.version, seq)
 
     def refused(self, exc: RulesError) -> None:
+        """Count and log a document `judge` refused: an older version quietly (lists_older), the rest loudly."""
+        if isinstance(exc, OlderList):
+            self.count("lists_older")
+            log.info("not adopting an older check-in list from the stream: %s", exc)
+            return
         self.count("lists_refused")
         log.warning("refused a check-in list from the stream, keeping version %d: %s", self.current.version, exc)
 

@@ -19,7 +19,7 @@ from sync_fixtures import Site, Watcher, rows, wait_until  # noqa: E402
 
 from gate.keys import IssuerKey, Keyring  # noqa: E402
 from gate.rules import CheckinList, RulesError, sign  # noqa: E402
-from gate.servedlist import ServedList, choose  # noqa: E402
+from gate.servedlist import OlderList, ServedList, choose  # noqa: E402
 from sync import wire  # noqa: E402
 
 V1 = CheckinList("pass3", "show7", version=1, entries=1)
@@ -118,7 +118,8 @@ def test_the_version_held_is_not_adopted_again_and_another_list_is_not_this_gate
 
 @pytest.mark.parametrize(("doc_of", "why"), [
     (lambda key: forged_of(key, V2), "bad signature"),
-    (lambda key: sign(CheckinList("pass3", "show7", version=1, entries=5), key), "not higher"),
+    (lambda key: sign(CheckinList("pass3", "show7", version=1, entries=5), key), "differs from the version 1"),
+    (lambda key: sign(CheckinList("pass3", "show7", version=1), key) | {"scheme": "ed25519"}, "hmac key"),
     (lambda key: sign(CheckinList("pass3", "show7", version=2), key) | {"kid": "ffffffff"}, "does not hold"),
 ])
 def test_forged_lower_and_unknown_key_documents_are_refused(served: ServedList, key: IssuerKey, doc_of: object,
@@ -126,6 +127,20 @@ def test_forged_lower_and_unknown_key_documents_are_refused(served: ServedList, 
     with pytest.raises(RulesError, match=why):
         served.judge(doc_of(key), 1)  # type: ignore[operator]
     assert served.current == V1
+
+
+def test_an_older_version_is_refused_and_counted_apart(key: IssuerKey) -> None:
+    counted: list[str] = []
+    served = ServedList(V2, Keyring([key.verify_key()]))
+    served.count = counted.append
+    with pytest.raises(OlderList, match="version 1 is not higher than the version 2"):
+        served.judge(sign(V1, key), 2)
+    try:
+        served.judge(forged_of(key, V1), 2)
+    except RulesError as exc:
+        served.refused(exc)
+    served.refused(OlderList("old"))
+    assert counted == ["lists_refused", "lists_older"] and served.current == V2
 
 
 def test_a_document_of_another_event_under_the_same_name_is_refused(key: IssuerKey) -> None:
