@@ -11,6 +11,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 
 pytest.register_assert_rewrite("sync_fixtures")
@@ -92,6 +93,29 @@ def test_a_gate_adopts_a_higher_version_from_the_stream_refuses_a_forged_one_and
         (1,), (1,), (2,), (2,), (2,)]
     assert again.finish() in (0, 1), again.stderr
     watcher.close()
+
+
+def test_two_arbiter_instances_on_postgresql_stream_a_list_once_and_the_gate_adopts_it(site: Site) -> None:
+    from pg_fixtures import fresh_database
+
+    write(site.arbiter_home / "lists" / "pass3.list.json", sign(V2, site.key))
+    gate_file = write(site.home("south") / "pass3.list.json", sign(V1, site.key))
+    with fresh_database() as url:
+        for name in ("a", "b"):
+            site.start_arbiter("--store", url, "--instance", name, "--group", "arbiters")
+        south = site.start_gate("south", QRGATE_GATE_LIST=str(gate_file))
+        watcher = Watcher(site.broker)
+        watcher.wait_online("south")  # its store is open
+        wait_until(lambda: adopted(site.gate_db("south")) == [("pass3", 2)], 20, "the gate to adopt v2")
+        watcher.close()
+        [ticket] = site.mint(1)
+        assert [south.check(ticket)["outcome"] for _ in range(3)] == ["ADMIT", "ADMIT", "ADMIT"]
+        assert south.check(ticket)["reason"] == "entries_exhausted"
+        assert south.finish() in (0, 1), south.stderr
+        with psycopg.connect(url) as db:
+            assert db.execute("SELECT name, version FROM list_documents").fetchall() == [("pass3", 2)]
+            assert db.execute("SELECT count(*) FROM stream WHERE kind = 'list'").fetchone() == (1,)
+        site.close()  # the instances let go of the database before it is dropped
 
 
 # -- the judgement, in process -------------------------------------------------------------------
