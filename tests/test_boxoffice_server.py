@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,3 +236,19 @@ def test_fifty_buyers_race_for_ten_seats_over_http(ten_seats: Theatre) -> None:
     with sqlite3.connect(ten_seats.root / "agent" / "fake-agent.db") as db:
         charged = {payer for (payer,) in db.execute("SELECT payer FROM charges")}
     assert charged == holders  # no payment taken from a refused buyer
+
+
+def test_a_ticket_whose_window_has_ended_is_not_sold_over_http(site: Theatre) -> None:
+    """(A payment or release arriving after the end: test_chain_flows.py's *_after_the_window_ended_*.)"""
+    site.list("late", valid_until=int(time.time()) + 2)
+    alice = site.wallet("alice")
+    buy_and_pay(site, alice)
+    wait_for(lambda: status(site, "late")["ended"])
+    assert {x.ticket_id: x.state for x in site.bo.catalog(site.chain).listings}["late"] == "ended"
+    with pytest.raises(Refused) as bought:
+        alice.buy(EVENT, "late")
+    assert bought.value.code == "ended"
+    code, body = raw(site.bo.url + "/purchase", method="POST",
+                     body=alice.wallet.buy(EVENT, "late").dumps().encode())
+    assert (code, body["error"]) == (409, "ended")
+    assert status(site, "late")["state"] == "available" and status(site, "9f2")["holder"] == alice.chain

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chain_fixtures import SECRET_PRICE, SECRET_PRICE_TEXTS, World, race, standard_world, traces
+from chain_fixtures import SECRET_PRICE, SECRET_PRICE_TEXTS, World, listing, race, standard_world, traces
 
 from gate.holder import code_for, present, terms_of
 from gate.outcomes import Outcome, Reason
@@ -364,3 +364,56 @@ def _all_blocks(wallet: Wallet) -> list[Block]:
 def _open_as(party: Party, block: Block) -> object:
     with party.db.transaction() as tx:
         return party.receive(tx, block)
+
+
+# -- a ticket whose validity window has ended (a gate would refuse it as expired) ------------------------------
+END = 1_800_000_000 + 86_400  # the end of the standard listings' window
+
+
+def test_a_ticket_whose_window_has_ended_is_neither_listed_nor_reserved_nor_held(world: World) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    world.clock.advance(END - world.clock())
+    with pytest.raises(ValueError, match="validity window has ended"):
+        world.office.add(dataclasses.replace(listing("old", "1A"), valid_until=END))
+    for request in (bob.buy("show7", "a11"), bob.buy("show7", "9f2", seller=alice.chain)):
+        with pytest.raises(Refused) as refused:
+            world.office.handle(request)
+        assert refused.value.code == "ended"
+    assert [x.state for x in world.office.catalog().listings] == ["ended", "ended"]
+
+
+def test_a_purchase_paid_after_the_window_ended_is_refunded(world: World) -> None:
+    alice = world.wallet("alice")
+    world.clock.advance(END - 30 - world.clock())
+    reply = world.office.handle(alice.buy("show7", "9f2"))  # reserved 30 s before the end, for 600 s
+    alice.accept(reply)
+    world.clock.advance(60)
+    outcome = _charge_and_settle(world, alice, reply)
+    assert [b.kind for b in outcome.blocks if not b.is_identity] == ["refund"]
+    assert [d["state"] for d in alice.deals()] == ["refunded"]
+    assert holder(world) == ("", 0) and [c["state"] for c in world.agent.charges()] == ["refunded"]
+
+
+def test_a_resale_paid_or_released_after_the_window_ended_does_not_move_the_ticket(world: World) -> None:
+    alice, bob, carol = world.wallet("alice"), world.wallet("bob"), world.wallet("carol")
+    world.purchase(alice)
+    world.clock.advance(END - 30 - world.clock())
+    request = bob.buy("show7", "9f2", seller=alice.chain)
+    holds = world.office.handle(request)
+    bob.accept(holds)
+    alice.accept(holds)
+    invoice = alice.sell(request, 4000, "EUR")
+    world.clock.advance(60)
+    outcome = _charge_and_settle(world, bob, invoice)  # paid after the end: refunded, Alice keeps nothing
+    assert [b.kind for b in outcome.blocks if not b.is_identity] == ["refund"]
+    assert holder(world) == (alice.chain, 1)
+    assert [c["state"] for c in world.agent.charges()] == ["refunded"]
+    world.clock.advance(-60)  # a gift asked for before the end, released after it
+    gift = carol.buy("show7", "9f2", seller=alice.chain)
+    carol.accept(world.office.handle(gift))
+    world.clock.advance(60)
+    with pytest.raises(Refused) as refused:
+        world.office.transfer(alice.gift(gift))
+    assert refused.value.code == "ended"
+    assert holder(world) == (alice.chain, 1)
