@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +111,52 @@ def test_the_story_with_the_arbiter_bob_in_alice_superseded_everywhere(synced_ha
     old = gate.check(alice_code)
     assert (old["outcome"], old["reason"]) == ("REVOKED", "superseded")
     assert gate.check(bob.wallet.code(EVENT, "9f2")[0])["outcome"] == "ADMIT"
+
+
+# -- the online check (steps 35-39 of design note 002): the gate asks the box office -----------------------------
+def gate_check(site: Theatre, home: str, code: str, *options: str) -> dict[str, object]:
+    """`gate check --json` in its own home (the box office's keyring imported); its decision."""
+    if not (site.root / home / "keys").exists():
+        run_gate(site.root, "bo", "keys", "export", "--event", EVENT, "--out", "ring.json")
+        run_gate(site.root, home, "keys", "import", "ring.json")
+    done = subprocess.run([sys.executable, "-m", "gate.cli", "--home", str(site.root / home), "check", "--json",
+                           "--set", "ownership.code_skew=8", *options, code], capture_output=True, text=True,
+                          env=gate_env(site.root / home), timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_the_gate_asks_the_box_office_who_holds_the_ticket_now(hall: Theatre) -> None:
+    site = hall
+    assert site.office is not None
+    alice, bob = site.wallet("alice"), site.wallet("bob")
+    txn = alice.pay(alice.buy(EVENT, "9f2")).blocks[-1].txn
+    wait_for(lambda: (alice.sync(), alice.state(txn))[1] == "owned")
+    alice_code = alice.wallet.code(EVENT, "9f2")[0]
+    request, _hold = bob.ask(EVENT, "9f2", alice.chain)
+    wait_for(lambda: (alice.sync(), alice.requests())[1])
+    alice.sell(alice.requests()[-1], 4321, "EUR")
+    wait_for(lambda: (bob.sync(), bob.bills())[1])
+    bob.pay(bob.bills()[-1])
+    wait_for(lambda: (bob.sync(), bob.state(request.blocks[-1].txn))[1] == "owned")
+    bob_code = bob.wallet.code(EVENT, "9f2")[0]
+    # no broker, nobody ran `gate supersede`: a gate that has not heard of the resale admits Alice's old code
+    assert gate_check(site, "offline-gate", alice_code)["outcome"] == "ADMIT"
+    online = ("--set", f"ownership.boxoffice_url={site.office.url}")
+    old = gate_check(site, "gate", alice_code, *online)  # the gate that asks the box office refuses it
+    assert (old["outcome"], old["reason"]) == ("REVOKED", "superseded"), old
+    assert "superseded by 2" in str(old["detail"])
+    assert gate_check(site, "gate", bob_code, *online)["outcome"] == "ADMIT"
+
+
+def test_a_gate_whose_box_office_does_not_answer_decides_offline(hall: Theatre) -> None:
+    site = hall
+    assert site.office is not None
+    alice = site.wallet("alice")
+    txn = alice.pay(alice.buy(EVENT, "9f2")).blocks[-1].txn
+    wait_for(lambda: (alice.sync(), alice.state(txn))[1] == "owned")
+    code, url = alice.wallet.code(EVENT, "9f2")[0], site.office.url
+    site.office.kill()
+    started = time.monotonic()
+    decided = gate_check(site, "gate", code, "--set", f"ownership.boxoffice_url={url}")
+    assert decided["outcome"] == "ADMIT" and time.monotonic() - started < 20
