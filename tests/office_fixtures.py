@@ -70,6 +70,7 @@ class Theatre:
     chain: str = ""
     restarts: int = 0
     env: dict[str, str] = field(default_factory=dict)  # for the box office's commands (keys dir, broker)
+    slot: int = 0  # seconds per code slot of the listings (0: ownership.slot)
 
     @property
     def bo(self) -> BoxOfficeClient:
@@ -82,7 +83,8 @@ class Theatre:
             run_gate(self.root, "bo", "boxoffice", "add", "--event", EVENT, "--seat", f"S-{ticket_id}", "--id",
                      ticket_id, "--price", price, "--title", "Hamlet", "--venue", "Town Hall",
                      "--valid-from", str(valid_from or now - 60),
-                     "--valid-until", str(valid_until or now + 86400), env=self.env)
+                     "--valid-until", str(valid_until or now + 86400),
+                     *(("--slot", str(self.slot)) if self.slot else ()), env=self.env)
 
     def start_office(self, port: int = 0) -> None:
         self.office = Service(self.root, "bo", "boxoffice", "serve", "--port", str(port), "--tick", "0.1",
@@ -130,13 +132,14 @@ class Theatre:
 
 
 def theatre(tmp_path: Path, *tickets: str, reservation: float = 600.0,
-            env: dict[str, str] | None = None) -> Iterator[Theatre]:
+            env: dict[str, str] | None = None, slot: int = 0) -> Iterator[Theatre]:
     """For a `theatre` fixture: a box office with `tickets` listed, and its agent, both serving.
 
     With `env`, the box office's commands run with it (QRGATE_KEYS_DIR: an issuer key there already,
-    QRGATE_SYNC_BROKER: it publishes raised generations to that broker's arbiter).
+    QRGATE_SYNC_BROKER: it publishes raised generations to that broker's arbiter); `slot`: seconds per
+    code slot of the listings.
     """
-    t = Theatre(tmp_path, reservation, env=dict(env or {}))
+    t = Theatre(tmp_path, reservation, env=dict(env or {}), slot=slot)
     if "QRGATE_KEYS_DIR" not in t.env:
         run_gate(tmp_path, "bo", "keys", "new", "--event", EVENT)
     t.chain = run_gate(tmp_path, "bo", "boxoffice", "init", "--name", "Town Hall", env=t.env).stdout.split()[0]
