@@ -71,6 +71,7 @@ class Theatre:
     restarts: int = 0
     env: dict[str, str] = field(default_factory=dict)  # for the box office's commands (keys dir, broker)
     slot: int = 0  # seconds per code slot of the listings (0: ownership.slot)
+    verbose: bool = False  # the box office logs at debug level (every request line)
 
     @property
     def bo(self) -> BoxOfficeClient:
@@ -87,7 +88,8 @@ class Theatre:
                      *(("--slot", str(self.slot)) if self.slot else ()), env=self.env)
 
     def start_office(self, port: int = 0) -> None:
-        self.office = Service(self.root, "bo", "boxoffice", "serve", "--port", str(port), "--tick", "0.1",
+        self.office = Service(self.root, "bo", *(("-v",) if self.verbose else ()), "boxoffice", "serve", "--port",
+                              str(port), "--tick", "0.1",
                               env={**self.env, "QRGATE_OWNERSHIP_RESERVATION": str(self.reservation)})
 
     def restart_office(self) -> None:
@@ -132,14 +134,14 @@ class Theatre:
 
 
 def theatre(tmp_path: Path, *tickets: str, reservation: float = 600.0,
-            env: dict[str, str] | None = None, slot: int = 0) -> Iterator[Theatre]:
+            env: dict[str, str] | None = None, slot: int = 0, verbose: bool = False) -> Iterator[Theatre]:
     """For a `theatre` fixture: a box office with `tickets` listed, and its agent, both serving.
 
     With `env`, the box office's commands run with it (QRGATE_KEYS_DIR: an issuer key there already,
     QRGATE_SYNC_BROKER: it publishes raised generations to that broker's arbiter); `slot`: seconds per
-    code slot of the listings.
+    code slot of the listings; `verbose`: the box office logs every request (bo.log).
     """
-    t = Theatre(tmp_path, reservation, env=dict(env or {}), slot=slot)
+    t = Theatre(tmp_path, reservation, env=dict(env or {}), slot=slot, verbose=verbose)
     if "QRGATE_KEYS_DIR" not in t.env:
         run_gate(tmp_path, "bo", "keys", "new", "--event", EVENT)
     t.chain = run_gate(tmp_path, "bo", "boxoffice", "init", "--name", "Town Hall", env=t.env).stdout.split()[0]
