@@ -15,7 +15,8 @@ from gate.outcomes import Outcome, Reason
 from gate.ownership.block import Block, Message
 from gate.ownership.exc import BadBackStep, BadSeal, ChainError, ForgedIdentity, Refused, Replayed, WrongChain
 from gate.ownership.party import Party
-from gate.ownership.protocol import APP_TICKET
+from gate.ownership.payment import FakePaymentAgent
+from gate.ownership.protocol import APP_PAYMENT, APP_TICKET
 from gate.ownership.store import Holdings
 from gate.ownership.wallet import Wallet
 from gate.ticket import parse
@@ -417,3 +418,24 @@ def test_a_resale_paid_or_released_after_the_window_ended_does_not_move_the_tick
         world.office.transfer(alice.gift(gift))
     assert refused.value.code == "ended"
     assert holder(world) == (alice.chain, 1)
+
+
+def test_only_the_trusted_agent_can_say_paid_a_buyer_or_another_agent_cannot(world: World, tmp_path: Path) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    request = bob.buy("show7", "9f2", seller=alice.chain)
+    bob.accept(world.office.handle(request))
+    txn = request.blocks[-1].txn
+    with bob.db.transaction() as tx:  # Bob writes the webhook's block himself, sealed for the box office
+        forged = bob.party.append(tx, to=world.office.chain, txn=txn, app=APP_PAYMENT, kind="paid_as_invoiced",
+                                  payload={"payee": alice.chain, "payer": bob.chain})
+    with pytest.raises(WrongChain):
+        world.office.paid(Message((bob.party.identity_block, forged)))
+    rogue = FakePaymentAgent.open(str(tmp_path / "rogue.db"), create=True, clock=world.clock)  # not trusted
+    rogue.trust_boxoffice(world.office.party.identity_block)
+    with rogue.db.transaction() as tx:
+        fake = rogue.party.append(tx, to=world.office.chain, txn=txn, app=APP_PAYMENT, kind="paid_as_invoiced",
+                                  payload={"payee": alice.chain, "payer": bob.chain})
+    with pytest.raises(WrongChain):
+        world.office.paid(Message((rogue.party.identity_block, fake)))
+    assert holder(world) == (alice.chain, 1)  # nothing moved
