@@ -273,3 +273,31 @@ def test_a_ticket_whose_window_has_ended_is_not_sold_over_http(site: Theatre) ->
                      body=alice.wallet.buy(EVENT, "late").dumps().encode())
     assert (code, body["error"]) == (409, "ended")
     assert status(site, "late")["state"] == "available" and status(site, "9f2")["holder"] == alice.chain
+
+
+def test_every_step_sent_twice_over_http_gets_the_same_answer_and_does_it_once(site: Theatre) -> None:
+    assert site.agent is not None
+    alice, carol = site.wallet("alice"), site.wallet("carol")
+
+    def twice(url: str, message: Message) -> dict[str, object]:
+        first, again = (raw(url, method="POST", body=message.dumps().encode()) for _ in range(2))
+        assert first == again and first[0] == 200, (url, first, again)
+        return first[1]
+    reply = Message.loads(json.dumps(twice(site.bo.url + "/purchase", alice.wallet.buy(EVENT, "9f2"))))
+    alice.wallet.accept(reply)
+    receipt = Message.loads(json.dumps(twice(site.agent.url + "/payments", alice.wallet.charge(reply))))
+    alice.wallet.accept(receipt)
+    txn = next(b.txn for b in receipt.blocks if not b.is_identity)
+    synced(alice, txn, "owned")
+    request = carol.wallet.buy(EVENT, "9f2", seller=alice.chain)
+    carol.wallet.accept(Message.loads(json.dumps(twice(site.bo.url + "/resale", request))))
+    wait_for(lambda: alice.sync() is not None and alice.requests())
+    gift = alice.wallet.gift(alice.requests()[-1])
+    twice(site.bo.url + "/release", gift)
+    relayed = next(m for _seq, m in site.bo.mailbox(alice.chain) if any(b.to == alice.chain for b in m.blocks))
+    assert twice(site.bo.url + f"/mailbox/{alice.chain}", relayed) == twice(
+        site.bo.url + f"/mailbox/{alice.chain}", relayed)  # kept once: the same seq
+    synced(carol, request.blocks[-1].txn, "owned")
+    assert (status(site)["holder"], status(site)["generation"]) == (carol.chain, 2)  # one hand-over, not two
+    with sqlite3.connect(site.root / "agent" / "fake-agent.db") as db:
+        assert db.execute("SELECT count(*) FROM charges").fetchone() == (1,)  # one charge, not two
