@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chain_fixtures import race
@@ -76,6 +77,28 @@ def test_the_openapi_description_matches_the_real_routes(site: Theatre, tmp_path
         url = site.bo.url + re.sub(r"\{\w+\}", "x", path)
         answered, body = raw(url, method=method, body=b"{}" if method == "POST" else None)
         assert body.get("error") not in ("not_found", "method_not_allowed"), (method, path, answered, body)
+    # and what the server answers has the described shape (status, catalog, errors)
+    schemas = spec["components"]["schemas"]  # type: ignore[index]
+    conforms(raw(site.bo.url + f"/tickets/{EVENT}/9f2")[1], schemas["Status"], exact=True)
+    conforms(raw(site.bo.url + "/catalog")[1], schemas["Catalog"])
+    for url in (site.bo.url + "/tickets/show7/nope", site.bo.url + "/mailbox/abc?after=x"):
+        conforms(raw(url)[1], schemas["Error"])
+
+
+JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list}
+
+
+def conforms(value: dict[str, object], schema: dict[str, Any], *, exact: bool = False) -> None:
+    """`value` has the schema's required keys and its described properties have their types (with `exact`,
+    no other keys: the description lists every field)."""
+    props = schema.get("properties", {})
+    assert set(schema.get("required", ())) <= set(value), (schema, value)
+    if exact:
+        assert set(value) == set(props), (set(value) ^ set(props))
+    for key, prop in props.items():
+        if key in value and "type" in prop:
+            kind = JSON_TYPES[prop["type"]]
+            assert isinstance(value[key], kind) and not (kind is int and isinstance(value[key], bool)), (key, value)
 
 
 def test_bad_requests_get_clear_errors(site: Theatre) -> None:
