@@ -116,6 +116,11 @@ class Theatre:
         port = self.agent.url.rsplit(":", 1)[1]
         self.agent = Service(self.root, "agent", "fake-agent", "serve", "--boxoffice", self.office.url, "--port", port)
 
+    def bounce_agent(self) -> None:
+        """SIGKILL the agent and start it again on its port."""
+        self.kill_agent()
+        self.restart_agent()
+
     def wallet(self, name: str, patience: float = 0.0) -> OnlineWallet:
         assert self.agent is not None and self.office is not None
         w = OnlineWallet(Wallet.create(str(self.root / f"{name}.db"), name),

@@ -1,4 +1,5 @@
-"""The box office killed with SIGKILL at random points of resales, 20 times: no ticket and no payment lost."""
+"""The box office killed with SIGKILL at random points of resales, 20 times, the agent at random points of
+purchases, 10 times, a wallet while buying: no ticket and no payment lost."""
 
 from __future__ import annotations
 
@@ -143,3 +144,39 @@ def test_a_wallet_killed_while_buying_loses_neither_ticket_nor_money(eight: Thea
 def _ticket_of(boxoffice_db: Path, txn: str) -> str:
     with sqlite3.connect(boxoffice_db) as db:
         return str(db.execute("SELECT ticket_id FROM deals WHERE txn = ?", (txn,)).fetchone()[0])
+
+
+@pytest.fixture
+def ten(tmp_path: Path) -> Iterator[Theatre]:
+    yield from theatre(tmp_path, *[f"a{i}" for i in range(10)])
+
+
+def test_an_agent_killed_at_random_points_of_purchases_loses_no_payment(ten: Theatre) -> None:
+    """The agent killed with SIGKILL at a random point of each of 10 purchases (before, during or after the
+    charge, its notice or its outcome) and started again: every charge ends settled with its ticket, or refunded."""
+    rng = random.Random(29)
+    deals = []
+    for i in range(10):
+        buyer = ten.wallet(f"b{i}", patience=30)
+        buyer.agent.patience = 30  # type: ignore[attr-defined]  # an AgentClient: it sends the same request again
+        killer = threading.Timer(rng.uniform(0.0, 0.5), ten.bounce_agent)
+        killer.start()
+        try:
+            receipt = buyer.pay(buyer.buy(EVENT, f"a{i}"))
+        except Refused as exc:
+            pytest.fail(f"a purchase was refused: {exc.code}: {exc}")
+        finally:
+            killer.join()
+        deals.append((buyer, f"a{i}", receipt.blocks[-1].txn))
+    for buyer, _ticket, txn in deals:
+        wait_for(lambda b=buyer, t=txn: state_of(b, t) in ("owned", "refunded"), timeout=30)  # type: ignore[misc]
+    with sqlite3.connect(ten.root / "agent" / "fake-agent.db") as db:
+        charges = {txn: (state, delivered) for txn, state, delivered in
+                   db.execute("SELECT txn, state, delivered FROM charges")}
+    assert len(charges) == 10
+    resent = sum(b.agent.resent + b.office.resent for b, _t, _x in deals)  # type: ignore[attr-defined]
+    assert resent >= 3, resent  # kills did land in the middle of requests, which were sent again
+    for buyer, ticket_id, txn in deals:
+        holds = ten.bo.status(EVENT, ticket_id)["holder"] == buyer.chain
+        assert (buyer.state(txn), charges[txn], holds) in (("owned", ("settled", 1), True),
+                                                            ("refunded", ("refunded", 1), False)), buyer.chain
