@@ -3,6 +3,7 @@ purchases, 10 times, a wallet while buying: no ticket and no payment lost."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import subprocess
@@ -180,3 +181,56 @@ def test_an_agent_killed_at_random_points_of_purchases_loses_no_payment(ten: The
         holds = ten.bo.status(EVENT, ticket_id)["holder"] == buyer.chain
         assert (buyer.state(txn), charges[txn], holds) in (("owned", ("settled", 1), True),
                                                             ("refunded", ("refunded", 1), False)), buyer.chain
+
+
+@pytest.fixture
+def six(tmp_path: Path) -> Iterator[Theatre]:
+    yield from theatre(tmp_path, *[f"r{i}" for i in range(6)], reservation=120.0)
+
+
+def test_a_buyer_killed_while_paying_a_resale_loses_neither_ticket_nor_money(six: Theatre) -> None:
+    """Bob's `gate wallet pay` for a resale killed at random points, then run again if need be: afterwards each
+    resale was charged at most once, and Bob holds every ticket whose charge settled (the rest refunded)."""
+    assert six.office is not None and six.agent is not None
+    homes = {who: six.root / who for who in ("alice", "bob")}
+    envs = {who: gate_env(home) for who, home in homes.items()}
+
+    def run(who: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(wallet_cmd(homes[who], *args), env=envs[who], capture_output=True, text=True,
+                              timeout=120, check=check, cwd=six.root)
+    for who in homes:
+        run(who, "new", "--name", who)
+        run(who, "connect", six.office.url, "--boxoffice-id", six.chain, "--agent", six.agent.url)
+        run(who, "identity", "--out", f"{who}.id.json")
+    run("alice", "trust", "bob.id.json")
+    run("bob", "trust", "alice.id.json")
+    alice_chain, bob_chain = (json.loads((six.root / f"{who}.id.json").read_text())["blocks"][0]["chain"]
+                              for who in ("alice", "bob"))
+    rng = random.Random(31)
+    for i in range(6):
+        ticket = ("--event", EVENT, "--ticket", f"r{i}")
+        run("alice", "buy", *ticket)
+        run("bob", "buy", *ticket, "--from", alice_chain)
+        run("alice", "sell", *ticket, "--price", "30.00")
+        proc = subprocess.Popen(wallet_cmd(homes["bob"], "pay", *ticket), env=envs["bob"], cwd=six.root,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.kill()
+        proc.wait(10)
+        run("bob", "sync")
+        if f"r{i} generation=2 held" not in run("bob", "tickets").stdout:
+            run("bob", "pay", *ticket, check=False)  # paid already, or not yet: either way it must end well
+    time.sleep(2)
+    run("bob", "sync")
+    held = {line.split()[0].split("/")[1] for line in run("bob", "tickets").stdout.splitlines()
+            if line.startswith(f"{EVENT}/") and line.endswith(" held")}
+    with sqlite3.connect(six.root / "agent" / "fake-agent.db") as db:
+        rows = db.execute("SELECT txn, state FROM charges WHERE payer = ?", (bob_chain,)).fetchall()
+        assert not db.execute("SELECT 1 FROM charges WHERE state = 'held'").fetchall()
+    resales = {txn: state for txn, state in rows}
+    assert len(resales) == len(rows) <= 6, rows  # at most one charge a resale
+    settled = {_ticket_of(six.root / "bo" / "boxoffice.db", txn) for txn, state in resales.items() if state == "settled"}
+    assert held == settled, (held, resales)  # Bob holds exactly the tickets he was charged for
+    for i in range(6):
+        holder = six.bo.status(EVENT, f"r{i}")["holder"]
+        assert (holder != alice_chain) == (f"r{i}" in held)
