@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate.clock import TimeTrust
 from gate.config import Config
-from gate.decide import Claimer, Decider, DecisionListener
+from gate.decide import Claimer, Decider, DecisionListener, OwnershipLookup
 from gate.exc import CannotListen, ConfigError
 from gate.keys import Keyring, KeyStore
 from gate.store import Store
@@ -65,7 +65,17 @@ def build_decider(config: Config, store: Store | None = None, claimer: Claimer |
                   on_decision: DecisionListener | None = None, trust: TimeTrust | None = None) -> Decider:
     verifier = build_verifier(config, trust)
     return Decider(verifier, store or open_store(config), config.gate_id, clock=time.time,
-                   claimer=claimer, on_decision=on_decision, checkin=build_checkin(config, verifier.keyring))
+                   claimer=claimer, on_decision=on_decision, checkin=build_checkin(config, verifier.keyring),
+                   ownership=online_ownership(config))
+
+
+def online_ownership(config: Config) -> OwnershipLookup | None:
+    """The online check at the box office of `ownership.boxoffice_url` (gate.ownership.gatecheck); None without one."""
+    if not config.ownership.boxoffice_url:
+        return None
+    from gate.ownership.gatecheck import OnlineOwnership
+
+    return OnlineOwnership(config.ownership.boxoffice_url, timeout=config.ownership.online_timeout)
 
 
 def build_checkin(config: Config, keyring: Keyring) -> CheckinGate | None:
