@@ -174,6 +174,11 @@ class OwnershipSection:
     page_port: int = _opt(8765, "`gate wallet serve`: port of the wallet page on 127.0.0.1", min=0, max=65535)
     code_skew: int = _opt(1, "gates: slots of clock error tolerated for a holder's rotating code "
                           "(a screenshot stays valid at most this many slots after its own)", min=0, max=8)
+    boxoffice_url: str = _opt("", "gates: the box office (`gate boxoffice serve`, http://HOST:PORT) to ask for the "
+                              "current ownership of each holder ticket before deciding (the online check; an older "
+                              "code is REVOKED superseded); empty: the generation stream alone")
+    online_timeout: float = _opt(0.5, "gates: seconds to wait for the box office's answer to the online check; "
+                                 "without one the gate decides offline, and asks again after 30 s", min=0.05, max=10)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,18 @@ class Claimer(Protocol):
     def redeem(self, scan: Scan) -> Redemption: ...
 
 
+class OwnershipLookup(Protocol):
+    """The online check (design note 002, steps 35-39): the most recent ownership generation of a ticket,
+    from the box office.
+
+    `current` answers the generation the box office holds now, or None when it does not know the ticket
+    or does not answer in time; it never raises and waits a bounded time (the gate then decides offline,
+    from the generations it has heard of).  `gate.ownership.gatecheck.OnlineOwnership` asks over HTTP.
+    """
+
+    def current(self, event: str, ticket_id: str) -> int | None: ...
+
+
 #: told of every decision once it is final (sync.dashboard.GateFeed publishes it); must not raise or block
 DecisionListener = Callable[[Decision], None]
 
@@ -87,6 +99,7 @@ class Decider:
         claimer: Claimer | None = None,
         on_decision: DecisionListener | None = None,
         checkin: CheckinGate | None = None,
+        ownership: OwnershipLookup | None = None,
     ) -> None:
         self.verifier = verifier
         self.store = store
@@ -96,6 +109,8 @@ class Decider:
         self.on_decision = on_decision
         #: the check-in list this gate serves (gate/checkin.py); None: today's single use
         self.checkin = checkin
+        #: the online check of a holder ticket's generation at the box office; None: the generation stream alone
+        self.ownership = ownership
 
     def decide(self, text: str, *, scan_id: str | None = None, now: float | None = None,
                direction: Direction | None = None) -> Decision:
@@ -118,6 +133,8 @@ class Decider:
         if not verdict.ok:
             return self._reject(scan, verdict)
         try:
+            if self.ownership is not None and ticket is not None and ticket.generation > 0:
+                self._learn_ownership(scan)
             if self.checkin is not None and ticket is not None:
                 redemption = self.checkin.redeem(self.store, scan, ticket, direction)
             else:
@@ -129,6 +146,14 @@ class Decider:
             return self._fault(scan, verdict, StoreError(f"unexpected error: {exc}"))
         return self._decision(scan, verdict, redemption.outcome, redemption.first, redemption.reason,
                               redemption.detail, provisional=redemption.provisional)
+
+    def _learn_ownership(self, scan: Scan) -> None:
+        """Ask the box office for the ticket's current generation and record a newer one, so that the redemption
+        below answers an older code REVOKED superseded (as if the generation stream had brought it)."""
+        assert self.ownership is not None and scan.event is not None and scan.ticket_id is not None
+        current = self.ownership.current(scan.event, scan.ticket_id)
+        if current is not None and current > scan.generation:
+            self.store.supersede(scan.event, scan.ticket_id, current, at=scan.at, by="boxoffice (online check)")
 
     def _reject(self, scan: Scan, verdict: Verdict) -> Decision:
         decision = self._decision(scan, verdict, Outcome.INVALID, None, verdict.reason, verdict.detail)

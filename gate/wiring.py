@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate.clock import TimeTrust
 from gate.config import Config
-from gate.decide import Claimer, Decider, DecisionListener
+from gate.decide import Claimer, Decider, DecisionListener, OwnershipLookup
 from gate.exc import CannotListen, ConfigError
 from gate.keys import Keyring, KeyStore
 from gate.store import Store
@@ -73,7 +73,16 @@ def build_decider(config: Config, store: Store | None = None, claimer: Claimer |
     if checkin is not None and served is not None:
         served.serve(checkin)
     return Decider(verifier, store, config.gate_id, clock=time.time, claimer=claimer, on_decision=on_decision,
-                   checkin=checkin)
+                   checkin=checkin, ownership=online_ownership(config))
+
+
+def online_ownership(config: Config) -> OwnershipLookup | None:
+    """The online check at the box office of `ownership.boxoffice_url` (gate.ownership.gatecheck); None without one."""
+    if not config.ownership.boxoffice_url:
+        return None
+    from gate.ownership.gatecheck import OnlineOwnership
+
+    return OnlineOwnership(config.ownership.boxoffice_url, timeout=config.ownership.online_timeout)
 
 
 def build_checkin(config: Config, keyring: Keyring, store: Store | None = None) -> CheckinGate | None:

@@ -70,6 +70,8 @@ class Theatre:
     chain: str = ""
     restarts: int = 0
     env: dict[str, str] = field(default_factory=dict)  # for the box office's commands (keys dir, broker)
+    slot: int = 0  # seconds per code slot of the listings (0: ownership.slot)
+    verbose: bool = False  # the box office logs at debug level (every request line)
 
     @property
     def bo(self) -> BoxOfficeClient:
@@ -82,10 +84,12 @@ class Theatre:
             run_gate(self.root, "bo", "boxoffice", "add", "--event", EVENT, "--seat", f"S-{ticket_id}", "--id",
                      ticket_id, "--price", price, "--title", "Hamlet", "--venue", "Town Hall",
                      "--valid-from", str(valid_from or now - 60),
-                     "--valid-until", str(valid_until or now + 86400), env=self.env)
+                     "--valid-until", str(valid_until or now + 86400),
+                     *(("--slot", str(self.slot)) if self.slot else ()), env=self.env)
 
     def start_office(self, port: int = 0) -> None:
-        self.office = Service(self.root, "bo", "boxoffice", "serve", "--port", str(port), "--tick", "0.1",
+        self.office = Service(self.root, "bo", *(("-v",) if self.verbose else ()), "boxoffice", "serve", "--port",
+                              str(port), "--tick", "0.1",
                               env={**self.env, "QRGATE_OWNERSHIP_RESERVATION": str(self.reservation)})
 
     def restart_office(self) -> None:
@@ -112,6 +116,11 @@ class Theatre:
         port = self.agent.url.rsplit(":", 1)[1]
         self.agent = Service(self.root, "agent", "fake-agent", "serve", "--boxoffice", self.office.url, "--port", port)
 
+    def bounce_agent(self) -> None:
+        """SIGKILL the agent and start it again on its port."""
+        self.kill_agent()
+        self.restart_agent()
+
     def wallet(self, name: str, patience: float = 0.0) -> OnlineWallet:
         assert self.agent is not None and self.office is not None
         w = OnlineWallet(Wallet.create(str(self.root / f"{name}.db"), name),
@@ -130,13 +139,14 @@ class Theatre:
 
 
 def theatre(tmp_path: Path, *tickets: str, reservation: float = 600.0,
-            env: dict[str, str] | None = None) -> Iterator[Theatre]:
+            env: dict[str, str] | None = None, slot: int = 0, verbose: bool = False) -> Iterator[Theatre]:
     """For a `theatre` fixture: a box office with `tickets` listed, and its agent, both serving.
 
     With `env`, the box office's commands run with it (QRGATE_KEYS_DIR: an issuer key there already,
-    QRGATE_SYNC_BROKER: it publishes raised generations to that broker's arbiter).
+    QRGATE_SYNC_BROKER: it publishes raised generations to that broker's arbiter); `slot`: seconds per
+    code slot of the listings; `verbose`: the box office logs every request (bo.log).
     """
-    t = Theatre(tmp_path, reservation, env=dict(env or {}))
+    t = Theatre(tmp_path, reservation, env=dict(env or {}), slot=slot, verbose=verbose)
     if "QRGATE_KEYS_DIR" not in t.env:
         run_gate(tmp_path, "bo", "keys", "new", "--event", EVENT)
     t.chain = run_gate(tmp_path, "bo", "boxoffice", "init", "--name", "Town Hall", env=t.env).stdout.split()[0]

@@ -1,7 +1,9 @@
-"""The box office killed with SIGKILL at random points of resales, 20 times: no ticket and no payment lost."""
+"""The box office killed with SIGKILL at random points of resales, 20 times, the agent at random points of
+purchases, 10 times, a wallet while buying: no ticket and no payment lost."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import subprocess
@@ -143,3 +145,92 @@ def test_a_wallet_killed_while_buying_loses_neither_ticket_nor_money(eight: Thea
 def _ticket_of(boxoffice_db: Path, txn: str) -> str:
     with sqlite3.connect(boxoffice_db) as db:
         return str(db.execute("SELECT ticket_id FROM deals WHERE txn = ?", (txn,)).fetchone()[0])
+
+
+@pytest.fixture
+def ten(tmp_path: Path) -> Iterator[Theatre]:
+    yield from theatre(tmp_path, *[f"a{i}" for i in range(10)])
+
+
+def test_an_agent_killed_at_random_points_of_purchases_loses_no_payment(ten: Theatre) -> None:
+    """The agent killed with SIGKILL at a random point of each of 10 purchases (before, during or after the
+    charge, its notice or its outcome) and started again: every charge ends settled with its ticket, or refunded."""
+    rng = random.Random(29)
+    deals = []
+    for i in range(10):
+        buyer = ten.wallet(f"b{i}", patience=30)
+        buyer.agent.patience = 30  # type: ignore[attr-defined]  # an AgentClient: it sends the same request again
+        killer = threading.Timer(rng.uniform(0.0, 0.5), ten.bounce_agent)
+        killer.start()
+        try:
+            receipt = buyer.pay(buyer.buy(EVENT, f"a{i}"))
+        except Refused as exc:
+            pytest.fail(f"a purchase was refused: {exc.code}: {exc}")
+        finally:
+            killer.join()
+        deals.append((buyer, f"a{i}", receipt.blocks[-1].txn))
+    for buyer, _ticket, txn in deals:
+        wait_for(lambda b=buyer, t=txn: state_of(b, t) in ("owned", "refunded"), timeout=30)  # type: ignore[misc]
+    with sqlite3.connect(ten.root / "agent" / "fake-agent.db") as db:
+        charges = {txn: (state, delivered) for txn, state, delivered in
+                   db.execute("SELECT txn, state, delivered FROM charges")}
+    assert len(charges) == 10
+    resent = sum(b.agent.resent + b.office.resent for b, _t, _x in deals)  # type: ignore[attr-defined]
+    assert resent >= 3, resent  # kills did land in the middle of requests, which were sent again
+    for buyer, ticket_id, txn in deals:
+        holds = ten.bo.status(EVENT, ticket_id)["holder"] == buyer.chain
+        assert (buyer.state(txn), charges[txn], holds) in (("owned", ("settled", 1), True),
+                                                            ("refunded", ("refunded", 1), False)), buyer.chain
+
+
+@pytest.fixture
+def six(tmp_path: Path) -> Iterator[Theatre]:
+    yield from theatre(tmp_path, *[f"r{i}" for i in range(6)], reservation=120.0)
+
+
+def test_a_buyer_killed_while_paying_a_resale_loses_neither_ticket_nor_money(six: Theatre) -> None:
+    """Bob's `gate wallet pay` for a resale killed at random points, then run again if need be: afterwards each
+    resale was charged at most once, and Bob holds every ticket whose charge settled (the rest refunded)."""
+    assert six.office is not None and six.agent is not None
+    homes = {who: six.root / who for who in ("alice", "bob")}
+    envs = {who: gate_env(home) for who, home in homes.items()}
+
+    def run(who: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(wallet_cmd(homes[who], *args), env=envs[who], capture_output=True, text=True,
+                              timeout=120, check=check, cwd=six.root)
+    for who in homes:
+        run(who, "new", "--name", who)
+        run(who, "connect", six.office.url, "--boxoffice-id", six.chain, "--agent", six.agent.url)
+        run(who, "identity", "--out", f"{who}.id.json")
+    run("alice", "trust", "bob.id.json")
+    run("bob", "trust", "alice.id.json")
+    alice_chain, bob_chain = (json.loads((six.root / f"{who}.id.json").read_text())["blocks"][0]["chain"]
+                              for who in ("alice", "bob"))
+    rng = random.Random(31)
+    for i in range(6):
+        ticket = ("--event", EVENT, "--ticket", f"r{i}")
+        run("alice", "buy", *ticket)
+        run("bob", "buy", *ticket, "--from", alice_chain)
+        run("alice", "sell", *ticket, "--price", "30.00")
+        proc = subprocess.Popen(wallet_cmd(homes["bob"], "pay", *ticket), env=envs["bob"], cwd=six.root,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.kill()
+        proc.wait(10)
+        run("bob", "sync")
+        if f"r{i} generation=2 held" not in run("bob", "tickets").stdout:
+            run("bob", "pay", *ticket, check=False)  # paid already, or not yet: either way it must end well
+    time.sleep(2)
+    run("bob", "sync")
+    held = {line.split()[0].split("/")[1] for line in run("bob", "tickets").stdout.splitlines()
+            if line.startswith(f"{EVENT}/") and line.endswith(" held")}
+    with sqlite3.connect(six.root / "agent" / "fake-agent.db") as db:
+        rows = db.execute("SELECT txn, state FROM charges WHERE payer = ?", (bob_chain,)).fetchall()
+        assert not db.execute("SELECT 1 FROM charges WHERE state = 'held'").fetchall()
+    resales = {txn: state for txn, state in rows}
+    assert len(resales) == len(rows) <= 6, rows  # at most one charge a resale
+    settled = {_ticket_of(six.root / "bo" / "boxoffice.db", txn) for txn, state in resales.items() if state == "settled"}
+    assert held == settled, (held, resales)  # Bob holds exactly the tickets he was charged for
+    for i in range(6):
+        holder = six.bo.status(EVENT, f"r{i}")["holder"]
+        assert (holder != alice_chain) == (f"r{i}" in held)

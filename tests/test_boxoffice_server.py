@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chain_fixtures import race
 from office_fixtures import EVENT, Theatre, run_gate, theatre, wait_for
 
 from gate.ownership.block import Message
+from gate.ownership.client import HttpClient
 from gate.ownership.exc import BadSignature, Refused
 from gate.ownership.online import OnlineWallet
 from gate.ownership.protocol import Catalog
@@ -74,6 +77,28 @@ def test_the_openapi_description_matches_the_real_routes(site: Theatre, tmp_path
         url = site.bo.url + re.sub(r"\{\w+\}", "x", path)
         answered, body = raw(url, method=method, body=b"{}" if method == "POST" else None)
         assert body.get("error") not in ("not_found", "method_not_allowed"), (method, path, answered, body)
+    # and what the server answers has the described shape (status, catalog, errors)
+    schemas = spec["components"]["schemas"]  # type: ignore[index]
+    conforms(raw(site.bo.url + f"/tickets/{EVENT}/9f2")[1], schemas["Status"], exact=True)
+    conforms(raw(site.bo.url + "/catalog")[1], schemas["Catalog"])
+    for url in (site.bo.url + "/tickets/show7/nope", site.bo.url + "/mailbox/abc?after=x"):
+        conforms(raw(url)[1], schemas["Error"])
+
+
+JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list}
+
+
+def conforms(value: dict[str, object], schema: dict[str, Any], *, exact: bool = False) -> None:
+    """`value` has the schema's required keys and its described properties have their types (with `exact`,
+    no other keys: the description lists every field)."""
+    props = schema.get("properties", {})
+    assert set(schema.get("required", ())) <= set(value), (schema, value)
+    if exact:
+        assert set(value) == set(props), (set(value) ^ set(props))
+    for key, prop in props.items():
+        if key in value and "type" in prop:
+            kind = JSON_TYPES[prop["type"]]
+            assert isinstance(value[key], kind) and not (kind is int and isinstance(value[key], bool)), (key, value)
 
 
 def test_bad_requests_get_clear_errors(site: Theatre) -> None:
@@ -150,7 +175,24 @@ def resell(site: Theatre, seller: OnlineWallet, buyer: OnlineWallet, cents: int)
     return txn
 
 
-def test_resale_over_http_the_seller_need_not_release_and_the_price_stays_hidden(site: Theatre) -> None:
+@pytest.fixture
+def loud(tmp_path: Path) -> Iterator[Theatre]:
+    """A box office that logs every request (debug level), so its log has something to search."""
+    yield from theatre(tmp_path, "9f2", "a11", verbose=True)
+
+
+def test_resale_over_http_the_seller_need_not_release_and_the_price_stays_hidden(
+        loud: Theatre, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = loud
+    answers: list[bytes] = []  # every answer the box office gives the wallets, as it came
+    once = HttpClient._once
+
+    def recorded(client: HttpClient, request: urllib.request.Request) -> object:
+        answer = once(client, request)
+        if client.url == site.bo.url:
+            answers.append(json.dumps(answer).encode())
+        return answer
+    monkeypatch.setattr(HttpClient, "_once", recorded)
     alice, bob = site.wallet("alice"), site.wallet("bob")
     buy_and_pay(site, alice)
     txn = resell(site, alice, bob, 432177)  # 4321.77 EUR; Alice never releases: the payment moves the ticket
@@ -167,8 +209,11 @@ def test_resale_over_http_the_seller_need_not_release_and_the_price_stays_hidden
     with sqlite3.connect(bo / "boxoffice.db") as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert_no_price(files, 432177)
-    answers = json.dumps([m.to_json() for w in (alice, bob) for m in w.inbox])
-    assert_no_price_text(answers.encode(), 432177, "mailbox answers")
+    assert b'"POST /resale HTTP/1.1" 200' in (site.root / "bo.log").read_bytes()  # the log is searched, not empty
+    kinds = set(re.findall(rb'"kind": "(\w+)"', b"".join(answers)))
+    assert {b"hold", b"invoice", b"ownership", b"superseded"} <= kinds, kinds  # the answers of every step
+    for answer in answers:
+        assert_no_price_text(answer, 432177, "an answer of the box office")
     assert "4321.77" in str(alice.wallet.deals()) or "432177" in str(alice.wallet.deals())
 
 
@@ -235,3 +280,47 @@ def test_fifty_buyers_race_for_ten_seats_over_http(ten_seats: Theatre) -> None:
     with sqlite3.connect(ten_seats.root / "agent" / "fake-agent.db") as db:
         charged = {payer for (payer,) in db.execute("SELECT payer FROM charges")}
     assert charged == holders  # no payment taken from a refused buyer
+
+
+def test_a_ticket_whose_window_has_ended_is_not_sold_over_http(site: Theatre) -> None:
+    """(A payment or release arriving after the end: test_chain_flows.py's *_after_the_window_ended_*.)"""
+    site.list("late", valid_until=int(time.time()) + 2)
+    alice = site.wallet("alice")
+    buy_and_pay(site, alice)
+    wait_for(lambda: status(site, "late")["ended"])
+    assert {x.ticket_id: x.state for x in site.bo.catalog(site.chain).listings}["late"] == "ended"
+    with pytest.raises(Refused) as bought:
+        alice.buy(EVENT, "late")
+    assert bought.value.code == "ended"
+    code, body = raw(site.bo.url + "/purchase", method="POST",
+                     body=alice.wallet.buy(EVENT, "late").dumps().encode())
+    assert (code, body["error"]) == (409, "ended")
+    assert status(site, "late")["state"] == "available" and status(site, "9f2")["holder"] == alice.chain
+
+
+def test_every_step_sent_twice_over_http_gets_the_same_answer_and_does_it_once(site: Theatre) -> None:
+    assert site.agent is not None
+    alice, carol = site.wallet("alice"), site.wallet("carol")
+
+    def twice(url: str, message: Message) -> dict[str, object]:
+        first, again = (raw(url, method="POST", body=message.dumps().encode()) for _ in range(2))
+        assert first == again and first[0] == 200, (url, first, again)
+        return first[1]
+    reply = Message.loads(json.dumps(twice(site.bo.url + "/purchase", alice.wallet.buy(EVENT, "9f2"))))
+    alice.wallet.accept(reply)
+    receipt = Message.loads(json.dumps(twice(site.agent.url + "/payments", alice.wallet.charge(reply))))
+    alice.wallet.accept(receipt)
+    txn = next(b.txn for b in receipt.blocks if not b.is_identity)
+    synced(alice, txn, "owned")
+    request = carol.wallet.buy(EVENT, "9f2", seller=alice.chain)
+    carol.wallet.accept(Message.loads(json.dumps(twice(site.bo.url + "/resale", request))))
+    wait_for(lambda: alice.sync() is not None and alice.requests())
+    gift = alice.wallet.gift(alice.requests()[-1])
+    twice(site.bo.url + "/release", gift)
+    relayed = next(m for _seq, m in site.bo.mailbox(alice.chain) if any(b.to == alice.chain for b in m.blocks))
+    assert twice(site.bo.url + f"/mailbox/{alice.chain}", relayed) == twice(
+        site.bo.url + f"/mailbox/{alice.chain}", relayed)  # kept once: the same seq
+    synced(carol, request.blocks[-1].txn, "owned")
+    assert (status(site)["holder"], status(site)["generation"]) == (carol.chain, 2)  # one hand-over, not two
+    with sqlite3.connect(site.root / "agent" / "fake-agent.db") as db:
+        assert db.execute("SELECT count(*) FROM charges").fetchone() == (1,)  # one charge, not two

@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chain_fixtures import SECRET_PRICE, SECRET_PRICE_TEXTS, World, race, standard_world, traces
+from chain_fixtures import SECRET_PRICE, SECRET_PRICE_TEXTS, World, listing, race, standard_world, traces
 
 from gate.holder import code_for, present, terms_of
 from gate.outcomes import Outcome, Reason
 from gate.ownership.block import Block, Message
 from gate.ownership.exc import BadBackStep, BadSeal, ChainError, ForgedIdentity, Refused, Replayed, WrongChain
 from gate.ownership.party import Party
-from gate.ownership.protocol import APP_TICKET
+from gate.ownership.payment import FakePaymentAgent
+from gate.ownership.protocol import APP_PAYMENT, APP_TICKET
 from gate.ownership.store import Holdings
 from gate.ownership.wallet import Wallet
 from gate.ticket import parse
@@ -364,3 +365,77 @@ def _all_blocks(wallet: Wallet) -> list[Block]:
 def _open_as(party: Party, block: Block) -> object:
     with party.db.transaction() as tx:
         return party.receive(tx, block)
+
+
+# -- a ticket whose validity window has ended (a gate would refuse it as expired) ------------------------------
+END = 1_800_000_000 + 86_400  # the end of the standard listings' window
+
+
+def test_a_ticket_whose_window_has_ended_is_neither_listed_nor_reserved_nor_held(world: World) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    world.clock.advance(END - world.clock())
+    with pytest.raises(ValueError, match="validity window has ended"):
+        world.office.add(dataclasses.replace(listing("old", "1A"), valid_until=END))
+    for request in (bob.buy("show7", "a11"), bob.buy("show7", "9f2", seller=alice.chain)):
+        with pytest.raises(Refused) as refused:
+            world.office.handle(request)
+        assert refused.value.code == "ended"
+    assert [x.state for x in world.office.catalog().listings] == ["ended", "ended"]
+
+
+def test_a_purchase_paid_after_the_window_ended_is_refunded(world: World) -> None:
+    alice = world.wallet("alice")
+    world.clock.advance(END - 30 - world.clock())
+    reply = world.office.handle(alice.buy("show7", "9f2"))  # reserved 30 s before the end, for 600 s
+    alice.accept(reply)
+    world.clock.advance(60)
+    outcome = _charge_and_settle(world, alice, reply)
+    assert [b.kind for b in outcome.blocks if not b.is_identity] == ["refund"]
+    assert [d["state"] for d in alice.deals()] == ["refunded"]
+    assert holder(world) == ("", 0) and [c["state"] for c in world.agent.charges()] == ["refunded"]
+
+
+def test_a_resale_paid_or_released_after_the_window_ended_does_not_move_the_ticket(world: World) -> None:
+    alice, bob, carol = world.wallet("alice"), world.wallet("bob"), world.wallet("carol")
+    world.purchase(alice)
+    world.clock.advance(END - 30 - world.clock())
+    request = bob.buy("show7", "9f2", seller=alice.chain)
+    holds = world.office.handle(request)
+    bob.accept(holds)
+    alice.accept(holds)
+    invoice = alice.sell(request, 4000, "EUR")
+    world.clock.advance(60)
+    outcome = _charge_and_settle(world, bob, invoice)  # paid after the end: refunded, Alice keeps nothing
+    assert [b.kind for b in outcome.blocks if not b.is_identity] == ["refund"]
+    assert holder(world) == (alice.chain, 1)
+    assert [c["state"] for c in world.agent.charges()] == ["refunded"]
+    world.clock.advance(-60)  # a gift asked for before the end, released after it
+    gift = carol.buy("show7", "9f2", seller=alice.chain)
+    carol.accept(world.office.handle(gift))
+    world.clock.advance(60)
+    with pytest.raises(Refused) as refused:
+        world.office.transfer(alice.gift(gift))
+    assert refused.value.code == "ended"
+    assert holder(world) == (alice.chain, 1)
+
+
+def test_only_the_trusted_agent_can_say_paid_a_buyer_or_another_agent_cannot(world: World, tmp_path: Path) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    request = bob.buy("show7", "9f2", seller=alice.chain)
+    bob.accept(world.office.handle(request))
+    txn = request.blocks[-1].txn
+    with bob.db.transaction() as tx:  # Bob writes the webhook's block himself, sealed for the box office
+        forged = bob.party.append(tx, to=world.office.chain, txn=txn, app=APP_PAYMENT, kind="paid_as_invoiced",
+                                  payload={"payee": alice.chain, "payer": bob.chain})
+    with pytest.raises(WrongChain):
+        world.office.paid(Message((bob.party.identity_block, forged)))
+    rogue = FakePaymentAgent.open(str(tmp_path / "rogue.db"), create=True, clock=world.clock)  # not trusted
+    rogue.trust_boxoffice(world.office.party.identity_block)
+    with rogue.db.transaction() as tx:
+        fake = rogue.party.append(tx, to=world.office.chain, txn=txn, app=APP_PAYMENT, kind="paid_as_invoiced",
+                                  payload={"payee": alice.chain, "payer": bob.chain})
+    with pytest.raises(WrongChain):
+        world.office.paid(Message((rogue.party.identity_block, fake)))
+    assert holder(world) == (alice.chain, 1)  # nothing moved

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +19,13 @@ from hypothesis import strategies as st
 
 from gate.backstep import code_salt
 from gate.base45 import b45decode, b45encode
+from gate.decide import Decider
 from gate.holder import CODE_PREFIX, SUFFIX_CHARS, Code, HolderTerms, present, split, with_terms
 from gate.keys import IssuerKey, Keyring
 from gate.outcomes import Outcome, Reason
 from gate.ownership.boxoffice import Refused
+from gate.ownership.gatecheck import OnlineOwnership
+from gate.store import Store
 from gate.ticket import Ticket, parse
 from gate.verify import Verifier
 
@@ -160,6 +165,46 @@ def test_an_old_generation_is_revoked_superseded_and_single_use_holds_across_gen
     history = world.store.history("9f2", "show7")
     assert [h["outcome"] for h in history] == ["ADMIT"]
     assert world.store.supersede("show7", "9f2", 1, at=T0) is False  # never lowered, applied twice harmlessly
+
+
+class BoxOfficeAnswers:
+    """A gate.decide.OwnershipLookup that answers from the box office's own file (or not at all)."""
+
+    def __init__(self, world: World, *, up: bool = True) -> None:
+        self.world, self.up, self.asked = world, up, 0
+
+    def current(self, event: str, ticket_id: str) -> int | None:
+        self.asked += 1
+        return int(self.world.office.status(event, ticket_id)["generation"]) if self.up else None  # type: ignore[call-overload]
+
+
+def test_the_online_check_supersedes_an_old_code_the_stream_has_not_brought(world: World) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    old_code = alice.code("show7", "9f2")[0]
+    world.resale(alice, bob, 4000)  # nobody publishes the generation to the gate
+    verifier = world.gate().verifier
+    with Store.open(world.root / "offline-gate.db") as other:  # the box office does not answer: as before
+        offline = Decider(verifier, other, "gate-2", clock=world.clock, ownership=BoxOfficeAnswers(world, up=False))
+        assert offline.decide(old_code, now=world.clock()).outcome is Outcome.ADMIT
+    online = BoxOfficeAnswers(world)
+    gate = Decider(verifier, world.store, "gate-1", clock=world.clock, ownership=online)
+    refused = gate.decide(old_code, now=world.clock())
+    assert (refused.outcome, refused.reason, online.asked) == (Outcome.REVOKED, Reason.SUPERSEDED, 1)
+    assert world.store.generation("show7", "9f2") == 2
+    assert gate.decide(bob.code("show7", "9f2")[0], now=world.clock()).outcome is Outcome.ADMIT
+    plain = KEY.sign(Ticket(event="show7", ticket_id="p1", seat="", valid_from=int(T0), valid_until=int(T0) + 3600))
+    assert gate.decide(plain, now=world.clock()).outcome is Outcome.ADMIT and online.asked == 2  # not asked
+
+
+def test_the_online_check_without_an_answer_waits_once_then_not_again() -> None:
+    with socket.socket() as s:  # a port nobody serves
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    check = OnlineOwnership(dead, timeout=0.2, backoff=30)
+    started = time.monotonic()
+    assert [check.current("show7", "9f2") for _ in range(50)] == [None] * 50
+    assert check.missed == 1 and time.monotonic() - started < 2  # then decided offline at once
 
 
 @settings(max_examples=200, deadline=None)

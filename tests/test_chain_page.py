@@ -9,17 +9,19 @@ artifacts/wallet-page.png.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
 import zxingcpp
 from chain_fixtures import RealClock, World, listing, make_world
-from office_fixtures import EVENT, Theatre, theatre
+from office_fixtures import EVENT, Theatre, theatre, wait_for
 from playwright.sync_api import Page, sync_playwright
 
 from gate.outcomes import Reason
@@ -146,4 +148,47 @@ def test_buying_with_a_click_against_the_real_box_office(connected: tuple[Theatr
     assert page.locator("#say").inner_text() == "The ticket is yours."
     page.locator("#tickets .card .qr svg").wait_for(timeout=10_000)
     assert site.bo.status(EVENT, "9f2")["state"] == "sold"
-    assert page.locator("#shop .offer").count() == 0  # sold: no longer on sale
+    # sold: no longer on sale, once the page has read the offers again (it does after the purchase's answer)
+    page.wait_for_function("document.querySelectorAll('#shop .offer').length === 0", timeout=10_000)
+
+
+def call(wallet_page: WalletPage, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """One API call of the page with its session key; (status, JSON answer)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(wallet_page.origin + path, data=data, method=method,
+                                     headers={"X-Wallet-Key": wallet_page.secret, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_page_says_sold_and_over_in_words_a_holder_understands(connected: tuple[Theatre, WalletPage]) -> None:
+    site, wallet_page = connected
+    site.list("late", valid_until=int(time.time()) + 2)
+    offers = call(wallet_page, "GET", "/api/offers")[1]["on_sale"]  # the holder sees it on sale ...
+    assert "late" in [x["ticket_id"] for x in offers]
+    assert call(wallet_page, "POST", "/api/buy", {"event": EVENT, "ticket": "9f2"}) == (
+        200, {"ok": True, "message": "The ticket is yours."})
+    status, sold = call(wallet_page, "POST", "/api/buy", {"event": EVENT, "ticket": "9f2"})
+    assert (status, sold["message"]) == (409, "Sorry, someone else has just taken this seat.")
+    wait_for(lambda: site.bo.status(EVENT, "late")["ended"])  # ... and clicks once it is over
+    status, over = call(wallet_page, "POST", "/api/buy", {"event": EVENT, "ticket": "late"})
+    assert (status, over["message"]) == (409, "This event is over: its tickets can no longer be bought or sold.")
+    assert [x["ticket_id"] for x in call(wallet_page, "GET", "/api/offers")[1]["on_sale"]] == []
+
+
+def test_a_ticket_not_yet_valid_says_so_on_its_card(tmp_path: Path) -> None:
+    item = dataclasses.replace(listing(slot=SLOT, slots=3600, start=time.time() + 3600), title="Hamlet")
+    world = make_world(tmp_path, item, clock=RealClock())
+    alice = world.wallet("alice")
+    world.purchase(alice)
+    wallet_page = WalletPage(alice)
+    wallet_page.start()
+    try:
+        status, code = call(wallet_page, "GET", f"/api/code?event={EVENT}&ticket=9f2")
+        assert status == 200 and code["note"] == "Not valid yet: show this at the door once it opens."
+    finally:
+        wallet_page.stop()
+        world.store.close()

@@ -82,6 +82,8 @@ class BoxOffice:
         a paper code never expires, so a holder could sell one screenshot many times (docs/security.md)."""
         if item.slots < 1 or item.valid_from <= 0 or item.valid_until <= item.valid_from:
             raise ValueError("a listed ticket needs a validity window (its holder code runs over it)")
+        if self.clock() >= item.valid_until:  # it would be sold, then INVALID expired at every gate
+            raise ValueError(f"{item.event}/{item.ticket_id}: its validity window has ended: nothing to sell")
         with self.db.transaction() as tx:
             added = Inventory.add(tx, item)
             if added and paper:
@@ -146,8 +148,8 @@ class BoxOffice:
     def confirm(self, message: Message) -> Message:
         """A payment agent's payment_confirmation of a reservation -> ownership for the buyer.
 
-        A payment after the reservation expired is recorded (deal state ``late``,
-        a timeout block saying a refund is due) and refused: `reservation_expired`.
+        A payment after the reservation expired, or after the ticket's validity window ended, is recorded
+        (deal state ``late``, a timeout block saying a refund is due) and refused: `reservation_expired`.
         """
         self.expire()
         with self.db.transaction() as tx:
@@ -164,7 +166,8 @@ class BoxOffice:
         return answer
 
     def transfer(self, message: Message) -> Message:
-        """The holder's release of a held ticket -> ownership for the buyer, superseded for the seller."""
+        """The holder's release of a held ticket -> ownership for the buyer, superseded for the seller
+        (Refused `ended` once the ticket's validity window is over)."""
         self.expire()
         with self.db.transaction() as tx:
             rec = self._receive(tx, message, ("release",))
@@ -179,8 +182,8 @@ class BoxOffice:
         """A trusted agent's ``paid_as_invoiced`` notice (no amount) -> the ticket moves, or a refund.
 
         The answer holds a ``settlement`` block for the agent: ``transferred`` once the buyer holds
-        the ticket, ``refund`` when the reservation or hold ran out, the ticket moved or the payee
-        is not the one selling.  A notice delivered again gets the same answer.
+        the ticket, ``refund`` when the reservation or hold ran out, the ticket's validity window ended,
+        the ticket moved or the payee is not the one selling.  A notice delivered again gets the same answer.
         """
         self.expire()
         with self.db.transaction() as tx:
@@ -253,7 +256,9 @@ class BoxOffice:
             raise Refused("wrong_amount", f"paid {rec.payload.get('amount')}, the price is {deal.amount}")
         if deal.state == "done":
             raise Refused("already_paid", f"{deal.ticket_id} was paid for already: refund this payment")
-        if deal.state == "open" and Inventory.sell(tx, deal):
+        if deal.state == "open" and self._ended(tx, deal):  # a gate would refuse it as expired
+            Inventory.release_pending(tx, deal)
+        elif deal.state == "open" and Inventory.sell(tx, deal):
             self._own(tx, deal)
             return
         Inventory.set_state(tx, deal.txn, "late", self.clock())
@@ -266,6 +271,11 @@ class BoxOffice:
             return "refund", "the payee is not the one selling this ticket"
         if deal.state == "done":
             return "transferred", "the buyer holds the ticket"
+        if deal.state == "open" and self._ended(tx, deal):
+            Inventory.release_pending(tx, deal)
+            Inventory.set_state(tx, deal.txn, "late", self.clock())
+            self._write(tx, deal.buyer, deal, "timeout", why="paid after the ticket's validity window ended: refunded")
+            return "refund", "the ticket's validity window has ended"
         moved = deal.state == "open" and (Inventory.sell(tx, deal) if deal.kind == "purchase" else
                                            Inventory.hand_over(tx, deal))
         if moved:
@@ -313,6 +323,8 @@ class BoxOffice:
         if (rec.field("event"), rec.field("ticket_id"), rec.field("buyer"), rec.field("generation", int)) != (
                 deal.event, deal.ticket_id, deal.buyer, deal.generation):
             raise Refused("mismatch", "the release does not name the held ticket, buyer and generation")
+        if self._ended(tx, deal):
+            raise Refused("ended", f"{deal.event}/{deal.ticket_id}: its validity window has ended")
         if deal.state != "open" or not Inventory.hand_over(tx, deal):
             raise Refused("not_holder", f"the hold on {deal.ticket_id} expired or the seller no longer holds it")
         self._moved(tx, deal)
@@ -324,6 +336,11 @@ class BoxOffice:
         if self.clock() >= held.listing.valid_until:  # a gate would refuse it as expired
             raise Refused("ended", f"{held.listing.event}/{held.listing.ticket_id}: its validity window has ended")
         return held
+
+    def _ended(self, tx: sqlite3.Connection, deal: Deal) -> bool:
+        """Whether the deal's ticket is past its validity window (a gate would refuse it as expired)."""
+        held = Inventory.listing(tx, deal.event, deal.ticket_id)
+        return held is None or self.clock() >= held.listing.valid_until
 
     def _open(self, tx: sqlite3.Connection, deal: Deal) -> None:
         if not Inventory.open_deal(tx, deal, self.clock()):
