@@ -14,8 +14,7 @@ import pytest
 
 pytest.register_assert_rewrite("sync_fixtures", "dashboard_fixtures")
 
-from dashboard_fixtures import (  # noqa: E402
-    ADMIN, DashboardProc, browser, login, page, shot, start_dashboard, wait_state)
+from dashboard_fixtures import ADMIN, DashboardProc, browser, login, page, shot, start_dashboard, wait_state  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
 from sync_fixtures import GateProc, Site, TcpProxy  # noqa: E402
 

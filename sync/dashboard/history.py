@@ -118,7 +118,7 @@ class History:
             kept, gap = in_sequence(items, seq)
             db.executemany("INSERT INTO stream VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            [(epoch, i["seq"], i["kind"], i["event"], i["ticket"], json.dumps(i)) for i in kept])
-            self._keep_passes(db, [i for i in kept if i["kind"] == "pass"])
+            self._keep_passes(db, [dict(i) for i in kept if i["kind"] == "pass"])
             if kept or not stored:
                 self._save_position(db, epoch, int(kept[-1]["seq"]) if kept else seq)
             return [dict(i) for i in kept], gap
@@ -197,7 +197,7 @@ class History:
 
 
 def _scan_row(s: Json, received: float) -> dict[str, Any]:
-    summary = s["outcome"] + (f" {s['reason']}" if s["reason"] else "")
+    summary = s["outcome"] + (f" {words(s['reason'])}" if s["reason"] else "")
     if s.get("first_gate"):
         summary += f" (first used at {s['first_gate']})"
     if s.get("provisional"):
@@ -236,7 +236,7 @@ def _pass_summary(item: Json) -> str:
     move = "exit" if item.get("direction") == "out" else "entry"
     ruling = str(item.get("outcome", "")) + (f" {words(str(item['reason']))}" if item.get("reason") else "")
     where = "inside" if state["inside"] else "outside"
-    text = f"list {item['list']}: {move} at {item['gate']}: {ruling}; now {where}, {state['entries']} entries used"
+    text = f"list {item['list']}: {move} at {item['gate']}: {ruling}; now {where}, entries used: {state['entries']}"
     if item.get("conflict"):
         text = f"LIST CONFLICT: {text} (let in while the gate was offline)"
     return text + f" (stream #{item['seq']})"
