@@ -216,3 +216,18 @@ def test_a_history_of_before_the_areas_starts_with_the_states_its_stream_kept(tm
     with sqlite3.connect(path) as db:
         assert [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
 
+
+
+def test_a_pass_item_with_only_the_fields_the_wire_checks_is_counted_not_fatal(tmp_path: Path) -> None:
+    """check_item checks seq, list, scan and state; the rest may be missing or odd: counted, never a crash."""
+    bare = check_item({"seq": 1, "kind": "pass", "event": "show7", "ticket": "q", "list": "hall", "scan": "z1",
+                       "conflict": True, "at": "soon",
+                       "state": {"entries": 1, "day": "", "day_entries": 1, "inside": True, "last_entry": 0.0}})
+    model = Model()
+    model.stream_item(bare)
+    snap = model.snapshot(NOW)
+    assert snap["areas"] == [{"list": "hall", "inside": 1, "admitted": 1, "tickets": 1, "conflicts": 1}]
+    assert snap["conflicts"][0]["late"] == {"gate": "", "at": 0.0, "scan": "z1"}
+    history = History.open(tmp_path / "d.db")
+    history.apply_stream("e1", [bare])
+    assert history.areas() == {"hall": (1, 1)} and history.ticket("q")[0]["summary"].startswith("LIST CONFLICT")

@@ -35,6 +35,13 @@ class Held:
     at: float = 0.0  # when (the gate's clock)
 
 
+def moment(item: Json) -> float:
+    """The item's `at` (the gate's clock), 0.0 if it has none: only `seq`, `list`, `scan` and `state` are
+    checked by sync.wire.check_item, and a stream item never stops the dashboard."""
+    at = item.get("at")
+    return float(at) if isinstance(at, int | float) and not isinstance(at, bool) else 0.0
+
+
 def key_of(item: Json) -> Key:
     return str(item["event"]), str(item["ticket"]), str(item["list"])
 
@@ -59,7 +66,7 @@ class Areas:
             return False
         state = item["state"]
         entry = (item.get("direction") == "in" and item.get("outcome") == "ADMIT") or bool(item.get("conflict"))
-        gate, at = (str(item.get("gate", "")), float(item.get("at", 0.0))) if entry else (
+        gate, at = (str(item.get("gate", "")), moment(item)) if entry else (
             (before.gate, before.at) if before else ("", 0.0))
         self.held[key] = Held(seq, bool(state["inside"]), int(state["entries"]), gate, at)
         return True

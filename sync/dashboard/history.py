@@ -236,7 +236,7 @@ def _pass_summary(item: Json) -> str:
     move = "exit" if item.get("direction") == "out" else "entry"
     ruling = str(item.get("outcome", "")) + (f" {words(str(item['reason']))}" if item.get("reason") else "")
     where = "inside" if state["inside"] else "outside"
-    text = f"list {item['list']}: {move} at {item['gate']}: {ruling}; now {where}, entries used: {state['entries']}"
+    text = f"list {item['list']}: {move} at {item.get('gate', '?')}: {ruling}; now {where}, entries used: {state['entries']}"
     if item.get("conflict"):
         text = f"LIST CONFLICT: {text} (let in while the gate was offline)"
     return text + f" (stream #{item['seq']})"

@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.dashboard.areas import Areas, Held, Key
+from sync.dashboard.areas import Areas, Held, Key, moment
 from sync.dashboard.words import REASONS, words
 from sync.wire import Json, ScanEvent
 
@@ -293,14 +293,14 @@ class Model:
 def list_conflict(item: Json, before: Held | None) -> Json:
     """A list conflict's row, shaped like a double entry's (`first`: where the ticket last entered, if the
     dashboard knows; `late`: the entry the gate let through offline), with `summary` in words."""
-    reason = str(item.get("reason", ""))
+    reason, gate = str(item.get("reason", "")), str(item.get("gate", ""))
     first = {"gate": before.gate, "at": before.at} if before is not None and before.gate else None
-    summary = f"entered at {item['gate']} {CONFLICT_WORDS.get(reason, 'although ' + words(reason))}"
+    summary = f"entered at {gate} {CONFLICT_WORDS.get(reason, 'although ' + words(reason))}"
     if first is not None and reason == "already_inside":
         summary += f" since {first['gate']}"
     return {"kind": "list", "event": item["event"], "ticket": item["ticket"], "list": item["list"], "state": "open",
             "reason": reason, "words": words(reason), "summary": summary + " (the gate was offline)",
-            "first": first, "late": {"gate": item["gate"], "at": item.get("at"), "scan": item["scan"]},
+            "first": first, "late": {"gate": gate, "at": moment(item), "scan": item["scan"]},
             "arbiter_at": item.get("arbiter_at"), "seq": item["seq"]}
 
 
