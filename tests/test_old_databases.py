@@ -78,9 +78,10 @@ def test_the_dashboards_history_is_adopted_and_keeps_its_rows(old: Path) -> None
         kinds = sorted(row["kind"] for row in history.ticket("t1"))
         assert kinds == ["redemption", "scan"]
         assert [row["kind"] for row in history.ticket("t3")] == ["revoke"]
+        assert history.areas() == {}  # migration 2: no pass item on its stream, no area yet
     finally:
         history.close()
-    assert [v for v, _ in migrations(old / "dashboard.db")] == [1]
+    assert [v for v, _ in migrations(old / "dashboard.db")] == [1, 2]
 
 
 def test_the_box_office_wallet_and_agent_keep_the_sale(old: Path) -> None:

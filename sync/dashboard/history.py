@@ -7,6 +7,9 @@ What a caller may rely on:
   same rules as a gate's ledger (items at or below the position are skipped,
   one past position + 1 is a gap), so a restarted dashboard catches up from
   where it stopped and is complete.
+* Each `pass` item also updates its ticket's state on its list (``passes``, in the same transaction): the
+  state of the highest seq, so the areas' inside counts (`areas`) survive a restart exactly as the
+  arbiter's; a new arbiter database (`reset_stream`) starts them again.
 * Scans are kept by scan id (a repeated message changes nothing).  Scans
   published while the dashboard was down are not on the stream and stay
   missing; the gates' own counts (in their status) are complete.
@@ -26,9 +29,17 @@ from typing import Any
 
 from gate.sequence import in_sequence
 from gate.sqlite import Database, Migration, has_table
+from sync.dashboard.areas import Held, Key
+from sync.dashboard.words import words
 from sync.exc import SyncError
 from sync.wire import Json, ScanEvent
 
+#: the latest state of each (event, ticket, list) among the pass items of the stream's current epoch (SQLite takes
+#: a bare column from the row of the max)
+PASS_BACKFILL = """INSERT INTO passes SELECT event, ticket_id, json_extract(body, '$.list'), max(seq),
+        json_extract(body, '$.state.inside'), json_extract(body, '$.state.entries')
+    FROM stream WHERE kind = 'pass' AND epoch = (SELECT value FROM meta WHERE key = 'epoch')
+    GROUP BY event, ticket_id, json_extract(body, '$.list')"""
 #: a history made before migrations were recorded (every table was CREATE TABLE IF NOT EXISTS) is adopted
 #: at version 1: its layout is exactly migration 1's
 MIGRATIONS: list[Migration] = [(1, "scans, the stream, the admins' actions", (
@@ -46,6 +57,11 @@ MIGRATIONS: list[Migration] = [(1, "scans, the stream, the admins' actions", (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, admin TEXT NOT NULL, action TEXT NOT NULL,
         event TEXT NOT NULL, ticket_id TEXT NOT NULL, reason TEXT NOT NULL, remote TEXT NOT NULL,
         answer TEXT NOT NULL, detail TEXT NOT NULL)""",
+)), (2, "each ticket's latest state per check-in list (the areas' inside counts), from the stream's pass items", (
+    """CREATE TABLE passes (
+        event TEXT NOT NULL, ticket_id TEXT NOT NULL, list TEXT NOT NULL, seq INTEGER NOT NULL,
+        inside INTEGER NOT NULL, entries INTEGER NOT NULL, PRIMARY KEY (event, ticket_id, list)) WITHOUT ROWID""",
+    PASS_BACKFILL,  # a history that kept pass items already (in `stream`) starts with their states
 ))]
 
 
@@ -102,6 +118,7 @@ class History:
             kept, gap = in_sequence(items, seq)
             db.executemany("INSERT INTO stream VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            [(epoch, i["seq"], i["kind"], i["event"], i["ticket"], json.dumps(i)) for i in kept])
+            self._keep_passes(db, [dict(i) for i in kept if i["kind"] == "pass"])
             if kept or not stored:
                 self._save_position(db, epoch, int(kept[-1]["seq"]) if kept else seq)
             return [dict(i) for i in kept], gap
@@ -110,6 +127,7 @@ class History:
         """Follow a new arbiter database from 0 (the old epoch's items stay, for ticket lookups)."""
         with self._transaction() as db:
             self._save_position(db, epoch, 0)
+            db.execute("DELETE FROM passes")  # the new database's states come on its stream
 
     def stream_items(self) -> list[Json]:
         """Every item of the current epoch, in order (to rebuild the live view at start)."""
@@ -117,6 +135,29 @@ class History:
             epoch, _ = self._position(db)
             rows = db.execute("SELECT body FROM stream WHERE epoch = ? ORDER BY seq", (epoch,)).fetchall()
         return [json.loads(body) for (body,) in rows]
+
+    @staticmethod
+    def _keep_passes(db: sqlite3.Connection, items: list[Json]) -> None:
+        """Each ticket's latest state per list (a lower seq never overwrites a higher one)."""
+        db.executemany("INSERT INTO passes VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event, ticket_id, list)"
+                       " DO UPDATE SET seq = excluded.seq, inside = excluded.inside, entries = excluded.entries"
+                       " WHERE excluded.seq > passes.seq",
+                       [(i["event"], i["ticket"], i["list"], i["seq"], int(bool(i["state"]["inside"])),
+                         int(i["state"]["entries"])) for i in items])
+
+    # -- check-in lists --------------------------------------------------------------------------------
+    def pass_states(self) -> list[tuple[Key, Held]]:
+        """Every ticket's latest state per list, as kept (to rebuild the areas at start)."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT event, ticket_id, list, seq, inside, entries FROM passes").fetchall()
+        return [((event, ticket, name), Held(seq, bool(inside), entries)) for event, ticket, name, seq, inside, entries
+                in rows]
+
+    def areas(self) -> dict[str, tuple[int, int]]:
+        """Per list: (tickets inside, entries admitted), from the kept states (as `ArbiterStore.inside`)."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT list, sum(inside), sum(entries) FROM passes GROUP BY list ORDER BY list")
+            return {name: (int(inside), int(entries)) for name, inside, entries in rows.fetchall()}
 
     @staticmethod
     def _position(db: sqlite3.Connection) -> tuple[str, int]:
@@ -156,7 +197,7 @@ class History:
 
 
 def _scan_row(s: Json, received: float) -> dict[str, Any]:
-    summary = s["outcome"] + (f" {s['reason']}" if s["reason"] else "")
+    summary = s["outcome"] + (f" {words(s['reason'])}" if s["reason"] else "")
     if s.get("first_gate"):
         summary += f" (first used at {s['first_gate']})"
     if s.get("provisional"):
@@ -184,4 +225,18 @@ def _stream_row(item: Json) -> dict[str, Any]:
         row["gate"] = late["gate"]
         row["summary"] = (f"DOUBLE ENTRY ({item['state']}): first {first['gate']}, again {late['gate']} "
                           f"(admitted while offline)")
+    elif kind == "pass":
+        row["summary"] = _pass_summary(item)
+        row["conflict"] = bool(item.get("conflict"))
     return row
+
+
+def _pass_summary(item: Json) -> str:
+    state = item["state"]
+    move = "exit" if item.get("direction") == "out" else "entry"
+    ruling = str(item.get("outcome", "")) + (f" {words(str(item['reason']))}" if item.get("reason") else "")
+    where = "inside" if state["inside"] else "outside"
+    text = f"list {item['list']}: {move} at {item.get('gate', '?')}: {ruling}; now {where}, entries used: {state['entries']}"
+    if item.get("conflict"):
+        text = f"LIST CONFLICT: {text} (let in while the gate was offline)"
+    return text + f" (stream #{item['seq']})"

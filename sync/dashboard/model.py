@@ -13,12 +13,20 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.dashboard.areas import Areas, Held, Key, moment
+from sync.dashboard.words import REASONS, words
 from sync.wire import Json, ScanEvent
 
 WINDOW = 60  # minutes of per-minute counts kept (the venue chart)
 SPARK = 30  # minutes in a gate's sparkline
 FEED = 100  # scans in the live feed
 LISTED = 50  # conflicts, revocations and overrides listed
+#: a list conflict's reason code -> how it reads after "entered at GATE" (the gate let the person in offline)
+CONFLICT_WORDS = {"already_inside": "while already inside", "entries_exhausted": "with no entries left",
+                  "area_full": "while the area was full", "already_used": "although already used",
+                  "too_soon": "too soon after its last entry", "revoked": "although the ticket is revoked",
+                  "superseded": "although the ticket was resold or given away",
+                  "not_this_list": "although not on this list", "outside_time_window": "while the list was closed"}
 
 
 class Minutes:
@@ -105,7 +113,8 @@ class Model:
         self.venue = Minutes()
         self.feed: deque[Json] = deque(maxlen=FEED)
         self.held: dict[tuple[str, str], str] = {}  # (event, ticket) -> the holder's scan id
-        self.conflicts: dict[str, Json] = {}
+        self.conflicts: dict[str, Json] = {}  # by the late scan's id: double entries and list conflicts
+        self.areas = Areas()
         self.revocations: deque[Json] = deque(maxlen=LISTED)
         self.overrides: deque[Json] = deque(maxlen=LISTED)
         self.revoked = 0
@@ -124,7 +133,7 @@ class Model:
     # -- messages --------------------------------------------------------------------------------------
     def scan(self, scan: ScanEvent, received: float, live: bool = True) -> Json:
         """One decision; returns its feed row.  `live` False: from the history at start (no status delta)."""
-        row = {**scan.to_json(), "received": received}
+        row = {**scan.to_json(), "received": received, "words": words(scan.reason) if scan.reason else ""}
         with self._lock:
             view = self._gate(scan.gate_id)
             if live:
@@ -195,9 +204,24 @@ class Model:
                                              "seq": item["seq"]})
             elif kind == "conflict":
                 self.conflicts[item["late"]["scan"]] = {
-                    "event": item["event"], "ticket": item["ticket"], "state": item["state"],
+                    "kind": "double", "event": item["event"], "ticket": item["ticket"], "state": item["state"],
                     "first": item["first"], "late": item["late"], "arbiter_at": item.get("arbiter_at"),
                     "seq": item["seq"]}
+            elif kind == "pass":
+                self._pass(item)
+
+    def _pass(self, item: Json) -> None:
+        """A ticket's new state on a list: the areas' counts, and a list conflict listed like a double entry."""
+        before = self.areas.before(item)
+        self.areas.apply(item)
+        if item.get("conflict") and item["scan"] not in self.conflicts:
+            self.conflicts[item["scan"]] = list_conflict(item, before)
+
+    def restore_passes(self, states: list[tuple[Key, Held]]) -> None:
+        """The tickets' states kept in the history (a later state already folded wins)."""
+        with self._lock:
+            for key, held in states:
+                self.areas.restore(key, held)
 
     def _arbiter_json(self) -> Json:
         known = self.link_up and self.arbiter_fresh
@@ -214,6 +238,7 @@ class Model:
         """The arbiter's database was replaced: what it holds now comes again from sequence 1."""
         with self._lock:
             self.held.clear()
+            self.areas.clear()
 
     def link(self, up: bool, now: float, broker: str = "") -> None:
         """The dashboard's own link to the broker went up or down.
@@ -255,13 +280,28 @@ class Model:
                           "rejected": self.venue.series(now, "out", WINDOW),
                           "reasons": self.venue.totals(now, WINDOW, "why:")},
                 "capacity": {"issued": self.capacity, "admitted": len(self.held),
-                             "double": sum(c["state"] == "open" for c in conflicts)},
+                             "double": sum(c["state"] == "open" and c["kind"] == "double" for c in conflicts)},
+                "areas": self.areas.counts(), "reason_words": REASONS,
                 "conflicts": conflicts[:LISTED], "revocations": list(self.revocations), "revoked": self.revoked,
                 "overrides": list(self.overrides), "counters": counters or {},
             }
             if feed:
                 out["feed"] = list(self.feed)
         return out
+
+
+def list_conflict(item: Json, before: Held | None) -> Json:
+    """A list conflict's row, shaped like a double entry's (`first`: where the ticket last entered, if the
+    dashboard knows; `late`: the entry the gate let through offline), with `summary` in words."""
+    reason, gate = str(item.get("reason", "")), str(item.get("gate", ""))
+    first = {"gate": before.gate, "at": before.at} if before is not None and before.gate else None
+    summary = f"entered at {gate} {CONFLICT_WORDS.get(reason, 'although ' + words(reason))}"
+    if first is not None and reason == "already_inside":
+        summary += f" since {first['gate']}"
+    return {"kind": "list", "event": item["event"], "ticket": item["ticket"], "list": item["list"], "state": "open",
+            "reason": reason, "words": words(reason), "summary": summary + " (the gate was offline)",
+            "first": first, "late": {"gate": gate, "at": moment(item), "scan": item["scan"]},
+            "arbiter_at": item.get("arbiter_at"), "seq": item["seq"]}
 
 
 def _natural(name: str) -> list[Any]:

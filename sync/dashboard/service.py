@@ -91,9 +91,11 @@ class DashboardService:
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def load(self) -> None:
-        """Rebuild the live view from the history (the stream, the last WINDOW minutes of scans)."""
-        for item in self.history.stream_items():
+        """Rebuild the live view from the history (the stream, the tickets' states on the check-in lists, the
+        last WINDOW minutes of scans)."""
+        for item in self.history.stream_items():  # in order: a list conflict says where the ticket entered before
             self.model.stream_item(item)
+        self.model.restore_passes(self.history.pass_states())
         for scan, received in self.history.recent_scans(self.clock() - WINDOW * 60):
             self.model.scan(scan, received, live=False)
 

@@ -11,10 +11,12 @@ let lastMessage = Date.now();
 let serverDown = false;
 let session = null;       // {account, role, csrf} from /api/session
 const gateCards = new Map();
+let reasonWords = {};     // reason code -> words (the state's reason_words, sync/dashboard/words.py)
 const feedSeen = new Set();
 
 const $ = (id) => document.getElementById(id);
 const now = () => Date.now() / 1000 + offset;
+const words = (code) => reasonWords[code] || code.replaceAll("_", " ");
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -119,10 +121,12 @@ function showStale() {
 // -- rendering ---------------------------------------------------------------------------------------------
 function render(s) {
   state = s;
+  reasonWords = s.reason_words || reasonWords;
   offset = s.now - Date.now() / 1000;
   showStale();
   renderArbiter(s.arbiter);
   renderCapacity(s);
+  renderAreas(s.areas || []);
   renderVenueChart(s.venue);
   renderReasons(s.venue.reasons);
   renderGates(s.gates);
@@ -163,6 +167,13 @@ function renderCapacity(s) {
   bar.append(svg("rect", {x: 0, y: 0, width: (300 * share).toFixed(1), height: 18, rx: 4, class: "cap"}));
 }
 
+function renderAreas(areas) {
+  $("areas-box").hidden = !areas.length;
+  $("areas").replaceChildren(...areas.map((a) => el("tr", {"data-list": a.list, class: a.conflicts ? "has-conflicts" : null},
+    el("td", {}, a.list), el("td", {class: "inside"}, a.inside.toLocaleString()),
+    el("td", {class: "admitted"}, a.admitted.toLocaleString()), el("td", {class: "conflicts"}, a.conflicts))));
+}
+
 function renderVenueChart(v) {
   const chart = $("venue-chart");
   const W = 640, H = 170, left = 30, bottom = 18, top = 8;
@@ -200,7 +211,7 @@ function renderReasons(reasons) {
   const parts = [];
   entries.forEach(([why, count], i) => {
     const y = 4 + i * 23;
-    parts.push(svg("text", {x: 0, y: y + 12, class: "label"}, why.replaceAll("_", " ")));
+    parts.push(svg("text", {x: 0, y: y + 12, class: "label", "data-reason": why}, words(why)));
     parts.push(svg("rect", {x: 120, y, width: 150, height: 16, rx: 3, class: "track"}));
     parts.push(svg("rect", {x: 120, y, width: Math.max(2, 150 * count / max), height: 16, rx: 3, class: "out"}));
     parts.push(svg("text", {x: 274, y: y + 12, class: "label"}, count));
@@ -260,7 +271,7 @@ function renderGates(gates) {
       el("span", {class: "out"}, `out ${g.rejected}`),
       g.dropped ? el("span", {class: "out", title: "scan messages the gate could not publish"}, `${g.dropped} unsent`) : "");
     drawSpark(card.querySelector("svg"), g.spark_in, g.spark_out);
-    const reasons = Object.entries(g.reasons).map(([k, n]) => `${k.replaceAll("_", " ")} ${n}`).join(" · ");
+    const reasons = Object.entries(g.reasons).map(([k, n]) => `${words(k)} ${n}`).join(" · ");
     card.querySelector(".why").textContent = reasons || "no rejections in the last hour";
     return card;
   });
@@ -298,14 +309,28 @@ function renderConflicts(conflicts) {
   const open = conflicts.filter((c) => c.state === "open").length;
   box.classList.toggle("has-open", open > 0);
   if (!conflicts.length) { box.replaceChildren(el("p", {class: "empty"}, "None.")); return; }
-  box.replaceChildren(...conflicts.map((c) => el("div",
-    {class: `conflict ${c.state}`, "data-ticket": c.ticket, "data-event": c.event},
+  box.replaceChildren(...conflicts.map((c) => c.kind === "list" ? listConflict(c) : el("div",
+    {class: `conflict ${c.state}`, "data-ticket": c.ticket, "data-event": c.event, "data-kind": "double"},
     el("div", {}, el("span", {class: "tag"}, c.state === "open" ? "DOUBLE ENTRY" : "void"),
       el("span", {class: "what"}, `${c.event} / ${c.ticket}`)),
     el("div", {class: "who"},
       el("span", {}, "first"), el("span", {}, `${c.first.gate} at ${hms(c.first.at)}`),
       el("span", {}, "again"), el("span", {}, `${c.late.gate} at ${hms(c.late.at)} (gate was offline)`),
       el("span", {}, "found"), el("span", {}, `${hms(c.arbiter_at)} by the arbiter`)))));
+}
+
+// an entry a gate let through offline that the arbiter would have refused ("entered at b-in while already
+// inside since a-in"): listed like a double entry, with the reason in words
+function listConflict(c) {
+  const rows = [el("span", {}, "why"), el("span", {class: "words", "data-reason": c.reason}, c.summary)];
+  if (c.first) rows.push(el("span", {}, "inside since"), el("span", {}, `${c.first.gate} at ${hms(c.first.at)}`));
+  rows.push(el("span", {}, "entered"), el("span", {}, `${c.late.gate} at ${hms(c.late.at)} (gate was offline)`),
+    el("span", {}, "found"), el("span", {}, `${hms(c.arbiter_at)} by the arbiter`));
+  return el("div", {class: `conflict ${c.state} list`, "data-ticket": c.ticket, "data-event": c.event,
+                    "data-list": c.list, "data-kind": "list"},
+    el("div", {}, el("span", {class: "tag"}, "LIST CONFLICT"),
+      el("span", {class: "what"}, `${c.event} / ${c.ticket} on ${c.list}: ${words(c.reason)}`)),
+    el("div", {class: "who"}, ...rows));
 }
 
 function renderAdminLog(revocations, overrides) {
@@ -323,7 +348,7 @@ function addScan(row, live) {
   if (feedSeen.has(row.scan_id)) return;
   feedSeen.add(row.scan_id);
   const ticket = row.ticket_id ? `${row.event}/${row.ticket_id}` + (row.seat ? ` · ${row.seat}` : "") : "–";
-  let detail = row.reason ? row.reason.replaceAll("_", " ") : "";
+  let detail = row.reason ? (row.words || words(row.reason)) : "";
   if (row.first_gate) detail += ` · first at ${row.first_gate} ${hms(row.first_at)}`;
   if (row.detail && !row.first_gate) detail += (detail ? " · " : "") + row.detail;
   const tr = el("tr", {"data-scan": row.scan_id, "data-gate": row.gate_id, "data-outcome": row.outcome,
@@ -365,7 +390,7 @@ async function lookup(ev) {
     if (!data.rows.length) { box.replaceChildren(el("p", {class: "empty"}, `Nothing known about ${ticket}.`)); return; }
     box.replaceChildren(el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "time"), el("th", {}, "where"), el("th", {}, "what"))),
-      el("tbody", {}, ...data.rows.map((row) => el("tr", {class: row.kind === "conflict" ? "conflict-row" : null,
+      el("tbody", {}, ...data.rows.map((row) => el("tr", {class: row.kind === "conflict" || row.conflict ? "conflict-row" : null,
                                                            "data-kind": row.kind},
         el("td", {}, hms(row.time)), el("td", {}, row.gate || row.source), el("td", {}, row.summary))))));
   } catch (err) {
