@@ -43,7 +43,13 @@ class GateSection:
                      "single use, exactly as without lists (docs/checkin-lists.md)")
     direction: Literal["in", "out", "both"] = _opt(
         "in", "with gate.list: in (entries), out (exits: the ticket is recorded outside) or both (each scan "
-        "says its way, `gate check --direction`; default in)")
+        "says its way: `gate check --direction`, or in `gate run` gate.exit_button; default in)")
+    exit_button: int | None = _opt(
+        None, "`gate run`, a gate.direction = \"both\" gate: BCM pin of the exit button (wired to ground): held "
+        "while scanning, or pressed just before (gate.exit_window), the scan is an exit; otherwise an entry. "
+        "Leave out for none; ignored by an in or out gate", min=0)
+    exit_window: float = _opt(10.0, "seconds after a press of the exit button within which the next scan (that one "
+                              "only) is an exit; 0: only while it is held", min=0, max=600)
 
 
 @dataclass(frozen=True)

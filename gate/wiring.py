@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, .
 
     from gate.checkin import CheckinGate
     from gate.daemon.scanloop import ScanLoop
+    from gate.daemon.ways import ButtonWay
     from gate.ownership.agentserver import AgentServer
     from gate.ownership.boxoffice import BoxOffice
     from gate.ownership.officeserver import BoxOfficeServer
@@ -209,6 +210,31 @@ def build_feedback(config: Config, kind: str | None = None) -> Feedback:
                     relay_active_high=fb.relay_active_high)
         return open_feedback("gpio", pins=pins)
     return open_feedback(kind)
+
+
+def build_ways(config: Config, *, pin_factory: Any = None) -> ButtonWay | None:
+    """The exit button of a gate serving a list both ways (gate.exit_button), or None; close it when done.
+
+    None for a gate without one, which says so once (a `both` gate: every scan is an entry), and for an in
+    or out gate, which ignores a configured button (its pin is not opened) and says so once."""
+    g = config.gate
+    both = bool(g.list) and g.direction == "both"
+    if g.exit_button is None:
+        if both:
+            log.warning("gate %s serves list %s both ways without an exit button (gate.exit_button): every scan "
+                        "is an entry (docs/checkin-lists.md)", config.gate_id, g.list)
+        return None
+    if not both:
+        log.warning("gate.exit_button = %d is ignored: only a gate serving a list both ways (gate.list, "
+                    "gate.direction = \"both\") asks it the way; this one %s", g.exit_button,
+                    f"serves list {g.list} going {g.direction}" if g.list else "serves no list")
+        return None
+    from gate.daemon.ways import ButtonWay
+    from hardware import open_button
+
+    log.info("exit button on pin %d: held while scanning, or pressed up to %.0f s before, the scan is an exit",
+             g.exit_button, g.exit_window)
+    return ButtonWay(open_button("gpio", pin=g.exit_button, pin_factory=pin_factory), g.exit_window)
 
 
 def build_decoder(config: Config, kind: str | None = None) -> Decoder:

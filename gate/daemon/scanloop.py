@@ -21,6 +21,12 @@ What a caller may rely on:
   (it is the scanner's double read, not a second person): it is answered with
   `Feedback.repeat`, the light of the decision a moment ago with its own
   sound and never the relay, and counted (`repeats`).
+* `way` (a `both` gate's exit button, gate/daemon/ways.py) is asked once per scan, when the scan is read
+  on the capture thread (a camera code when it is handed on, a line when it arrives), so a decision
+  that waits in the queue keeps the way it was scanned with.  Its answer goes to
+  `decide(text, direction=...)`; None (and no `way`) calls `decide(text)`, the gate's default way.  A
+  line that repeats one decided as an exit is a repeat whatever the button says now; a line scanned as
+  an exit after it was decided as an entry is a new decision (the attendant pressed exit on purpose).
 * `stop()` (SIGTERM in `gate run`) ends the loop after the current frame; the
   worker finishes the decisions already queued (people are waiting for them).
 * `on_alive` is called from the capture thread after each frame has been
@@ -39,13 +45,17 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gate.admission import Direction
 from gate.decide import Decision
 from hardware import BackendUnavailable, Camera, CameraError, Decoder, Feedback, HardwareError, UnknownBackend
 from hardware.cameras import Frame
 
 log = logging.getLogger(__name__)
 
-Decide = Callable[[str], Decision]
+#: decide(text), or decide(text, direction="out") for a scan whose way was read (Decider.decide)
+Decide = Callable[..., Decision]
+#: the way of the scan being read now; None: the gate's default
+Way = Callable[[], Direction | None]
 
 
 @dataclass
@@ -60,6 +70,7 @@ class ScanStats:
     refused: int = 0
     repeats: int = 0
     feedback_errors: int = 0
+    way_errors: int = 0
     decode_ms_total: float = 0.0
     decisions: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -120,23 +131,28 @@ class LineRepeats:
 
     def __init__(self, holdoff: float = 5.0) -> None:
         self.holdoff = holdoff
-        self._decided: dict[str, float] = {}  # text -> time of its last decision
+        self._decided: dict[str, tuple[float, Direction | None]] = {}  # text -> time and way of its last decision
 
-    def is_repeat(self, text: str, ts: float) -> bool:
-        """True for a repeat; otherwise records `text` as decided at `ts`."""
-        self._decided = {t: at for t, at in self._decided.items() if ts - at < self.holdoff}
-        if text in self._decided:
+    def is_repeat(self, text: str, ts: float, way: Direction | None = None) -> bool:
+        """True for a repeat; otherwise records `text` as decided at `ts` going `way`.
+
+        A line read with a way (an exit) is a repeat only of a line decided with the same way; a line read
+        without one repeats whatever was decided."""
+        self._decided = {t: seen for t, seen in self._decided.items() if ts - seen[0] < self.holdoff}
+        seen = self._decided.get(text)
+        if seen is not None and (way is None or way == seen[1]):
             return True
-        self._decided[text] = ts
+        self._decided[text] = (ts, way)
         return False
 
 
 @dataclass(frozen=True)
 class _Job:
-    """One scan handed to the worker: decide `text`, or answer it as a repeat."""
+    """One scan handed to the worker: decide `text` (going `way`), or answer it as a repeat."""
 
     text: str
     repeat: bool = False
+    way: Direction | None = None
 
 
 #: Decisions the worker remembers (by text) to answer repeats with; more than
@@ -164,6 +180,7 @@ class ScanLoop:
         on_frame: Callable[[], None] | None = None,
         on_alive: Callable[[], None] | None = None,
         on_refused: Callable[[str], None] | None = None,
+        way: Way | None = None,
     ) -> None:
         self.open_camera = open_camera
         self.decoder = decoder
@@ -177,6 +194,7 @@ class ScanLoop:
         self.on_frame = on_frame
         self.on_alive = on_alive
         self.on_refused = on_refused
+        self.way = way
         self.queue_size = queue_size
         self.lines = LineRepeats(self.debouncer.holdoff)
         self.stats = ScanStats()
@@ -287,12 +305,13 @@ class ScanLoop:
             if self._queue.qsize() >= self.queue_size:  # only this thread puts: the size can only shrink meanwhile
                 self.stats.dropped += 1  # not marked as decided: a later frame hands it on again
                 continue
-            self._queue.put_nowait(_Job(text))
+            self._queue.put_nowait(_Job(text, way=self._read_way()))
             self.debouncer.accepted(text, ts)
 
     def _line(self, text: str, ts: float) -> None:
         """A scan from a line source: queued for a decision (or a repeat's answer), or refused out loud."""
-        job = _Job(text, repeat=self.lines.is_repeat(text, ts))
+        way = self._read_way()
+        job = _Job(text, repeat=self.lines.is_repeat(text, ts, way), way=way)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -302,6 +321,18 @@ class ScanLoop:
             self.feedback.fault()
             if self.on_refused is not None:
                 self.on_refused(text)
+
+    def _read_way(self) -> Direction | None:
+        """The way of the scan read now; a failing button is counted and the scan keeps the default way."""
+        if self.way is None:
+            return None
+        try:
+            return self.way()
+        except Exception as exc:  # a broken button must not stop the gate: counted, logged, the default way
+            self.stats.way_errors += 1
+            log.error("exit button unreadable (%d so far), scan taken as the default way: %s",
+                      self.stats.way_errors, exc)
+            return None
 
     def _decode(self, frame: Frame) -> list[str]:
         if frame.image is None:
@@ -327,7 +358,7 @@ class ScanLoop:
                 self._signal(answered, repeat=True)
                 continue
             try:
-                decision = self.decide(job.text)
+                decision = self.decide(job.text) if job.way is None else self.decide(job.text, direction=job.way)
             except Exception as exc:  # decide() promises not to raise; if it does, deny loudly, keep going
                 self.stats.decisions["ERROR"] += 1
                 log.error("decision failed, denied: %s", exc)
