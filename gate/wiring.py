@@ -232,9 +232,10 @@ def build_ways(config: Config, *, pin_factory: Any = None) -> ButtonWay | None:
     from gate.daemon.ways import ButtonWay
     from hardware import open_button
 
+    button = open_button("gpio", pin=g.exit_button, pin_factory=pin_factory)
     log.info("exit button on pin %d: held while scanning, or pressed up to %.0f s before, the scan is an exit",
              g.exit_button, g.exit_window)
-    return ButtonWay(open_button("gpio", pin=g.exit_button, pin_factory=pin_factory), g.exit_window)
+    return ButtonWay(button, g.exit_window)
 
 
 def build_decoder(config: Config, kind: str | None = None) -> Decoder:
