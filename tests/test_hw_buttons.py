@@ -57,7 +57,7 @@ def test_a_pin_in_use_is_a_button_error() -> None:
 
 def test_no_pin_library_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
-    with pytest.raises(BackendUnavailable, match="python3-lgpio.*leave gate.exit_button out"):
+    with pytest.raises(BackendUnavailable, match=r"python3-lgpio.*leave gate\.exit_button out"):
         open_button("gpio", pin=PIN)
 
 
