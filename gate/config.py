@@ -119,6 +119,9 @@ class ScannerSection:
     line_queue: int = _opt(256, "wedge scans waiting for a decision (each line is decided, in order); past it a "
                            "scan is refused with the fault pattern and counted", min=1)
     health_every: float = _opt(60.0, "seconds between health log lines (frames/s, decode ms, decisions)", min=1)
+    exit_source: str = _opt("", "`gate run`, a gate.direction = \"both\" gate: a second keyboard-wedge scanner whose "
+                            "every scan is an exit, an evdev device such as /dev/input/by-id/...-event-kbd ('-': "
+                            "stdin, when the camera does not read it); empty: none. Ignored by an in or out gate")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
-"""A both gate's exit button: the gpio button on gpiozero's MockFactory, the way it gives each scan, and the
-scan loop and `gate run` deciding exits and entries by it (hardware/buttons/, gate/daemon/ways.py)."""
+"""A both gate's second input: the exit button (the gpio button on gpiozero's MockFactory, the way it gives each
+scan, the scan loop and `gate run` deciding exits and entries by it: hardware/buttons/, gate/daemon/ways.py) and
+the exit scanner (scanner.exit_source)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from gate.decide import Decision
 from gate.keys import IssuerKey
 from gate.outcomes import Outcome, Reason
 from gate.store import Store
-from gate.wiring import build_loop, build_ways, gate_session
+from gate.wiring import build_loop, build_ways, exit_scanner, gate_session
 from hardware import (
     BackendUnavailable,
     ButtonError,
@@ -183,7 +187,8 @@ def test_a_both_gate_without_a_button_admits_entries_and_says_so_once(
     assert result.returncode == 0, result.stderr
     assert [line for line in result.stdout.splitlines() if line[:1] in "✔✖"] == [
         "✔ ADMIT", "✖ ALREADY_USED (already_inside)"]
-    assert result.stderr.count("without an exit button (gate.exit_button): every scan is an entry") == 1
+    assert result.stderr.count("without an exit button or exit scanner (gate.exit_button, scanner.exit_source): "
+                               "every scan is an entry") == 1
     assert inside(both_gate(home), "a1")
 
 
@@ -209,3 +214,66 @@ def test_a_both_gate_with_a_button_and_no_pin_library_refuses_to_start_in_one_li
     [line] = result.stderr.splitlines()
     assert line.startswith("gate: error: gpiozero found no GPIO pin library for the exit button") and \
         "leave gate.exit_button out" in line, line
+
+
+# -- the second input: an exit scanner (scanner.exit_source) ----------------------------------------------
+def test_every_scan_of_the_exit_scanner_is_an_exit_and_the_cameras_are_entries(
+        stadium: Path, issuer: IssuerKey, home: Path) -> None:
+    config = both_gate(home, **{"scanner.exit_source": "/dev/input/by-id/exit-kbd"})
+    a, b = mint(issuer, "a1"), mint(issuer, "b1")
+    entered, exited = threading.Event(), threading.Event()
+    # the gate's scanner: a1 and b1 in; the exit scanner (once both are in): a1 out; then b1 in again
+    gate_side = Script([a, b, entered.set, lambda: exited.wait(10), b])
+    exit_side = Script([lambda: entered.wait(10), a, lambda: time.sleep(0.3), exited.set])
+    decisions: list[Decision] = []
+    with gate_session(config) as decider:
+        loop = build_loop(config, lambda: gate_side, open_decoder("fake"), RecordingFeedback(), decider,
+                          on_decision=decisions.append, exit_camera=lambda: exit_side)
+        loop.run()
+    assert [(d.ticket_id, d.reason.value or d.outcome.value) for d in decisions] == [
+        ("a1", "ADMIT"), ("b1", "ADMIT"), ("a1", "exit"), ("b1", "already_inside")]
+    assert not inside(config, "a1") and inside(config, "b1")
+
+
+def test_an_exit_scanner_on_stdin_beside_a_camera_through_gate_run(
+        gate_cli: Cli, stadium: Path, issuer: IssuerKey, home: Path) -> None:
+    a = mint(issuer, "a1")
+    assert gate_cli("check", "--set", LIST[0], "--set", LIST[1], a).returncode == 0  # in, by the gate's own scan
+    proc = subprocess.Popen([sys.executable, "-m", "gate.cli", "run", "--camera", "files", "--source",
+                             str(ROOT / "images" / "empty.png"), "--feedback", "console",
+                             *(x for kv in (*LIST, "camera.loops=0", "camera.fps=20", "scanner.exit_source=-")
+                               for x in ("--set", kv))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=gate_env(home), cwd=ROOT)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(f"{a}\n")
+        proc.stdin.flush()
+        line = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "ADMIT" not in line:
+            line = proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert line.strip() == "✔ ADMIT (exit)", err
+    assert proc.returncode == 0, err
+    assert err.count("exit scanner -: every scan it reads is an exit") == 1 and "without an exit" not in err
+    assert not inside(both_gate(home), "a1")
+
+
+def test_an_exit_scanner_on_the_stdin_the_camera_reads_refuses_to_start(
+        gate_cli: Cli, stadium: Path, home: Path) -> None:
+    result = gate_cli("run", "--camera", "wedge", "--source", "-", "--feedback", "console", "--set", LIST[0],
+                      "--set", LIST[1], "--set", "scanner.exit_source=-")
+    assert result.returncode == 2 and "reads stdin already" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_in_gate_ignores_the_exit_scanner(caplog: pytest.LogCaptureFixture, stadium: Path, home: Path) -> None:
+    config = load_config(home, env={}, overrides={"gate.list": LIST[0].split("=")[1], "gate.direction": "in",
+                                                  "scanner.exit_source": "/dev/input/event9"})
+    assert exit_scanner(config) is None
+    assert "scanner.exit_source = '/dev/input/event9' is ignored" in caplog.text and "going in" in caplog.text

@@ -27,6 +27,11 @@ What a caller may rely on:
   `decide(text, direction=...)`; None (and no `way`) calls `decide(text)`, the gate's default way.  A
   line that repeats one decided as an exit is a repeat whatever the button says now; a line scanned as
   an exit after it was decided as an entry is a new decision (the attendant pressed exit on purpose).
+* `exit_camera` (a `both` gate's second scanner, scanner.exit_source) is a line source read on a thread
+  of its own: each of its lines is an exit, decided in the same FIFO as the gate's own scans, with the
+  same repeats and refusals (the exit button is not asked for them).  It is reopened after a fault like
+  the camera; its end (a stream closed) ends its reading, not the loop.  An image frame from it is
+  counted as a bad frame, never decoded (the decoder belongs to the camera's thread).
 * `stop()` (SIGTERM in `gate run`) ends the loop after the current frame; the
   worker finishes the decisions already queued (people are waiting for them).
 * `on_alive` is called from the capture thread after each frame has been
@@ -181,6 +186,7 @@ class ScanLoop:
         on_alive: Callable[[], None] | None = None,
         on_refused: Callable[[str], None] | None = None,
         way: Way | None = None,
+        exit_camera: Callable[[], Camera] | None = None,
     ) -> None:
         self.open_camera = open_camera
         self.decoder = decoder
@@ -195,6 +201,8 @@ class ScanLoop:
         self.on_alive = on_alive
         self.on_refused = on_refused
         self.way = way
+        self.exit_camera = exit_camera
+        self._reading = threading.Lock()  # the camera's and the exit scanner's threads hand scans on one at a time
         self.queue_size = queue_size
         self.lines = LineRepeats(self.debouncer.holdoff)
         self.stats = ScanStats()
@@ -220,9 +228,13 @@ class ScanLoop:
         camera's library is missing or its kind unknown: retrying cannot help.
         """
         worker = threading.Thread(target=self._work, name="decide", daemon=True)
-        capture = threading.Thread(target=self._capture_safely, name="capture", daemon=True)
+        capture = threading.Thread(target=self._capture_safely, args=(self.open_camera, False), name="capture",
+                                   daemon=True)
         worker.start()
         capture.start()
+        if self.exit_camera is not None:
+            threading.Thread(target=self._capture_safely, args=(self.exit_camera, True), name="exits",
+                             daemon=True).start()
         try:
             while capture.is_alive() and not self._stop.is_set():
                 capture.join(0.2)
@@ -249,27 +261,30 @@ class ScanLoop:
                 continue
         worker.join(10)
 
-    def _capture_safely(self) -> None:
+    def _capture_safely(self, open_camera: Callable[[], Camera], exits: bool) -> None:
+        """Read one source until it ends; the camera's end (or any source's missing library) ends the loop."""
         try:
-            self._capture()
+            self._capture(open_camera, exits)
+            if not exits:
+                self._stop.set()
         except (BackendUnavailable, UnknownBackend) as exc:
             self.fatal = exc  # software or config missing: retrying cannot help, run() raises it
+            self._stop.set()
         except Exception as exc:  # a bug in a camera backend: report it, stop cleanly, never hang the daemon
             self.stats.camera_faults += 1
-            log.exception("capture stopped: %s", exc)
+            log.exception("%s stopped: %s", "exit scanner" if exits else "capture", exc)
             self.feedback.fault()
-        finally:
             self._stop.set()
 
     # capture side ------------------------------------------------------------------
-    def _capture(self) -> None:
+    def _capture(self, open_camera: Callable[[], Camera], exits: bool) -> None:
         faults_in_a_row = 0
         while not self._stop.is_set():
             try:
-                with self.open_camera() as camera:
+                with open_camera() as camera:
                     for frame in camera.frames():
                         faults_in_a_row = 0
-                        self._frame(frame)
+                        self._frame(frame, exits)
                         if self.on_alive is not None:
                             self.on_alive()
                         if self._stop.is_set():
@@ -278,7 +293,7 @@ class ScanLoop:
             except CameraError as exc:
                 self.stats.camera_faults += 1
                 faults_in_a_row += 1
-                log.error("camera fault %d: %s", self.stats.camera_faults, exc)
+                log.error("%s fault %d: %s", "exit scanner" if exits else "camera", self.stats.camera_faults, exc)
                 self.feedback.fault()
                 if self.max_camera_faults is not None and self.stats.camera_faults >= self.max_camera_faults:
                     return
@@ -287,30 +302,33 @@ class ScanLoop:
                     self.on_alive()  # failing, but not hung: retrying is the loop's work now
                 self._stop.wait(delay)
 
-    def _frame(self, frame: Frame) -> None:
-        self.stats.frames += 1
-        if self.on_frame is not None:
-            self.on_frame()
-        if frame.texts is not None:
-            for text in frame.texts:
-                self._line(text, frame.ts)
-        else:
-            self._codes(self._decode(frame), frame.ts)
-        if time.monotonic() - self._last_health >= self.health_every:
-            self._last_health = time.monotonic()
-            log.info(self.stats.health())
+    def _frame(self, frame: Frame, exits: bool = False) -> None:
+        codes = self._decode(frame) if frame.texts is None and not exits else []  # decoding holds no lock
+        with self._reading:
+            self.stats.frames += 1
+            if self.on_frame is not None:
+                self.on_frame()
+            if frame.texts is not None:
+                for text in frame.texts:
+                    self._line(text, frame.ts, "out" if exits else self._read_way())
+            elif exits:
+                self.stats.bad_frames += 1  # an exit scanner is a line source
+            else:
+                self._codes(codes, frame.ts)
+            if time.monotonic() - self._last_health >= self.health_every:
+                self._last_health = time.monotonic()
+                log.info(self.stats.health())
 
     def _codes(self, texts: list[str], ts: float) -> None:
         for text in self.debouncer.fresh(texts, ts):
-            if self._queue.qsize() >= self.queue_size:  # only this thread puts: the size can only shrink meanwhile
+            if self._queue.qsize() >= self.queue_size:  # puts hold _reading: the size can only shrink meanwhile
                 self.stats.dropped += 1  # not marked as decided: a later frame hands it on again
                 continue
             self._queue.put_nowait(_Job(text, way=self._read_way()))
             self.debouncer.accepted(text, ts)
 
-    def _line(self, text: str, ts: float) -> None:
+    def _line(self, text: str, ts: float, way: Direction | None) -> None:
         """A scan from a line source: queued for a decision (or a repeat's answer), or refused out loud."""
-        way = self._read_way()
         job = _Job(text, repeat=self.lines.is_repeat(text, ts, way), way=way)
         try:
             self._queue.put_nowait(job)
