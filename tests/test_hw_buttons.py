@@ -4,6 +4,7 @@ the exit scanner (scanner.exit_source)."""
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
@@ -246,15 +247,14 @@ def test_an_exit_scanner_on_stdin_beside_a_camera_through_gate_run(
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=gate_env(home), cwd=ROOT)
     assert proc.stdin is not None and proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
     try:
         proc.stdin.write(f"{a}\n")
         proc.stdin.flush()
-        line = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "ADMIT" not in line:
-            line = proc.stdout.readline()
+        line = lines.get(timeout=60)  # the first thing it says is the exit scanner's decision
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
+        err = proc.communicate(timeout=30)[1]
     finally:
         if proc.poll() is None:
             proc.kill()
