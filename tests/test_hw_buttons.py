@@ -18,8 +18,9 @@ from conftest import ROOT, gate_env, mint
 from gpiozero.pins.mock import MockFactory
 
 from gate.config import Config, load_config
+from gate.daemon.scanloop import ScanLoop
 from gate.daemon.ways import ButtonWay
-from gate.decide import Decision
+from gate.decide import Decider, Decision
 from gate.keys import IssuerKey
 from gate.outcomes import Outcome, Reason
 from gate.store import Store
@@ -277,3 +278,13 @@ def test_an_in_gate_ignores_the_exit_scanner(caplog: pytest.LogCaptureFixture, s
                                                   "scanner.exit_source": "/dev/input/event9"})
     assert exit_scanner(config) is None
     assert "scanner.exit_source = '/dev/input/event9' is ignored" in caplog.text and "going in" in caplog.text
+
+
+def test_the_exit_scanner_never_feeds_the_watchdog(make_decider: Callable[..., Decider], issuer: IssuerKey) -> None:
+    """The systemd watchdog is proof that the camera's loop is not hung: the exit scanner's frames prove nothing."""
+    done, alive = threading.Event(), []
+    loop = ScanLoop(lambda: Script([lambda: done.wait(10), mint(issuer, "c1")]), open_decoder("fake"),
+                    make_decider(issuer).decide, RecordingFeedback(), on_alive=lambda: alive.append(1),
+                    exit_camera=lambda: Script([mint(issuer, "e1"), mint(issuer, "e2"), done.set]))
+    stats = loop.run()
+    assert (stats.frames, len(alive)) == (3, 1)

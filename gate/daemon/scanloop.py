@@ -21,17 +21,13 @@ What a caller may rely on:
   (it is the scanner's double read, not a second person): it is answered with
   `Feedback.repeat`, the light of the decision a moment ago with its own
   sound and never the relay, and counted (`repeats`).
-* `way` (a `both` gate's exit button, gate/daemon/ways.py) is asked once per scan, when the scan is read
-  on the capture thread (a camera code when it is handed on, a line when it arrives), so a decision
-  that waits in the queue keeps the way it was scanned with.  Its answer goes to
-  `decide(text, direction=...)`; None (and no `way`) calls `decide(text)`, the gate's default way.  A
-  line that repeats one decided as an exit is a repeat whatever the button says now; a line scanned as
-  an exit after it was decided as an entry is a new decision (the attendant pressed exit on purpose).
-* `exit_camera` (a `both` gate's second scanner, scanner.exit_source) is a line source read on a thread
-  of its own: each of its lines is an exit, decided in the same FIFO as the gate's own scans, with the
-  same repeats and refusals (the exit button is not asked for them).  It is reopened after a fault like
-  the camera; its end (a stream closed) ends its reading, not the loop.  An image frame from it is
-  counted as a bad frame, never decoded (the decoder belongs to the camera's thread).
+* `way` (a `both` gate's exit button, gate/daemon/ways.py) is asked once per scan when it is read (a
+  camera code when handed on, a line when it arrives): a queued scan keeps its way, passed on as
+  `decide(text, direction=...)` (None: `decide(text)`, the default way).  A line repeating one decided
+  as an exit is a repeat whatever the button says; one scanned as an exit after its entry is decided.
+* `exit_camera` (scanner.exit_source) is a line source on a thread of its own whose every line is an
+  exit, in the same FIFO, repeats and refusals; reopened after a fault like the camera, its end ends
+  only its reading, and it never feeds `on_alive`.  Its image frames are bad frames, never decoded.
 * `stop()` (SIGTERM in `gate run`) ends the loop after the current frame; the
   worker finishes the decisions already queued (people are waiting for them).
 * `on_alive` is called from the capture thread after each frame has been
@@ -285,7 +281,7 @@ class ScanLoop:
                     for frame in camera.frames():
                         faults_in_a_row = 0
                         self._frame(frame, exits)
-                        if self.on_alive is not None:
+                        if self.on_alive is not None and not exits:  # the exit scanner proves nothing of the camera
                             self.on_alive()
                         if self._stop.is_set():
                             return
@@ -298,7 +294,7 @@ class ScanLoop:
                 if self.max_camera_faults is not None and self.stats.camera_faults >= self.max_camera_faults:
                     return
                 delay = self.retry_delays[min(faults_in_a_row, len(self.retry_delays)) - 1]
-                if self.on_alive is not None:
+                if self.on_alive is not None and not exits:
                     self.on_alive()  # failing, but not hung: retrying is the loop's work now
                 self._stop.wait(delay)
 
