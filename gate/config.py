@@ -44,7 +44,13 @@ class GateSection:
                      "lists (docs/checkin-lists.md)")
     direction: Literal["in", "out", "both"] = _opt(
         "in", "with gate.list: in (entries), out (exits: the ticket is recorded outside) or both (each scan "
-        "says its way, `gate check --direction`; default in)")
+        "says its way: `gate check --direction`, or in `gate run` gate.exit_button; default in)")
+    exit_button: int | None = _opt(
+        None, "`gate run`, a gate.direction = \"both\" gate: BCM pin of the exit button (wired to ground): held "
+        "while scanning, or pressed just before (gate.exit_window), the scan is an exit; otherwise an entry. "
+        "Leave out for none; ignored by an in or out gate", min=0)
+    exit_window: float = _opt(10.0, "seconds after a press of the exit button within which the next scan (that one "
+                              "only) is an exit; 0: only while it is held", min=0, max=600)
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,9 @@ class ScannerSection:
     line_queue: int = _opt(256, "wedge scans waiting for a decision (each line is decided, in order); past it a "
                            "scan is refused with the fault pattern and counted", min=1)
     health_every: float = _opt(60.0, "seconds between health log lines (frames/s, decode ms, decisions)", min=1)
+    exit_source: str = _opt("", "`gate run`, a gate.direction = \"both\" gate: a second keyboard-wedge scanner whose "
+                            "every scan is an exit, an evdev device such as /dev/input/by-id/...-event-kbd ('-': "
+                            "stdin, when the camera does not read it); empty: none. Ignored by an in or out gate")
 
 
 @dataclass(frozen=True)

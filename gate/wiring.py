@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, .
 
     from gate.checkin import CheckinGate
     from gate.daemon.scanloop import ScanLoop
+    from gate.daemon.ways import ButtonWay
     from gate.ownership.agentserver import AgentServer
     from gate.ownership.boxoffice import BoxOffice
     from gate.ownership.officeserver import BoxOfficeServer
@@ -253,6 +254,59 @@ def build_feedback(config: Config, kind: str | None = None) -> Feedback:
                     relay_active_high=fb.relay_active_high)
         return open_feedback("gpio", pins=pins)
     return open_feedback(kind)
+
+
+def build_ways(config: Config, *, pin_factory: Any = None) -> ButtonWay | None:
+    """The exit button of a gate serving a list both ways (gate.exit_button), or None; close it when done.
+
+    None for a gate without one, which says so once (a `both` gate: every scan is an entry), and for an in
+    or out gate, which ignores a configured button (its pin is not opened) and says so once."""
+    g = config.gate
+    if g.exit_button is None:
+        if _serves_both(config) and not config.scanner.exit_source:
+            log.warning("gate %s serves list %s both ways without an exit button or exit scanner (gate.exit_button, "
+                        "scanner.exit_source): every scan is an entry (docs/checkin-lists.md)", config.gate_id, g.list)
+        return None
+    if not _serves_both(config):
+        _ignored(config, f"gate.exit_button = {g.exit_button}")
+        return None
+    from gate.daemon.ways import ButtonWay
+    from hardware import open_button
+
+    button = open_button("gpio", pin=g.exit_button, pin_factory=pin_factory)
+    log.info("exit button on pin %d: held while scanning, or pressed up to %.0f s before, the scan is an exit",
+             g.exit_button, g.exit_window)
+    return ButtonWay(button, g.exit_window)
+
+
+def exit_scanner(config: Config, camera_kind: str | None = None, camera_source: str | None = None) -> Any:
+    """A no-argument callable opening the exit scanner of a gate serving a list both ways (scanner.exit_source),
+    or None: none set, or an in or out gate (which ignores it and says so once).  ConfigError for '-' when the
+    camera reads stdin too."""
+    where = config.scanner.exit_source
+    if not where:
+        return None
+    if not _serves_both(config):
+        _ignored(config, f"scanner.exit_source = {where!r}")
+        return None
+    camera_kind = camera_kind or config.camera.kind
+    camera_source = camera_source if camera_source is not None else config.camera.source
+    if where == "-" and camera_kind == "wedge" and camera_source in ("-", "0", ""):
+        raise ConfigError("scanner.exit_source = '-' but the camera (a wedge on stdin) reads stdin already: give the "
+                          "exit scanner's evdev device (/dev/input/by-id/...-event-kbd)")
+    log.info("exit scanner %s: every scan it reads is an exit", where)
+    return camera_factory(config, "wedge", where)
+
+
+def _serves_both(config: Config) -> bool:
+    return bool(config.gate.list) and config.gate.direction == "both"
+
+
+def _ignored(config: Config, setting: str) -> None:
+    g = config.gate
+    log.warning("%s is ignored: only a gate serving a list both ways (gate.list, gate.direction = \"both\") asks "
+                "it the way; this one %s", setting, f"serves list {g.list} going {g.direction}" if g.list
+                else "serves no list")
 
 
 def build_decoder(config: Config, kind: str | None = None) -> Decoder:

@@ -30,3 +30,7 @@ class DecoderError(HardwareError, ValueError):
 
 class FeedbackError(HardwareError, RuntimeError):
     "The LEDs, buzzer or relay could not be driven."
+
+
+class ButtonError(HardwareError, RuntimeError):
+    "A button (a both gate's exit button) could not be set up."

@@ -2,7 +2,9 @@
 
 What a caller may rely on: the store is opened (and its integrity checked)
 before systemd hears READY=1; the amber offline light follows the arbiter
-link; refused wedge scans (a flood past `scanner.line_queue`) show in
+link; a `both` gate's exit button (gate.exit_button, gate/daemon/ways.py) gives each scan its
+way, as does its exit scanner (scanner.exit_source: its every scan an exit), and a `both` gate with neither
+says once that every scan is an entry; refused wedge scans (a flood past `scanner.line_queue`) show in
 systemd's STATUS line and the retained MQTT status (`scans_refused`); the
 systemd watchdog is fed by the scan loop itself (a wedge scanner, which
 blocks in a read while nobody scans, by a keeper thread); a first
@@ -17,13 +19,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from gate.config import Config
 from gate.daemon.scanloop import ScanLoop
 from gate.daemon.sdnotify import Notifier, Watchdog
 from gate.daemon.signals import on_stop_signals
 from gate.decide import Decider
-from gate.wiring import build_decoder, build_feedback, build_loop, camera_factory, gate_session
+from gate.wiring import (
+    build_decoder,
+    build_feedback,
+    build_loop,
+    build_ways,
+    camera_factory,
+    exit_scanner,
+    gate_session,
+)
 from hardware import Feedback
 
 log = logging.getLogger(__name__)
@@ -36,11 +47,18 @@ def run(config: Config, *, camera: str | None = None, source: str | None = None,
     notifier = Notifier.from_env()  # systemd (Type=notify): READY, WATCHDOG, STATUS; a no-op elsewhere
     watchdog = Watchdog(notifier)
     feedback = build_feedback(config, feedback_kind)
+    try:
+        ways = build_ways(config)  # a missing pin library is refused before the store is opened
+        exits = exit_scanner(config, camera, source)
+    except BaseException:
+        feedback.close()
+        raise
     # gate_session opens the store, which runs PRAGMA quick_check: READY=1 only once that passed.  With
     # sync.broker set, every scan is claimed at the arbiter (the same path as `gate check --broker`).
-    with feedback, gate_session(config) as decider:
+    with feedback, ways or nullcontext(), gate_session(config) as decider:
         loop = build_loop(config, camera_factory(config, camera, source), build_decoder(config), feedback,
-                          decider, on_alive=watchdog.feed, on_refused=_count_refused(decider))
+                          decider, on_alive=watchdog.feed, on_refused=_count_refused(decider), way=ways,
+                          exit_camera=exits)
         _show_link_state(decider, feedback, loop)
         watchdog.status = loop.stats.health
 

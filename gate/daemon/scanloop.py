@@ -21,6 +21,13 @@ What a caller may rely on:
   (it is the scanner's double read, not a second person): it is answered with
   `Feedback.repeat`, the light of the decision a moment ago with its own
   sound and never the relay, and counted (`repeats`).
+* `way` (a `both` gate's exit button, gate/daemon/ways.py) is asked once per scan when it is read (a
+  camera code when handed on, a line when it arrives): a queued scan keeps its way, passed on as
+  `decide(text, direction=...)` (None: `decide(text)`, the default way).  A line repeating one decided
+  as an exit is a repeat whatever the button says; one scanned as an exit after its entry is decided.
+* `exit_camera` (scanner.exit_source) is a line source on a thread of its own whose every line is an
+  exit, in the same FIFO, repeats and refusals; reopened after a fault like the camera, its end ends
+  only its reading, and it never feeds `on_alive`.  Its image frames are bad frames, never decoded.
 * `stop()` (SIGTERM in `gate run`) ends the loop after the current frame; the
   worker finishes the decisions already queued (people are waiting for them).
 * `on_alive` is called from the capture thread after each frame has been
@@ -39,13 +46,17 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gate.admission import Direction
 from gate.decide import Decision
 from hardware import BackendUnavailable, Camera, CameraError, Decoder, Feedback, HardwareError, UnknownBackend
 from hardware.cameras import Frame
 
 log = logging.getLogger(__name__)
 
-Decide = Callable[[str], Decision]
+#: decide(text), or decide(text, direction="out") for a scan whose way was read (Decider.decide)
+Decide = Callable[..., Decision]
+#: the way of the scan being read now; None: the gate's default
+Way = Callable[[], Direction | None]
 
 
 @dataclass
@@ -60,6 +71,7 @@ class ScanStats:
     refused: int = 0
     repeats: int = 0
     feedback_errors: int = 0
+    way_errors: int = 0
     decode_ms_total: float = 0.0
     decisions: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -120,23 +132,28 @@ class LineRepeats:
 
     def __init__(self, holdoff: float = 5.0) -> None:
         self.holdoff = holdoff
-        self._decided: dict[str, float] = {}  # text -> time of its last decision
+        self._decided: dict[str, tuple[float, Direction | None]] = {}  # text -> time and way of its last decision
 
-    def is_repeat(self, text: str, ts: float) -> bool:
-        """True for a repeat; otherwise records `text` as decided at `ts`."""
-        self._decided = {t: at for t, at in self._decided.items() if ts - at < self.holdoff}
-        if text in self._decided:
+    def is_repeat(self, text: str, ts: float, way: Direction | None = None) -> bool:
+        """True for a repeat; otherwise records `text` as decided at `ts` going `way`.
+
+        A line read with a way (an exit) is a repeat only of a line decided with the same way; a line read
+        without one repeats whatever was decided."""
+        self._decided = {t: seen for t, seen in self._decided.items() if ts - seen[0] < self.holdoff}
+        seen = self._decided.get(text)
+        if seen is not None and (way is None or way == seen[1]):
             return True
-        self._decided[text] = ts
+        self._decided[text] = (ts, way)
         return False
 
 
 @dataclass(frozen=True)
 class _Job:
-    """One scan handed to the worker: decide `text`, or answer it as a repeat."""
+    """One scan handed to the worker: decide `text` (going `way`), or answer it as a repeat."""
 
     text: str
     repeat: bool = False
+    way: Direction | None = None
 
 
 #: Decisions the worker remembers (by text) to answer repeats with; more than
@@ -164,6 +181,8 @@ class ScanLoop:
         on_frame: Callable[[], None] | None = None,
         on_alive: Callable[[], None] | None = None,
         on_refused: Callable[[str], None] | None = None,
+        way: Way | None = None,
+        exit_camera: Callable[[], Camera] | None = None,
     ) -> None:
         self.open_camera = open_camera
         self.decoder = decoder
@@ -177,6 +196,9 @@ class ScanLoop:
         self.on_frame = on_frame
         self.on_alive = on_alive
         self.on_refused = on_refused
+        self.way = way
+        self.exit_camera = exit_camera
+        self._reading = threading.Lock()  # the camera's and the exit scanner's threads hand scans on one at a time
         self.queue_size = queue_size
         self.lines = LineRepeats(self.debouncer.holdoff)
         self.stats = ScanStats()
@@ -202,9 +224,13 @@ class ScanLoop:
         camera's library is missing or its kind unknown: retrying cannot help.
         """
         worker = threading.Thread(target=self._work, name="decide", daemon=True)
-        capture = threading.Thread(target=self._capture_safely, name="capture", daemon=True)
+        capture = threading.Thread(target=self._capture_safely, args=(self.open_camera, False), name="capture",
+                                   daemon=True)
         worker.start()
         capture.start()
+        if self.exit_camera is not None:
+            threading.Thread(target=self._capture_safely, args=(self.exit_camera, True), name="exits",
+                             daemon=True).start()
         try:
             while capture.is_alive() and not self._stop.is_set():
                 capture.join(0.2)
@@ -231,28 +257,31 @@ class ScanLoop:
                 continue
         worker.join(10)
 
-    def _capture_safely(self) -> None:
+    def _capture_safely(self, open_camera: Callable[[], Camera], exits: bool) -> None:
+        """Read one source until it ends; the camera's end (or any source's missing library) ends the loop."""
         try:
-            self._capture()
+            self._capture(open_camera, exits)
+            if not exits:
+                self._stop.set()
         except (BackendUnavailable, UnknownBackend) as exc:
             self.fatal = exc  # software or config missing: retrying cannot help, run() raises it
+            self._stop.set()
         except Exception as exc:  # a bug in a camera backend: report it, stop cleanly, never hang the daemon
             self.stats.camera_faults += 1
-            log.exception("capture stopped: %s", exc)
+            log.exception("%s stopped: %s", "exit scanner" if exits else "capture", exc)
             self.feedback.fault()
-        finally:
             self._stop.set()
 
     # capture side ------------------------------------------------------------------
-    def _capture(self) -> None:
+    def _capture(self, open_camera: Callable[[], Camera], exits: bool) -> None:
         faults_in_a_row = 0
         while not self._stop.is_set():
             try:
-                with self.open_camera() as camera:
+                with open_camera() as camera:
                     for frame in camera.frames():
                         faults_in_a_row = 0
-                        self._frame(frame)
-                        if self.on_alive is not None:
+                        self._frame(frame, exits)
+                        if self.on_alive is not None and not exits:  # the exit scanner proves nothing of the camera
                             self.on_alive()
                         if self._stop.is_set():
                             return
@@ -260,39 +289,43 @@ class ScanLoop:
             except CameraError as exc:
                 self.stats.camera_faults += 1
                 faults_in_a_row += 1
-                log.error("camera fault %d: %s", self.stats.camera_faults, exc)
+                log.error("%s fault %d: %s", "exit scanner" if exits else "camera", self.stats.camera_faults, exc)
                 self.feedback.fault()
                 if self.max_camera_faults is not None and self.stats.camera_faults >= self.max_camera_faults:
                     return
                 delay = self.retry_delays[min(faults_in_a_row, len(self.retry_delays)) - 1]
-                if self.on_alive is not None:
+                if self.on_alive is not None and not exits:
                     self.on_alive()  # failing, but not hung: retrying is the loop's work now
                 self._stop.wait(delay)
 
-    def _frame(self, frame: Frame) -> None:
-        self.stats.frames += 1
-        if self.on_frame is not None:
-            self.on_frame()
-        if frame.texts is not None:
-            for text in frame.texts:
-                self._line(text, frame.ts)
-        else:
-            self._codes(self._decode(frame), frame.ts)
-        if time.monotonic() - self._last_health >= self.health_every:
-            self._last_health = time.monotonic()
-            log.info(self.stats.health())
+    def _frame(self, frame: Frame, exits: bool = False) -> None:
+        codes = self._decode(frame) if frame.texts is None and not exits else []  # decoding holds no lock
+        with self._reading:
+            self.stats.frames += 1
+            if self.on_frame is not None:
+                self.on_frame()
+            if frame.texts is not None:
+                for text in frame.texts:
+                    self._line(text, frame.ts, "out" if exits else self._read_way())
+            elif exits:
+                self.stats.bad_frames += 1  # an exit scanner is a line source
+            else:
+                self._codes(codes, frame.ts)
+            if time.monotonic() - self._last_health >= self.health_every:
+                self._last_health = time.monotonic()
+                log.info(self.stats.health())
 
     def _codes(self, texts: list[str], ts: float) -> None:
         for text in self.debouncer.fresh(texts, ts):
-            if self._queue.qsize() >= self.queue_size:  # only this thread puts: the size can only shrink meanwhile
+            if self._queue.qsize() >= self.queue_size:  # puts hold _reading: the size can only shrink meanwhile
                 self.stats.dropped += 1  # not marked as decided: a later frame hands it on again
                 continue
-            self._queue.put_nowait(_Job(text))
+            self._queue.put_nowait(_Job(text, way=self._read_way()))
             self.debouncer.accepted(text, ts)
 
-    def _line(self, text: str, ts: float) -> None:
+    def _line(self, text: str, ts: float, way: Direction | None) -> None:
         """A scan from a line source: queued for a decision (or a repeat's answer), or refused out loud."""
-        job = _Job(text, repeat=self.lines.is_repeat(text, ts))
+        job = _Job(text, repeat=self.lines.is_repeat(text, ts, way), way=way)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -302,6 +335,18 @@ class ScanLoop:
             self.feedback.fault()
             if self.on_refused is not None:
                 self.on_refused(text)
+
+    def _read_way(self) -> Direction | None:
+        """The way of the scan read now; a failing button is counted and the scan keeps the default way."""
+        if self.way is None:
+            return None
+        try:
+            return self.way()
+        except Exception as exc:  # a broken button must not stop the gate: counted, logged, the default way
+            self.stats.way_errors += 1
+            log.error("exit button unreadable (%d so far), scan taken as the default way: %s",
+                      self.stats.way_errors, exc)
+            return None
 
     def _decode(self, frame: Frame) -> list[str]:
         if frame.image is None:
@@ -327,7 +372,7 @@ class ScanLoop:
                 self._signal(answered, repeat=True)
                 continue
             try:
-                decision = self.decide(job.text)
+                decision = self.decide(job.text) if job.way is None else self.decide(job.text, direction=job.way)
             except Exception as exc:  # decide() promises not to raise; if it does, deny loudly, keep going
                 self.stats.decisions["ERROR"] += 1
                 log.error("decision failed, denied: %s", exc)
