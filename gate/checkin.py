@@ -63,12 +63,9 @@ class CheckinGate:
         if self.claimer is not None:
             return self.claimer.redeem(scan, lst, direction, product)
         with store.transaction() as tx:
-            refused = tx.refused(scan)
-            if refused is not None:
-                return refused
-            done = tx.list_scan(scan.scan_id)
-            if done is not None:
-                return Redemption(Outcome(done.outcome), replay=True, reason=Reason(done.reason), detail=done.detail)
+            known = tx.list_known(scan)
+            if known is not None:
+                return known
             ruling = judge(lst, product, tx.pass_state(ticket.event, ticket.ticket_id, lst.name), scan.at, direction)
             if ruling.admitted:
                 tx.set_pass(scan, lst.name, ruling.state)

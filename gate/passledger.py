@@ -68,7 +68,7 @@ class PassLedger:
     def begin(self, scan: Scan, lst: CheckinList, direction: Direction, product: str) -> Redemption | None:
         """Answer with no round trip (revoked, superseded, a replayed scan id), or durably note the intent."""
         with self.store.transaction() as tx:
-            known = _known(tx, scan)
+            known = tx.list_known(scan)
             if known is not None:
                 return known
             if not self._enqueue(tx, scan, lst, direction, product, "claim"):
@@ -104,7 +104,7 @@ class PassLedger:
                 policy: OfflinePolicy | str) -> Redemption:
         """No link to the arbiter: the local judgement under the policy; what is let through is queued `late`."""
         with self.store.transaction() as tx:
-            known = _known(tx, scan)
+            known = tx.list_known(scan)
             if known is not None:
                 return known
             ruling = judge(lst, product, tx.pass_state(scan.event or "", scan.ticket_id or "", lst.name), scan.at,
@@ -169,16 +169,6 @@ class PassLedger:
 
 def _mark(r: PassRuling) -> str:
     return f"{r.outcome} {r.reason}".strip() + (" conflict" if r.conflict else "")
-
-
-def _known(tx: StoreTx, scan: Scan) -> Redemption | None:
-    refused = tx.refused(scan)
-    if refused is not None:
-        return refused
-    done = tx.list_scan(scan.scan_id)
-    if done is not None:
-        return Redemption(Outcome(done.outcome), replay=True, reason=Reason(done.reason), detail=done.detail)
-    return None
 
 
 def _local(tx: StoreTx, scan: Scan, lst: CheckinList, direction: Direction, outcome: Outcome, reason: Reason,

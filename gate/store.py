@@ -238,6 +238,17 @@ class StoreTx:
                               " WHERE scan_id = ?", (scan_id,)).fetchone()
         return ListScan(*row) if row else None
 
+    def list_known(self, scan: Scan) -> Redemption | None:
+        """What a list-decided scan already is: refused (revoked or superseded, as `refused`), or the answer given
+        to its scan id before (a replay); None for a scan still to judge."""
+        refused = self.refused(scan)
+        if refused is not None:
+            return refused
+        done = self.list_scan(scan.scan_id)
+        if done is None:
+            return None
+        return Redemption(Outcome(done.outcome), replay=True, reason=Reason(done.reason), detail=done.detail)
+
     def journal(self, scan: Scan, entry: ListScan) -> None:
         """Append a list-decided scan to the journal (the list version it was decided by, the direction)."""
         self.db.execute(
