@@ -1,6 +1,6 @@
 """A TCP proxy to the broker that a bench can cut (drop every connection and refuse new ones) and heal.
 
-The same partition as tests/sync_fixtures.TcpProxy (a bench does not import the tests): a gate behind it
+The partition the tests make too (tests/sync_fixtures.py imports it as TcpProxy): a gate behind it
 sees its connection drop and every reconnect attempt refused until `heal`, as when a venue switch or a
 broker restart cuts it off, and nothing else on the broker is disturbed.
 """

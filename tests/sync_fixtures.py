@@ -7,11 +7,9 @@ SQLite files afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
-import select
 import socket
 import sqlite3
 import subprocess
@@ -25,6 +23,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from conftest import ROOT, gate_env
 
+if str(ROOT) not in sys.path:  # bench/ is a package of the checkout: its proxy is the tests' too
+    sys.path.append(str(ROOT))
+from bench._proxy import CutProxy as TcpProxy  # noqa: F401  (127.0.0.1:port -> the broker; cut, heal)
 from gate.keys import IssuerKey, KeyStore
 from gate.ticket import Ticket
 from sync import wire
@@ -284,75 +285,6 @@ class Watcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-class TcpProxy:
-    """127.0.0.1:port -> the broker, which the test can `cut` (drop and refuse) and `heal`."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self._open = threading.Event()
-        self._open.set()
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self._open.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while True:
-                readable, _, _ = select.select([a, b], [], [], 0.5)
-                for s in readable:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    (b if s is a else a).sendall(data)
-        except OSError:
-            return
-        finally:
-            for s in (a, b):
-                s.close()
-
-    def cut(self) -> None:
-        self._open.clear()
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            with contextlib.suppress(OSError):  # already closed by its peer
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def heal(self) -> None:
-        self._open.set()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
 
 
 def crash_after_answer(ticket: str) -> None:

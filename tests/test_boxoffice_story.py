@@ -19,6 +19,7 @@ pytest.register_assert_rewrite("sync_fixtures")
 from sync_fixtures import Site, rows, wait_until  # noqa: E402
 
 from gate.holder import code_for, present, terms_of  # noqa: E402
+from gate.ownership.online import OnlineWallet  # noqa: E402
 from gate.ownership.store import Holdings  # noqa: E402
 from gate.ownership.wallet import Wallet  # noqa: E402
 from gate.ticket import parse  # noqa: E402
@@ -99,9 +100,10 @@ def synced_hall(tmp_path: Path, site: Site) -> Iterator[Theatre]:
     yield from theatre(tmp_path / "theatre", "9f2", env=env)
 
 
-def test_the_story_with_the_arbiter_bob_in_alice_superseded_everywhere(synced_hall: Theatre, site: Site) -> None:
-    gate = site.start_gate("gate-1", "--set", "ownership.code_skew=8")
-    alice, bob = synced_hall.wallet("alice"), synced_hall.wallet("bob")
+def alice_buys_and_resells_to_bob(theatre: Theatre) -> tuple[str, OnlineWallet]:
+    """Alice buys 9f2 and resells it to Bob, both over the servers; Alice's code from before the resale, and
+    Bob's wallet (once it holds the ticket)."""
+    alice, bob = theatre.wallet("alice"), theatre.wallet("bob")
     txn = alice.pay(alice.buy(EVENT, "9f2")).blocks[-1].txn
     wait_for(lambda: (alice.sync(), alice.state(txn))[1] == "owned")
     alice_code = alice.wallet.code(EVENT, "9f2")[0]
@@ -111,6 +113,12 @@ def test_the_story_with_the_arbiter_bob_in_alice_superseded_everywhere(synced_ha
     wait_for(lambda: (bob.sync(), bob.bills())[1])
     bob.pay(bob.bills()[-1])
     wait_for(lambda: (bob.sync(), bob.state(request.blocks[-1].txn))[1] == "owned")
+    return alice_code, bob
+
+
+def test_the_story_with_the_arbiter_bob_in_alice_superseded_everywhere(synced_hall: Theatre, site: Site) -> None:
+    gate = site.start_gate("gate-1", "--set", "ownership.code_skew=8")
+    alice_code, bob = alice_buys_and_resells_to_bob(synced_hall)
     db = site.gate_db("gate-1")  # nobody ran `gate supersede`: the box office's timer sent it to the arbiter
     wait_until(lambda: rows(db, "SELECT generation FROM generations") == [(2,)], 20, "generation 2 at the gate")
     old = gate.check(alice_code)
@@ -134,16 +142,7 @@ def gate_check(site: Theatre, home: str, code: str, *options: str) -> dict[str, 
 def test_the_gate_asks_the_box_office_who_holds_the_ticket_now(hall: Theatre) -> None:
     site = hall
     assert site.office is not None
-    alice, bob = site.wallet("alice"), site.wallet("bob")
-    txn = alice.pay(alice.buy(EVENT, "9f2")).blocks[-1].txn
-    wait_for(lambda: (alice.sync(), alice.state(txn))[1] == "owned")
-    alice_code = alice.wallet.code(EVENT, "9f2")[0]
-    request, _hold = bob.ask(EVENT, "9f2", alice.chain)
-    wait_for(lambda: (alice.sync(), alice.requests())[1])
-    alice.sell(alice.requests()[-1], 4321, "EUR")
-    wait_for(lambda: (bob.sync(), bob.bills())[1])
-    bob.pay(bob.bills()[-1])
-    wait_for(lambda: (bob.sync(), bob.state(request.blocks[-1].txn))[1] == "owned")
+    alice_code, bob = alice_buys_and_resells_to_bob(site)
     bob_code = bob.wallet.code(EVENT, "9f2")[0]
     # no broker, nobody ran `gate supersede`: a gate that has not heard of the resale admits Alice's old code
     assert gate_check(site, "offline-gate", alice_code)["outcome"] == "ADMIT"
