@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import socket
 import tomllib
 import types
@@ -185,7 +186,10 @@ class OwnershipSection:
                           "(a screenshot stays valid at most this many slots after its own)", min=0, max=8)
     boxoffice_url: str = _opt("", "gates: the box office (`gate boxoffice serve`, http://HOST:PORT) to ask for the "
                               "current ownership of each holder ticket before deciding (the online check; an older "
-                              "code is REVOKED superseded); empty: the generation stream alone")
+                              "code is REVOKED superseded); empty: the generation stream alone; needs boxoffice_id")
+    boxoffice_id: str = _opt("", "gates, with boxoffice_url: the box office's chain id (32 hex, printed by `gate "
+                             "boxoffice init` and `gate boxoffice serve`; the wallet's --boxoffice-id): the online "
+                             "check takes only answers signed by it")
     online_timeout: float = _opt(0.5, "gates: seconds to wait for the box office's answer to the online check; "
                                  "without one the gate decides offline, and asks again after 30 s", min=0.05, max=10)
 
@@ -282,7 +286,19 @@ def load_config(
     if raw:
         raise ConfigError(f"{path}: unknown section or key {sorted(raw)[0]!r}{did_you_mean(sorted(raw)[0], SECTIONS)}")
     config = Config(home=home_path, source=str(path) if (file or path.exists()) else "defaults")
+    _check_boxoffice(sections["ownership"], str(path))
     return dataclasses.replace(config, **sections)
+
+
+def _check_boxoffice(ownership: OwnershipSection, where: str) -> None:
+    """The online check trusts one box office: never an unpinned URL (whoever answers there could lock holders out)."""
+    if ownership.boxoffice_id and not re.fullmatch(r"[0-9a-f]{32}", ownership.boxoffice_id):
+        raise ConfigError(f"{where}: ownership.boxoffice_id must be a box office's chain id (32 hex digits, as "
+                          f"`gate boxoffice init` prints it), not {ownership.boxoffice_id!r}")
+    if ownership.boxoffice_url and not ownership.boxoffice_id:
+        raise ConfigError(f"{where}: ownership.boxoffice_url is set but ownership.boxoffice_id is empty: the online "
+                          "check needs the box office's chain id (`gate boxoffice init` and `gate boxoffice serve` "
+                          "print it) to tell its signed answers from anyone else's")
 
 
 def _build(cls: type, section: str, table: dict[str, Any], where: str,

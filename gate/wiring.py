@@ -83,7 +83,8 @@ def online_ownership(config: Config) -> OwnershipLookup | None:
         return None
     from gate.ownership.gatecheck import OnlineOwnership
 
-    return OnlineOwnership(config.ownership.boxoffice_url, timeout=config.ownership.online_timeout)
+    return OnlineOwnership(config.ownership.boxoffice_url, boxoffice=config.ownership.boxoffice_id,
+                           timeout=config.ownership.online_timeout)
 
 
 def build_checkin(config: Config, keyring: Keyring, store: Store | None = None) -> CheckinGate | None:

@@ -146,7 +146,7 @@ def test_the_gate_asks_the_box_office_who_holds_the_ticket_now(hall: Theatre) ->
     bob_code = bob.wallet.code(EVENT, "9f2")[0]
     # no broker, nobody ran `gate supersede`: a gate that has not heard of the resale admits Alice's old code
     assert gate_check(site, "offline-gate", alice_code)["outcome"] == "ADMIT"
-    online = ("--set", f"ownership.boxoffice_url={site.office.url}")
+    online = ("--set", f"ownership.boxoffice_url={site.office.url}", "--set", f"ownership.boxoffice_id={site.chain}")
     old = gate_check(site, "gate", alice_code, *online)  # the gate that asks the box office refuses it
     assert (old["outcome"], old["reason"]) == ("REVOKED", "superseded"), old
     assert "superseded by 2" in str(old["detail"])
@@ -162,7 +162,8 @@ def test_a_gate_whose_box_office_does_not_answer_decides_offline(hall: Theatre) 
     code, url = alice.wallet.code(EVENT, "9f2")[0], site.office.url
     site.office.kill()
     started = time.monotonic()
-    decided = gate_check(site, "gate", code, "--set", f"ownership.boxoffice_url={url}")
+    decided = gate_check(site, "gate", code, "--set", f"ownership.boxoffice_url={url}",
+                         "--set", f"ownership.boxoffice_id={site.chain}")
     assert decided["outcome"] == "ADMIT" and time.monotonic() - started < 20
 
 

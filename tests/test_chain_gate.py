@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import socket
 import struct
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import segno
-from chain_fixtures import T0, World, listing, standard_world
+from chain_fixtures import T0, World, listing, make_world, standard_world
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +29,8 @@ from gate.keys import IssuerKey, Keyring
 from gate.outcomes import Outcome, Reason
 from gate.ownership.boxoffice import Refused
 from gate.ownership.gatecheck import OnlineOwnership
+from gate.ownership.officeserver import BoxOfficeServer
+from gate.ownership.protocol import sign_status
 from gate.store import Store
 from gate.ticket import Ticket, parse
 from gate.verify import Verifier
@@ -201,10 +207,113 @@ def test_the_online_check_without_an_answer_waits_once_then_not_again() -> None:
     with socket.socket() as s:  # a port nobody serves
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    check = OnlineOwnership(dead, timeout=0.2, backoff=30)
+    check = OnlineOwnership(dead, boxoffice="0" * 32, timeout=0.2, backoff=30)
     started = time.monotonic()
     assert [check.current("show7", "9f2") for _ in range(50)] == [None] * 50
     assert check.missed == 1 and time.monotonic() - started < 2  # then decided offline at once
+
+
+@contextmanager
+def answering(answer: Callable[[str], object]) -> Iterator[str]:
+    """Whoever answers on the box office's URL: a stdlib HTTP server on a loopback port answering every GET
+    with `answer(path)` as JSON (a spoofed box office, a man in the middle); its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(answer(self.path)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def online(world: World, url: str) -> OnlineOwnership:
+    """The gate's online check at `url`, pinned to the world's box office, on the world's clock."""
+    return OnlineOwnership(url, boxoffice=world.office.chain, timeout=2, backoff=0, wall=world.clock)
+
+
+def spoofed_answers(world: World, tmp_path: Path) -> dict[str, dict[str, object]]:
+    """Answers for show7/9f2 at generation 9 that the box office never gave."""
+    genuine = world.office.status("show7", "9f2")
+    unsigned = {k: v for k, v in genuine.items() if k not in ("format", "boxoffice", "at", "signature")}
+    impostor = make_world(tmp_path / "impostor", listing("9f2", "12B"), clock=world.clock).office
+    at = int(world.clock())
+    own_key = sign_status({**unsigned, "generation": 9}, impostor.party.identity_block, at, impostor.party.sign)
+    borrowed = sign_status({**unsigned, "generation": 9}, world.office.party.identity_block, at, impostor.party.sign)
+    return {"unsigned (the old answer)": {**unsigned, "generation": 9},
+            "an impostor's own key and identity": own_key,
+            "the real identity, the impostor's key": borrowed,
+            "the real signed answer, its generation altered": {**genuine, "generation": 9}}
+
+
+def test_a_spoofed_box_office_cannot_supersede_the_holder(world: World, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13: whoever answers on `ownership.boxoffice_url` in the box office's place answers a high generation
+    (unsigned, or signed with another key): the gate takes it for no answer and admits the rightful holder."""
+    alice = world.wallet("alice")
+    world.purchase(alice)
+    verifier = world.gate().verifier
+    for i, (what, answer) in enumerate(spoofed_answers(world, tmp_path).items()):
+        with answering(lambda path, a=answer: a) as url, Store.open(world.root / f"gate-{i}.db") as store:  # type: ignore[misc]
+            check = online(world, url)
+            gate = Decider(verifier, store, f"gate-{i}", clock=world.clock, ownership=check)
+            decided = gate.decide(alice.code("show7", "9f2")[0], now=world.clock())
+            assert (decided.outcome, store.generation("show7", "9f2"), check.missed) == (Outcome.ADMIT, 0, 1), what
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    why = ("not a signed qrgate-status/1 answer", "this gate trusts", "signature does not verify",
+           "signature does not verify")
+    assert len(warned) == 4 and all("no usable answer" in w and y in w for w, y in zip(warned, why)), warned
+
+
+def test_the_box_office_signed_answer_still_supersedes(world: World) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    old_code = alice.code("show7", "9f2")[0]
+    world.resale(alice, bob, 4000)  # nobody publishes the generation to the gate
+    server = BoxOfficeServer(world.office, port=0).start()  # the real box office, over HTTP
+    try:
+        check = online(world, server.url)
+        gate = Decider(world.gate().verifier, world.store, "gate-1", clock=world.clock, ownership=check)
+        refused = gate.decide(old_code, now=world.clock())
+        assert (refused.outcome, refused.reason, check.asked) == (Outcome.REVOKED, Reason.SUPERSEDED, 1)
+        assert world.store.generation("show7", "9f2") == 2
+        assert gate.decide(bob.code("show7", "9f2")[0], now=world.clock()).outcome is Outcome.ADMIT
+        assert world.office.status("show7", "9f2")["boxoffice"]["chain"] == world.office.chain  # type: ignore[index]
+    finally:
+        server.stop()
+
+
+def test_a_signed_answer_for_another_ticket_or_an_old_one_is_refused(world: World) -> None:
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice, "9f2")
+    world.purchase(alice, "a11")
+    world.resale(alice, bob, 4000, "a11")  # a11 is at generation 2, signed by the real box office
+    for_a11 = world.office.status("show7", "a11")
+    assert for_a11["generation"] == 2
+    with answering(lambda path: for_a11) as url:  # served for every ticket asked
+        check = online(world, url)
+        assert check.current("show7", "a11") == 2  # for a11 itself it holds
+        assert (check.current("show7", "9f2"), check.missed) == (None, 1)  # for 9f2 it is refused
+        gate = Decider(world.gate().verifier, world.store, "gate-1", clock=world.clock, ownership=check)
+        assert gate.decide(alice.code("show7", "9f2")[0], now=world.clock()).outcome is Outcome.ADMIT
+        assert (world.store.generation("show7", "9f2"), check.missed) == (0, 2)  # the gate asked, and refused it
+        world.clock.advance(61)  # the same signed answer, a minute later: too old to tell the truth now
+        assert (check.current("show7", "a11"), check.missed) == (None, 3)
+    world.clock.advance(-122)  # and one dated a minute ahead of the gate's clock
+    with answering(lambda path: for_a11) as url:
+        assert online(world, url).current("show7", "a11") is None
 
 
 @settings(max_examples=200, deadline=None)

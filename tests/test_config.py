@@ -42,6 +42,10 @@ def test_file_then_environment_then_options(tmp_path: Path) -> None:
     ("[gate]\nid = 3\n", r"gate\.toml: gate\.id must be a string, not 3"),
     ("[gate\nid = 3\n", r"gate\.toml: not valid TOML"),
     ("gate = 3\n", r"gate\.toml: \[gate\] must be a table"),
+    ('[ownership]\nboxoffice_url = "http://10.0.0.5:8770"\n',  # never an online check that trusts any answer
+     r"gate\.toml: ownership\.boxoffice_url is set but ownership\.boxoffice_id is empty"),
+    ('[ownership]\nboxoffice_url = "http://10.0.0.5:8770"\nboxoffice_id = "Town Hall"\n',
+     r"gate\.toml: ownership\.boxoffice_id must be a box office's chain id \(32 hex digits"),
 ])
 def test_broken_config_names_file_key_and_expectation(tmp_path: Path, toml: str, message: str) -> None:
     (tmp_path / "gate.toml").write_text(toml)

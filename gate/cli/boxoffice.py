@@ -51,7 +51,8 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
     group = sub.add_parser("boxoffice", help="the box office: inventory, sales, resales (docs/ownership.md)",
                            description="The box office: sells tickets and knows who holds each one now.")
     bs = group.add_subparsers(title="box office commands", metavar="ACTION")
-    p = command(bs, common, "init", cmd_init, "create the box office's chain (its identity block)",
+    p = command(bs, common, "init", cmd_init, "create the box office's chain (its identity block); prints its\n"
+                 "chain id: the wallets' --boxoffice-id and the gates' ownership.boxoffice_id",
                  "gate boxoffice init --name 'Town Hall box office'", home=HOME_MADE)
     p.add_argument("--name", default="box office")
     p = command(bs, common, "trust-agent", cmd_trust_agent, "accept payment confirmations from this agent",
@@ -92,7 +93,7 @@ def add_boxoffice(sub: Sub, common: argparse.ArgumentParser) -> None:
         add_out(p)
     p = command(bs, common, "serve", cmd_serve,
                  "the box office as an HTTP JSON service (GET /openapi.json), expiring reservations and holds\n"
-                 "on its own timer, until SIGTERM",
+                 "on its own timer, until SIGTERM; its first line: 'box office CHAIN at URL'",
                  "gate boxoffice serve --port 8770   # then: curl http://127.0.0.1:8770/catalog")
     add_listen(p, 8770)
     p.add_argument("--tick", type=float, default=1.0, metavar="S", help="seconds between expiry checks (default 1)")
@@ -235,7 +236,8 @@ def serve(server: JsonServer, what: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    return serve(boxoffice_server(config, host=args.host, port=args.port, tick=args.tick).start(), "box office")
+    server = boxoffice_server(config, host=args.host, port=args.port, tick=args.tick).start()
+    return serve(server, f"box office {server.office.chain}")  # the chain id: gates' ownership.boxoffice_id
 
 
 def cmd_agent_serve(args: argparse.Namespace, config: Config) -> int:

@@ -40,7 +40,7 @@ from gate.holder import MODE_PAPER, with_terms
 from gate.ownership.block import Block, Message
 from gate.ownership.exc import MalformedBlock, Refused, UnknownChain, WrongChain
 from gate.ownership.party import Party, Received
-from gate.ownership.protocol import APP_PAYMENT, APP_TICKET, Catalog, CodeRequest, Listing
+from gate.ownership.protocol import APP_PAYMENT, APP_TICKET, Catalog, CodeRequest, Listing, sign_status
 from gate.ownership.store import BOXOFFICE_MIGRATIONS, LISTING, Deal, Holding, Inventory, Mailbox, open_db
 from gate.sqlite import Database
 from gate.ticket import Ticket
@@ -109,15 +109,21 @@ class BoxOffice:
         return Catalog(draft.boxoffice, items, draft.at, self.party.sign(draft.signed_part()))
 
     def status(self, event: str, ticket_id: str) -> dict[str, object]:
-        """Who holds a ticket now (the gate's online check); Refused `unknown_ticket` if it is not listed."""
+        """Who holds a ticket now (the gate's online check); Refused `unknown_ticket` if it is not listed.
+
+        Signed with the box office's key, like the catalog (gate.ownership.protocol.sign_status): the signature
+        covers every field, among them its identity block, the ticket, the generation and the time (``at``),
+        so a gate that pinned this box office's chain id takes no answer from anyone else, for another
+        ticket, or from long ago (`verify_status`)."""
         with self.db.transaction() as tx:
             held = Inventory.listing(tx, event, ticket_id)
         if held is None:
             raise Refused("unknown_ticket", f"{event}/{ticket_id} is not listed")
-        item = held.listing
-        return {"event": event, "ticket_id": ticket_id, "seat": item.seat, "state": item.state, "holder": held.holder,
-                "generation": held.generation, "on_hold": bool(held.pending), "valid_from": item.valid_from,
-                "valid_until": item.valid_until, "ended": self.clock() >= item.valid_until}
+        item, now = held.listing, self.clock()
+        answer = {"event": event, "ticket_id": ticket_id, "seat": item.seat, "state": item.state,
+                  "holder": held.holder, "generation": held.generation, "on_hold": bool(held.pending),
+                  "valid_from": item.valid_from, "valid_until": item.valid_until, "ended": now >= item.valid_until}
+        return sign_status(answer, self.party.identity_block, int(now), self.party.sign)
 
     def holders(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT event, ticket_id, seat, state, holder, generation, pending FROM tickets"

@@ -13,7 +13,13 @@ What a caller may rely on:
 * after a box office that did not answer, it does not ask again for `backoff` seconds: the gate
   decides offline meanwhile, at its offline speed (a queue at the door never waits on a dead box office);
 * it can only ever make the gate refuse more: a generation it learns supersedes older codes, it
-  admits nothing on its own.
+  admits nothing on its own;
+* it takes only an answer signed by the box office whose chain id it pinned (`boxoffice`,
+  ``ownership.boxoffice_id``), for the very ticket it asked about, dated within `skew` seconds of the
+  gate's clock (gate.ownership.protocol.verify_status).  Any other answer (unsigned, another box
+  office's key, another ticket's, an old one) is no answer: a warning, then the gate decides without the
+  online check for `backoff` seconds.  So whoever answers on the box office's URL in its place (a
+  spoofed box office, a man in the middle on the venue network) cannot supersede a holder's ticket.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Callable
 
 from gate.ownership.client import BoxOfficeClient
 from gate.ownership.exc import ChainError, Refused
+from gate.ownership.protocol import STATUS_SKEW, verify_status
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +38,16 @@ log = logging.getLogger(__name__)
 class OnlineOwnership:
     """Asks the box office at `url` for a ticket's current generation (see the module docstring)."""
 
-    def __init__(self, url: str, *, timeout: float = 0.5, backoff: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, url: str, *, boxoffice: str, timeout: float = 0.5, backoff: float = 30.0,
+                 skew: float = STATUS_SKEW, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        if not boxoffice:
+            raise ValueError(f"the online check at {url} needs the box office's chain id (ownership.boxoffice_id): "
+                             "without it any answer on that URL would be trusted")
         self.client = BoxOfficeClient(url, timeout=timeout)
+        self.boxoffice = boxoffice
+        self.skew = skew
+        self.wall = wall  # the gate's clock, for the answer's date (`clock` times the back-off)
         self.backoff = backoff
         self.clock = clock
         self.asked = 0  # answers received
@@ -44,13 +58,14 @@ class OnlineOwnership:
         if self.clock() < self._quiet_until:
             return None
         try:
-            status = self.client.status(event, ticket_id)
+            status = verify_status(self.client.status(event, ticket_id), boxoffice=self.boxoffice, event=event,
+                                   ticket_id=ticket_id, now=self.wall(), skew=self.skew)
         except Refused as exc:
             if exc.code == "unknown_ticket":  # not sold by this box office: nothing to learn
                 return None
             self._missed(exc)
             return None
-        except ChainError as exc:  # Unreachable: no answer, or not the box office's JSON
+        except ChainError as exc:  # no answer, not the box office's JSON, or not signed by it for this ticket now
             self._missed(exc)
             return None
         except Exception as exc:  # a bug here must not cost a decision: decide without the online check

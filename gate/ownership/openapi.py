@@ -10,6 +10,10 @@ from typing import Any
 
 MESSAGE = {"$ref": "#/components/schemas/Message"}
 ERROR = {"$ref": "#/components/schemas/Error"}
+STATUS_SIGNED = ("Signed like the catalog: `signature` is Ed25519 (hex) over the canonical JSON of every other "
+                 "field, under the key of the box office's identity block `boxoffice`; `format` is "
+                 "qrgate-status/1 and `at` the answer's time (unix seconds). A gate takes it only from the box "
+                 "office it pinned (`ownership.boxoffice_id`), for the ticket it asked, and within 60 s of its clock.")
 
 
 def _op(summary: str, answer: dict[str, Any], *, body: dict[str, Any] | None = None,
@@ -44,7 +48,7 @@ BOXOFFICE_API: dict[str, Any] = {
                                  "ownership for the buyer, superseded for the holder", MESSAGE, body=MESSAGE)},
         "/payments/notice": {"post": _op("the payment agent's webhook: an amount-free paid_as_invoiced notice -> "
                                          "a settlement (transferred or refund)", MESSAGE, body=MESSAGE)},
-        "/tickets/{event}/{ticket_id}": {"get": _op("who holds a ticket now (the gate's online check)",
+        "/tickets/{event}/{ticket_id}": {"get": _op("who holds a ticket now (the gate's online check), signed",
                                                     {"$ref": "#/components/schemas/Status"},
                                                     params=("event", "ticket_id"), errors=(404,))},
         "/mailbox/{chain}": {
@@ -65,11 +69,13 @@ BOXOFFICE_API: dict[str, Any] = {
                     "properties": {"format": {"const": "qrgate-catalog/1"}, "boxoffice": {"type": "object"},
                                    "at": {"type": "integer"}, "tickets": {"type": "array"},
                                    "signature": {"type": "string"}}},
-        "Status": {"type": "object", "properties": {
-            k: {"type": t} for k, t in (("event", "string"), ("ticket_id", "string"), ("seat", "string"),
-                                        ("state", "string"), ("holder", "string"), ("generation", "integer"),
-                                        ("on_hold", "boolean"), ("valid_from", "integer"),
-                                        ("valid_until", "integer"), ("ended", "boolean"))}},
+        "Status": {"type": "object", "description": STATUS_SIGNED,
+                   "required": ["format", "boxoffice", "event", "ticket_id", "generation", "at", "signature"],
+                   "properties": {k: {"type": t} for k, t in (
+                       ("event", "string"), ("ticket_id", "string"), ("seat", "string"), ("state", "string"),
+                       ("holder", "string"), ("generation", "integer"), ("on_hold", "boolean"),
+                       ("valid_from", "integer"), ("valid_until", "integer"), ("ended", "boolean"),
+                       ("format", "string"), ("boxoffice", "object"), ("at", "integer"), ("signature", "string"))}},
         "Error": {"type": "object", "required": ["error", "message"],
                   "properties": {"error": {"type": "string"}, "message": {"type": "string"},
                                  "reply": MESSAGE}},

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -32,6 +33,8 @@ from gate.ownership.exc import BadSignature, MalformedBlock
 
 APP_TICKET, APP_RESALE, APP_PAYMENT = "qrgate.ticket", "qrgate.resale", "qrgate.payment"
 CATALOG_FORMAT = "qrgate-catalog/1"
+STATUS_FORMAT = "qrgate-status/1"
+STATUS_SKEW = 60.0  # seconds a status answer's `at` may differ from the gate's clock
 
 
 def new_txn() -> str:
@@ -163,3 +166,40 @@ class Catalog:
         if sig is None or isinstance(at, bool) or not isinstance(at, int):
             raise MalformedBlock("catalog: 'at' must be unix seconds and 'signature' hex")
         return cls(Block.from_json(d.get("boxoffice")), tuple(Listing.from_json(x) for x in d["tickets"]), at, sig)
+
+
+def status_signed_part(answer: Json) -> bytes:
+    """What a status answer's signature covers: every field but ``signature`` itself, among them ``format``,
+    the box office's identity block (so its chain id), ``event``, ``ticket_id``, ``generation`` and ``at``."""
+    return canonical({k: v for k, v in answer.items() if k != "signature"})
+
+
+def sign_status(answer: Json, boxoffice: Block, at: int, sign: Callable[[bytes], bytes]) -> Json:
+    """`answer` (a ticket's status) with the box office's identity, the time and the signature added."""
+    draft = {**answer, "format": STATUS_FORMAT, "boxoffice": boxoffice.to_json(), "at": at}
+    return {**draft, "signature": sign(status_signed_part(draft)).hex()}
+
+
+def verify_status(answer: object, *, boxoffice: str, event: str, ticket_id: str, now: float,
+                  skew: float = STATUS_SKEW) -> Json:
+    """A status answer (GET /tickets/{event}/{ticket_id}) if box office `boxoffice` (its pinned chain id) signed
+    it for this very ticket within `skew` seconds of `now`; BadSignature (or MalformedBlock) saying why not."""
+    if not isinstance(answer, dict) or answer.get("format") != STATUS_FORMAT:
+        raise BadSignature(f"not a signed {STATUS_FORMAT} answer")
+    block = Block.from_json(answer.get("boxoffice"))
+    if block.chain != boxoffice:
+        raise BadSignature(f"the answer is box office {block.chain}'s, not the {boxoffice} this gate trusts")
+    key, signature = block.identity().sign, answer.get("signature")
+    try:
+        sig = bytes.fromhex(signature) if isinstance(signature, str) else b""
+    except ValueError:
+        sig = b""
+    if not key or not seal.signed_by(key, status_signed_part(answer), sig):
+        raise BadSignature(f"the answer of box office {boxoffice} is unsigned or its signature does not verify")
+    if (answer.get("event"), answer.get("ticket_id")) != (event, ticket_id):
+        raise BadSignature(f"the answer is for {answer.get('event')}/{answer.get('ticket_id')}, "
+                           f"not {event}/{ticket_id}")
+    at = answer.get("at")
+    if not isinstance(at, int) or isinstance(at, bool) or abs(now - at) > skew:
+        raise BadSignature(f"the answer is dated {at!r}, more than {skew:.0f} s from this gate's clock ({now:.0f})")
+    return answer
