@@ -286,7 +286,7 @@ def load_config(
     if raw:
         raise ConfigError(f"{path}: unknown section or key {sorted(raw)[0]!r}{did_you_mean(sorted(raw)[0], SECTIONS)}")
     config = Config(home=home_path, source=str(path) if (file or path.exists()) else "defaults")
-    _check_boxoffice(sections["ownership"], str(path))
+    _check_boxoffice(sections["ownership"], str(path) if (file or path.exists()) else "config")
     return dataclasses.replace(config, **sections)
 
 
