@@ -274,7 +274,7 @@ def test_a_spoofed_box_office_cannot_supersede_the_holder(world: World, tmp_path
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     why = ("not a signed qrgate-status/1 answer", "this gate trusts", "signature does not verify",
            "signature does not verify")
-    assert len(warned) == 4 and all("no usable answer" in w and y in w for w, y in zip(warned, why)), warned
+    assert len(warned) == 4 and all("no usable answer" in w and y in w for w, y in zip(warned, why, strict=True)), warned
 
 
 def test_the_box_office_signed_answer_still_supersedes(world: World) -> None:
