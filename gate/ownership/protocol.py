@@ -1,4 +1,4 @@
-"""The vocabulary of the flows: applications, block kinds, payload fields, amounts, the catalog.
+"""The vocabulary of the flows: applications, block kinds, payload fields, amounts, the catalog, the signed status.
 
 Applications (each seals with its own key per pair of parties, gate.ownership.seal):
 
