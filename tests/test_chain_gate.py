@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from gate.decide import Decider
 from gate.holder import CODE_PREFIX, SUFFIX_CHARS, Code, HolderTerms, present, split, with_terms
 from gate.keys import IssuerKey, Keyring
 from gate.outcomes import Outcome, Reason
+from gate.ownership.block import canonical
 from gate.ownership.boxoffice import Refused
 from gate.ownership.gatecheck import OnlineOwnership
 from gate.ownership.officeserver import BoxOfficeServer
@@ -252,10 +254,16 @@ def spoofed_answers(world: World, tmp_path: Path) -> dict[str, dict[str, object]
     at = int(world.clock())
     own_key = sign_status({**unsigned, "generation": 9}, impostor.party.identity_block, at, impostor.party.sign)
     borrowed = sign_status({**unsigned, "generation": 9}, world.office.party.identity_block, at, impostor.party.sign)
+    # the real identity with the impostor's signing key put in, still claiming the real chain id
+    real = world.office.party.identity_block
+    stolen = dataclasses.replace(real.identity(), sign=impostor.party.identity_block.identity().sign)
+    forged = sign_status({**unsigned, "generation": 9}, dataclasses.replace(real, body=canonical(stolen.to_json())),
+                         at, impostor.party.sign)
     return {"unsigned (the old answer)": {**unsigned, "generation": 9},
             "an impostor's own key and identity": own_key,
             "the real identity, the impostor's key": borrowed,
-            "the real signed answer, its generation altered": {**genuine, "generation": 9}}
+            "the real signed answer, its generation altered": {**genuine, "generation": 9},
+            "the real chain id over the impostor's key": forged}
 
 
 def test_a_spoofed_box_office_cannot_supersede_the_holder(world: World, tmp_path: Path,
@@ -273,8 +281,8 @@ def test_a_spoofed_box_office_cannot_supersede_the_holder(world: World, tmp_path
             assert (decided.outcome, store.generation("show7", "9f2"), check.missed) == (Outcome.ADMIT, 0, 1), what
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     why = ("not a signed qrgate-status/1 answer", "this gate trusts", "signature does not verify",
-           "signature does not verify")
-    assert len(warned) == 4 and all("no usable answer" in w and y in w for w, y in zip(warned, why, strict=True)), warned
+           "signature does not verify", "but its content is chain")
+    assert len(warned) == 5 and all("no usable answer" in w and y in w for w, y in zip(warned, why, strict=True)), warned
 
 
 def test_the_box_office_signed_answer_still_supersedes(world: World) -> None:
