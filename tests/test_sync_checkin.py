@@ -139,7 +139,7 @@ def test_a_partition_where_tickets_enter_on_both_sides_heals_into_exactly_those_
     assert rows(site.arbiter_db(), "SELECT DISTINCT reason FROM pass_scans WHERE conflict = 1") == [("already_inside",)]
     listed = site.gate_cli("arbiter", "lists", "conflicts", "--json")
     assert listed.returncode == 1, listed.stderr
-    assert {json.loads(line)["scan_id"] for line in listed.stdout.splitlines()} == conflicts
+    assert {json.loads(line)["late_scan_id"] for line in listed.stdout.splitlines()} == conflicts
     # the arbiter's count equals a recount from the scans: a ticket is inside if its last move let through was in
     last: dict[str, str] = {}
     for d in sorted(side_a + side_b + exits, key=lambda d: d["at"]):

@@ -16,7 +16,6 @@ from gate.cli.common import (
     check_home,
     command,
     home_given,
-    iso,
     say,
 )
 from gate.config import Config
@@ -52,7 +51,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="", metavar="WHERE",
                    help="with --arbiter: its store, a SQLite file or a postgresql:// URL (as `gate arbiter --store`)")
     p = command(ls, common, "conflicts", cmd_lists_conflicts,
-                "entries let through offline that the arbiter would have refused (on the arbiter's host; exit 1 if any)",
+                "`gate conflicts --arbiter`, list conflicts only: entries let through offline the arbiter refuses",
                 "gate lists conflicts --json --home /var/lib/qrgate-arbiter", home=HOME_UNUSED)
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.add_argument("--store", default="", metavar="WHERE",
@@ -91,13 +90,11 @@ def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_lists_conflicts(args: argparse.Namespace, config: Config) -> int:
-    rows = _arbiter_rows(config, args, "SELECT scan_id, event, ticket_id, list, list_version, gate_id, at, reason, detail,"
-                                 " arbiter_at, seq FROM pass_scans WHERE conflict = 1 ORDER BY arbiter_at, scan_id")
-    for row in rows:
-        say(json.dumps(row) if args.json else
-            f"{row['event']}/{row['ticket_id']} on {row['list']}: let in at {row['gate_id']} {iso(row['at'])}"  # type: ignore[arg-type]
-            f" while cut off; the arbiter would have refused it: {row['reason']} ({row['detail']})")
-    return EXIT_REJECTED if rows else EXIT_OK
+    """`gate conflicts --arbiter`, its list conflicts only."""
+    from gate.cli.sync import arbiter_conflicts, arbiter_store_found, print_conflicts
+
+    rows = arbiter_conflicts(arbiter_store_found(config, args.store, home_given(args)), doubles=False)
+    return EXIT_REJECTED if print_conflicts(rows, args.json) else EXIT_OK
 
 
 def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
@@ -111,14 +108,6 @@ def _arbiter_inside(config: Config, args: argparse.Namespace) -> dict[str, tuple
     store = _arbiter(config, args)
     try:
         return store.inside()
-    finally:
-        store.close()
-
-
-def _arbiter_rows(config: Config, args: argparse.Namespace, sql: str) -> list[dict[str, object]]:
-    store = _arbiter(config, args)
-    try:
-        return store.rows(sql)
     finally:
         store.close()
 

@@ -14,19 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.dashboard.areas import Areas, Held, Key, moment
-from sync.dashboard.words import REASONS, words
+from sync.dashboard.words import REASONS, conflict_words, words
 from sync.wire import Json, ScanEvent
 
 WINDOW = 60  # minutes of per-minute counts kept (the venue chart)
 SPARK = 30  # minutes in a gate's sparkline
 FEED = 100  # scans in the live feed
 LISTED = 50  # conflicts, revocations and overrides listed
-#: a list conflict's reason code -> how it reads after "entered at GATE" (the gate let the person in offline)
-CONFLICT_WORDS = {"already_inside": "while already inside", "entries_exhausted": "with no entries left",
-                  "area_full": "while the area was full", "already_used": "although already used",
-                  "too_soon": "too soon after its last entry", "revoked": "although the ticket is revoked",
-                  "superseded": "although the ticket was resold or given away",
-                  "not_this_list": "although not on this list", "outside_time_window": "while the list was closed"}
 
 
 class Minutes:
@@ -295,9 +289,7 @@ def list_conflict(item: Json, before: Held | None) -> Json:
     dashboard knows; `late`: the entry the gate let through offline), with `summary` in words."""
     reason, gate = str(item.get("reason", "")), str(item.get("gate", ""))
     first = {"gate": before.gate, "at": before.at} if before is not None and before.gate else None
-    summary = f"entered at {gate} {CONFLICT_WORDS.get(reason, 'although ' + words(reason))}"
-    if first is not None and reason == "already_inside":
-        summary += f" since {first['gate']}"
+    summary = conflict_words(reason, gate, before.gate if first is not None and before is not None else None)
     return {"kind": "list", "event": item["event"], "ticket": item["ticket"], "list": item["list"], "state": "open",
             "reason": reason, "words": words(reason), "summary": summary + " (the gate was offline)",
             "first": first, "late": {"gate": gate, "at": moment(item), "scan": item["scan"]},
