@@ -306,6 +306,13 @@ class Ledger:
         rows = self.store.database.rows("SELECT document FROM checkin_lists WHERE name = ?", (name,))
         return str(rows[0]["document"]) if rows else None
 
+    def adoption(self, name: str) -> dict[str, object] | None:
+        """List `name` as adopted from the stream: its `version`, `document` (JSON, unverified here), the
+        stream's `seq` and `adopted_at` (this gate's clock), if any (`gate lists show`)."""
+        rows = self.store.database.rows("SELECT version, document, seq, adopted_at FROM checkin_lists WHERE name = ?",
+                                        (name,))
+        return rows[0] if rows else None
+
     def outbox_counts(self) -> dict[str, int]:
         with self.store.transaction() as tx:
             return dict(tx.db.execute("SELECT state, count(*) FROM outbox WHERE state != 'done' GROUP BY state"))

@@ -179,7 +179,7 @@ class Model:
 
     def stream_item(self, item: Json) -> None:
         """One item of the arbiter's stream, in sequence order."""
-        kind, key = item["kind"], (item["event"], item["ticket"])
+        kind, key = item["kind"], (item["event"], item.get("ticket", ""))  # a list item names no ticket
         with self._lock:
             if kind == "redemption":
                 self.held[key] = item["scan"]
@@ -203,6 +203,8 @@ class Model:
                     "seq": item["seq"]}
             elif kind == "pass":
                 self._pass(item)
+            elif kind == "list":  # a signed list the arbiter holds: its capacity
+                self.areas.listed(item)
 
     def _pass(self, item: Json) -> None:
         """A ticket's new state on a list: the areas' counts, and a list conflict listed like a double entry."""
