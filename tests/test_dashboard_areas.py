@@ -271,3 +271,13 @@ def test_an_area_shows_its_lists_capacity_and_full_from_the_lists_on_the_stream(
     for i in history.stream_items():
         again.stream_item(i)
     assert areas(again) == [("hall", 2, 2, True), ("stadium", 0, None, False)]
+
+
+def test_a_list_conflict_names_the_earlier_entry_the_arbiter_named_even_one_the_dashboard_never_saw() -> None:
+    item = pass_item(9, "p7", "b-in", inside=True, entries=2, outcome="ALREADY_USED", reason="already_inside",
+                     conflict=True)
+    model = Model()  # its history starts after p7's first entry: only the arbiter knows where that was
+    model.stream_item({**item, "first": {"gate": "a-in", "at": NOW, "scan": "x1"}, "detail": "already inside"})
+    [row] = model.snapshot(NOW)["conflicts"]
+    assert row["summary"] == "entered at b-in while already inside since a-in (the gate was offline)"
+    assert row["first"] == {"gate": "a-in", "at": NOW}

@@ -64,8 +64,9 @@ def test_a_gate_adopts_a_higher_version_from_the_stream_refuses_a_forged_one_and
     assert json.loads(gate_file.read_text())["list"]["version"] == 1, "the gate's file is left as it was"
     shown = site.gate_cli("north", "lists", "show", QRGATE_GATE_LIST=str(gate_file))
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.startswith(f"in use at this gate: pass3 version 2, adopted from the stream (item "), shown.stdout
-    assert f"{gate_file} holds version 1, signed by {site.key.kid}" in shown.stdout
+    assert shown.stdout.startswith(f"in use at this gate: pass3 version 2 signed by {site.key.kid}, adopted from the"
+                                   " stream (item "), shown.stdout
+    assert f"; {gate_file} holds version 1\n" in shown.stdout
     got = north.check(a)
     assert got["outcome"] == "ADMIT" and not got["provisional"], "v2: a second entry"
     assert rows(site.gate_db("north"), "SELECT list_version FROM list_scans WHERE scan_id = ?", got["scan_id"]) == [(2,)]
@@ -205,8 +206,8 @@ def test_gate_lists_show_says_the_version_in_use_where_it_came_from_and_its_sign
     assert before.returncode == 0, before.stderr
     assert {k: v for k, v in json.loads(before.stdout).items() if k in ("version", "source", "signer")} == {
         "version": 1, "source": "file", "signer": issuer.kid}
-    assert gate_cli("lists", "show").stdout.startswith(f"in use at this gate: pass3 version 1, from {gate_file}, "
-                                                       f"signed by {issuer.kid}\n")
+    assert gate_cli("lists", "show").stdout.startswith(f"in use at this gate: pass3 version 1 signed by {issuer.kid},"
+                                                       f" from {gate_file}\n")
 
     other = IssuerKey.new("show7", "ed25519")  # the issuer's new key signs v2
     KeyStore(home / "keys").add_issuer_key(other)
@@ -218,14 +219,15 @@ def test_gate_lists_show_says_the_version_in_use_where_it_came_from_and_its_sign
     assert (after["version"], after["entries"], after["source"], after["signer"], after["file_version"],
             after["adopted_seq"], after["adopted_in_use"]) == (2, 3, "stream", other.kid, 1, 1, True)
     text = gate_cli("lists", "show").stdout
-    assert text.startswith("in use at this gate: pass3 version 2, adopted from the stream (item 1, "), text
-    assert f"{gate_file} holds version 1, signed by {other.kid}" in text
+    assert text.startswith(f"in use at this gate: pass3 version 2 signed by {other.kid}, adopted from the stream"
+                           " (item 1, "), text
+    assert f"; {gate_file} holds version 1\n" in text
     assert "pass3@2 (show7, UTC): every product; 3 entries in total" in text
 
     assert KeyStore(home / "keys").retire(other.kid)  # v2's key retired: the gate falls back to its file
     fallen = gate_cli("lists", "show")
-    assert fallen.stdout.startswith(f"in use at this gate: pass3 version 1, from {gate_file} (version 2 adopted from"
-                                    " the stream is not used"), fallen.stdout
+    assert fallen.stdout.startswith(f"in use at this gate: pass3 version 1 signed by {issuer.kid}, from {gate_file}"
+                                    " (version 2 adopted from the stream is not used"), fallen.stdout
     files = gate_cli("lists", "show", str(gate_file))
     assert files.returncode == 0 and files.stdout.strip().endswith(f"; signed by {issuer.kid}"), files.stdout
     (home / "gate.toml").write_text("")

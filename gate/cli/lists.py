@@ -119,7 +119,7 @@ def _show_served(args: argparse.Namespace, config: Config, keyring: Keyring) -> 
         if adopted is not None:
             where += (f" (version {adopted['version']} adopted from the stream is not used: it no longer verifies or"
                       f" is not higher; see the gate's log)")
-    say(f"in use at this gate: {lst.name} version {lst.version}, {where}, signed by {shown['signer']}")
+    say(f"in use at this gate: {lst.name} version {lst.version} signed by {shown['signer']}, {where}")
     say(describe(lst))
     return EXIT_OK
 

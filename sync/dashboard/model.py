@@ -287,11 +287,16 @@ class Model:
 
 
 def list_conflict(item: Json, before: Held | None) -> Json:
-    """A list conflict's row, shaped like a double entry's (`first`: where the ticket last entered, if the
-    dashboard knows; `late`: the entry the gate let through offline), with `summary` in words."""
+    """A list conflict's row, shaped like a double entry's (`first`: where the ticket last entered, as the
+    arbiter's item says or else as the dashboard saw it; `late`: the entry the gate let through offline),
+    with `summary` in words."""
     reason, gate = str(item.get("reason", "")), str(item.get("gate", ""))
-    first = {"gate": before.gate, "at": before.at} if before is not None and before.gate else None
-    summary = conflict_words(reason, gate, before.gate if first is not None and before is not None else None)
+    said = item.get("first")
+    if isinstance(said, dict) and said.get("gate"):
+        first: Json | None = {"gate": str(said["gate"]), "at": said.get("at")}
+    else:
+        first = {"gate": before.gate, "at": before.at} if before is not None and before.gate else None
+    summary = conflict_words(reason, gate, str(first["gate"]) if first is not None else None)
     return {"kind": "list", "event": item["event"], "ticket": item["ticket"], "list": item["list"], "state": "open",
             "reason": reason, "words": words(reason), "summary": summary + " (the gate was offline)",
             "first": first, "late": {"gate": gate, "at": moment(item), "scan": item["scan"]},
