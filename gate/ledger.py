@@ -1,8 +1,9 @@
 """The gate's side of sync, kept in the gate's own store: claim intents, the outbox, conflicts, the stream.
 
 This module owns the outbox, conflict and stream-position tables of the
-gate's file (migration 2) and the list documents adopted from the stream
-(``checkin_lists``, migration 8: gate/servedlist.py judges them); the redeemed set, revocations, generations and
+gate's file (migration 2), the list documents adopted from the stream
+(``checkin_lists``, migration 8: gate/servedlist.py judges them) and the list conflicts the stream
+reported (``pass_conflicts``, migration 9: every gate's, like ``conflicts``); the redeemed set, revocations, generations and
 the audit log it changes only through `gate.store.StoreTx`, inside the same
 transaction.  It speaks in the gate's own terms (`Scan`, `Ruling`): sync/
 turns those into MQTT payloads and back.
@@ -291,6 +292,8 @@ class Ledger:
             s = item["state"]
             tx.arbiter_pass(event, ticket, item["list"], PassState(s["entries"], s["day"], s["day_entries"],
                                                                    s["inside"], s["last_entry"]), item["scan"])
+            if item.get("conflict"):
+                self._pass_conflict(tx, item)
         elif kind == "conflict":
             f, late = item["first"], item["late"]
             self._conflict(tx, event, ticket, FirstUse(f["gate"], f["at"], f["scan"]),
@@ -303,12 +306,25 @@ class Ledger:
         rows = self.store.database.rows("SELECT document FROM checkin_lists WHERE name = ?", (name,))
         return str(rows[0]["document"]) if rows else None
 
+    def adoption(self, name: str) -> dict[str, object] | None:
+        """List `name` as adopted from the stream: its `version`, `document` (JSON, unverified here), the
+        stream's `seq` and `adopted_at` (this gate's clock), if any (`gate lists show`)."""
+        rows = self.store.database.rows("SELECT version, document, seq, adopted_at FROM checkin_lists WHERE name = ?",
+                                        (name,))
+        return rows[0] if rows else None
+
     def outbox_counts(self) -> dict[str, int]:
         with self.store.transaction() as tx:
             return dict(tx.db.execute("SELECT state, count(*) FROM outbox WHERE state != 'done' GROUP BY state"))
 
     def conflicts(self) -> list[dict[str, object]]:
+        """The double entries this gate knows of (its own late claims that lost, and the stream's)."""
         return self.store.database.rows("SELECT * FROM conflicts ORDER BY recorded_at, late_scan_id")
+
+    def pass_conflicts(self) -> list[dict[str, object]]:
+        """The list conflicts the stream reported (every gate's), in the columns of `conflicts` plus `list`,
+        `reason` and `detail`; `first_*` is None when the arbiter named no earlier entry."""
+        return self.store.database.rows("SELECT * FROM pass_conflicts ORDER BY recorded_at, late_scan_id")
 
     # -- helpers --------------------------------------------------------------------------------------
     def _known(self, tx: StoreTx, scan: Scan) -> Redemption | None:
@@ -365,6 +381,15 @@ class Ledger:
                       (late.scan_id, event, ticket, first.gate_id, first.at, first.scan_id, late.gate_id, late.at,
                        seq, state, self.clock()))
         tx.confirm(event, ticket, late.scan_id, "conflict" if state == "open" else "won", only_local=True)
+
+    def _pass_conflict(self, tx: StoreTx, item: Item) -> None:
+        said = item.get("first")
+        first: Mapping[str, Any] = said if isinstance(said, Mapping) else {}
+        tx.db.execute("INSERT INTO pass_conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)"
+                      " ON CONFLICT (late_scan_id) DO NOTHING",
+                      (item["scan"], item["event"], item["ticket"], item["list"], str(item.get("reason", "")),
+                       str(item.get("detail", "")), first.get("gate"), first.get("at"), first.get("scan"),
+                       str(item.get("gate", "")), float(item.get("at", 0.0)), int(item["seq"]), self.clock()))
 
     @staticmethod
     def _position(tx: StoreTx) -> tuple[str, int]:

@@ -163,4 +163,24 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             adopted_at REAL NOT NULL
         ) WITHOUT ROWID""",
     )),
+    # List conflicts (gate/ledger.py, docs/checkin-lists.md): each late entry the arbiter would have refused, as
+    # its stream says (a `pass` item with `conflict`), beside the single-use `conflicts` for `gate conflicts`.
+    (9, "check-in lists: the list conflicts the stream reported", (
+        """CREATE TABLE pass_conflicts (
+            late_scan_id TEXT PRIMARY KEY,
+            event TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            list TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            first_gate TEXT,
+            first_at REAL,
+            first_scan_id TEXT,
+            late_gate TEXT NOT NULL,
+            late_at REAL NOT NULL,
+            seq INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'open',
+            recorded_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+    )),
 ]

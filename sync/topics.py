@@ -88,7 +88,8 @@ class Topics:
         return f"{self.prefix}/stream"
 
     def conflict(self, event: str) -> str:
-        """One message per double entry, for dashboards (the same item is also on the stream)."""
+        """One message per conflict, double entries and list conflicts (sync.wire.conflict_message; the item is also
+        on the stream)."""
         return f"{self.prefix}/conflict/{check_level(event, 'event')}"
 
     def parse_request(self, topic: str) -> tuple[str, str] | None:

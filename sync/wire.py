@@ -437,6 +437,25 @@ def stream_batch(epoch: str, entries: list[Json]) -> Json:
     return {"v": VERSION, "epoch": epoch, "items": entries}
 
 
+def conflict_message(item: Json) -> Json | None:
+    """The message of a conflict on ``{prefix}/conflict/{event}``, None for an item that is no conflict.
+
+    One shape for both kinds: a double entry (a ``conflict`` item: ``list`` None, ``reason`` "already_used")
+    and a list conflict (a ``pass`` item with ``conflict``: a late entry the arbiter would have refused;
+    ``list`` its name, ``reason`` the refusal's code, ``detail``, ``state`` always "open", ``first`` the
+    ticket's last entry on the list before it, or None).  ``first`` and ``late`` are ``{"gate", "at",
+    "scan"}``; ``seq`` is the stream item's."""
+    if item["kind"] == "conflict":
+        return {"v": VERSION, **item, "list": None, "reason": "already_used"}
+    if item["kind"] != "pass" or not item.get("conflict"):
+        return None
+    return {"v": VERSION, "seq": item["seq"], "kind": "conflict", "state": "open", "event": item["event"],
+            "ticket": item["ticket"], "list": item["list"], "reason": item.get("reason", ""),
+            "detail": item.get("detail", ""), "first": item.get("first"),
+            "late": {"gate": item.get("gate", ""), "at": item.get("at", 0.0), "scan": item["scan"]},
+            "arbiter_at": item.get("arbiter_at")}
+
+
 def catchup_reply(epoch: str, head: int, entries: list[Json], more: bool, at: float) -> Json:
     return {"v": VERSION, "kind": "catchup", "epoch": epoch, "head": head, "at": at, "items": entries,
             "more": more}

@@ -19,7 +19,7 @@ import pytest
 
 from gate.decide import Decision
 from gate.outcomes import Outcome, Reason
-from gate.rules import CheckinList
+from gate.rules import CheckinList, sign
 from gate.sqlite import Database
 from sync.arbiter.store import ArbiterStore
 from sync.dashboard.history import MIGRATIONS, History, HistoryError
@@ -153,8 +153,9 @@ def test_the_history_keeps_the_counts_across_out_of_order_pages_and_a_restart(ar
 
 
 def pass_item(seq: int, ticket: str, gate: str, direction: str = "in", *, inside: bool, entries: int,
-              outcome: str = "ADMIT", reason: str = "", conflict: bool = False, at: float = NOW) -> Json:
-    return {"seq": seq, "kind": "pass", "event": "show7", "ticket": ticket, "list": "stadium", "scan": f"x{seq}",
+              outcome: str = "ADMIT", reason: str = "", conflict: bool = False, at: float = NOW,
+              name: str = "stadium") -> Json:
+    return {"seq": seq, "kind": "pass", "event": "show7", "ticket": ticket, "list": name, "scan": f"x{seq}",
             "gate": gate, "at": at + seq, "direction": direction, "outcome": outcome, "reason": reason,
             "conflict": conflict, "arbiter_at": at + 100 + seq,
             "state": {"entries": entries, "day": "", "day_entries": entries, "inside": inside, "last_entry": at}}
@@ -177,7 +178,8 @@ def test_a_list_conflict_is_listed_like_a_double_entry_with_its_reason_in_words(
     assert p1["first"] == {"gate": "a-in", "at": NOW + 1} and p1["late"]["gate"] == "b-in"
     assert by_ticket["p2"]["summary"] == "entered at b-in while the area was full (the gate was offline)"
     assert snap["capacity"]["double"] == 0  # not a double entry of a single-use ticket
-    assert snap["areas"] == [{"list": "stadium", "inside": 2, "admitted": 3, "tickets": 2, "conflicts": 2}]
+    assert snap["areas"] == [{"list": "stadium", "inside": 2, "admitted": 3, "tickets": 2, "conflicts": 2,
+                             "capacity": None, "full": False}]
 
     history = History.open(tmp_path / "d.db")
     history.apply_stream("e1", items)
@@ -226,8 +228,56 @@ def test_a_pass_item_with_only_the_fields_the_wire_checks_is_counted_not_fatal(t
     model = Model()
     model.stream_item(bare)
     snap = model.snapshot(NOW)
-    assert snap["areas"] == [{"list": "hall", "inside": 1, "admitted": 1, "tickets": 1, "conflicts": 1}]
+    assert snap["areas"] == [{"list": "hall", "inside": 1, "admitted": 1, "tickets": 1, "conflicts": 1,
+                             "capacity": None, "full": False}]
     assert snap["conflicts"][0]["late"] == {"gate": "", "at": 0.0, "scan": "z1"}
     history = History.open(tmp_path / "d.db")
     history.apply_stream("e1", [bare])
     assert history.areas() == {"hall": (1, 1)} and history.ticket("q")[0]["summary"].startswith("LIST CONFLICT")
+
+
+def list_item(seq: int, lst: CheckinList) -> Json:
+    """A `list` item as the arbiter streams it (the signed document; the dashboard does not verify it)."""
+    from gate.keys import IssuerKey
+
+    key = IssuerKey.new("show7", "hmac")
+    return check_item({"seq": seq, "kind": "list", "event": lst.event, "name": lst.name, "version": lst.version,
+                       "doc": sign(lst, key)})
+
+
+def test_an_area_shows_its_lists_capacity_and_full_from_the_lists_on_the_stream(tmp_path: Path) -> None:
+    """The dashboard showed the tickets inside but not the list's capacity (and a list item on the stream
+    stopped its history: it names no ticket)."""
+    hall = CheckinList("hall", "show7", entries=0, capacity=2)
+    items = [list_item(1, hall), list_item(2, CheckinList("stadium", "show7")),
+             pass_item(3, "p1", "a-in", inside=True, entries=1, name="hall")]
+    model = Model()
+    for i in items:
+        model.stream_item(i)
+
+    def areas(m: Model) -> list[tuple[str, int, int | None, bool]]:
+        return [(a["list"], a["inside"], a["capacity"], a["full"]) for a in m.snapshot(NOW)["areas"]]
+    assert areas(model) == [("hall", 1, 2, False), ("stadium", 0, None, False)]
+    model.stream_item(pass_item(4, "p2", "a-in", inside=True, entries=1, name="hall"))
+    assert areas(model) == [("hall", 2, 2, True), ("stadium", 0, None, False)]  # inside >= capacity: full
+    model.stream_item(list_item(5, replace(hall, version=3, capacity=5)))
+    model.stream_item(list_item(6, replace(hall, version=2, capacity=1)))  # an older version: not the arbiter's
+    assert areas(model)[0] == ("hall", 2, 5, False)
+
+    history = History.open(tmp_path / "d.db")  # a restarted dashboard: from its history alone
+    kept, gap = history.apply_stream("e1", [*items, pass_item(4, "p2", "a-in", inside=True, entries=1, name="hall")])
+    assert len(kept) == 4 and not gap
+    again = Model()
+    for i in history.stream_items():
+        again.stream_item(i)
+    assert areas(again) == [("hall", 2, 2, True), ("stadium", 0, None, False)]
+
+
+def test_a_list_conflict_names_the_earlier_entry_the_arbiter_named_even_one_the_dashboard_never_saw() -> None:
+    item = pass_item(9, "p7", "b-in", inside=True, entries=2, outcome="ALREADY_USED", reason="already_inside",
+                     conflict=True)
+    model = Model()  # its history starts after p7's first entry: only the arbiter knows where that was
+    model.stream_item({**item, "first": {"gate": "a-in", "at": NOW, "scan": "x1"}, "detail": "already inside"})
+    [row] = model.snapshot(NOW)["conflicts"]
+    assert row["summary"] == "entered at b-in while already inside since a-in (the gate was offline)"
+    assert row["first"] == {"gate": "a-in", "at": NOW}

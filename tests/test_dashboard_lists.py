@@ -116,3 +116,28 @@ def test_inside_counts_a_list_conflict_and_refusals_in_words(site: Site, page: P
         re.compile("^entered at b-in while already inside since a-in"))
     shot(page, "lists-restarted")
     proxy.close()
+
+
+def test_an_area_with_a_capacity_shows_inside_of_capacity_and_full(site: Site, page: Page) -> None:
+    """The page showed the tickets inside an area but not its list's capacity, nor that it was full."""
+    path = serve(site, CheckinList("hall", "show7", entries=0, capacity=2))
+    site.start_arbiter()
+    dashboard = start_dashboard(site)
+    hall_in, hall_out = list_gate(site, "hall-in", path), list_gate(site, "hall-out", path, "out")
+    login(page, dashboard.url)
+    for g in ("hall-in", "hall-out"):
+        wait_state(page, g, "online")
+    row = page.locator('#areas tr[data-list="hall"]')
+    expect(row.locator(".inside")).to_have_text("0 / 2", timeout=10_000)  # from the list on the stream
+    h1, h2, h3 = site.mint(3, "h")
+    assert [hall_in.check(t)["outcome"] for t in (h1, h2)] == ["ADMIT"] * 2
+    expect(row.locator(".inside")).to_have_text("2 / 2FULL")
+    expect(row).to_have_class(re.compile(r"\bfull\b"))
+    expect(row.locator(".tag.full")).to_be_visible()
+    assert hall_in.check(h3)["reason"] == "area_full"
+    _status, state = dashboard.api("/api/state")
+    assert [(a["list"], a["inside"], a["capacity"], a["full"]) for a in state["areas"]] == [("hall", 2, 2, True)]
+    shot(page, "lists-full")
+    assert hall_out.check(h1)["reason"] == "exit"
+    expect(row.locator(".inside")).to_have_text("1 / 2")
+    expect(row).not_to_have_class(re.compile(r"\bfull\b"))

@@ -124,7 +124,7 @@ NOT_RUN = {
     "readme-two-commands": "fad74ae957cb",
     "readme-boxoffice-server": "d27b277e9e82",
     "readme-at-the-gate": "d8f5046e9235",
-    "readme-arbiter": "06316447c551",
+    "readme-arbiter": "d1473b9278b1",
     "readme-dashboard": "0eacb632159a",
     "readme-wallet-page": "1a6b1a1e2853",
     "readme-server": "6ddb3408ad31",
@@ -132,13 +132,15 @@ NOT_RUN = {
     "readme-pi-unit": "98c6750f0db5",
     "dashboard-start": "1881fad8cff9",
     "dashboard-accounts": "43d00e7e4211",
-    "mqtt-commands": "6b9dbf7fdd62",
+    "mqtt-commands": "d7ceb63574bb",
     "mqtt-watch-all": "8617afffef2c",
     "mqtt-watch-scans": "cdb66e0e1d65",
     "scale-instances": "af502d602229",
     "checkin-mint": "49b941b1d0ee",
-    "checkin-sign": "0a7a1f4113d1",
-    "operations-day-to-day": "70eba97c7d3f",
+    "checkin-sign": "928ded1d156f",
+    "operations-day-to-day": "b633011e7c32",
+    "checkin-conflicts": "30273cbdcb21",
+    "checkin-show": "333156928d7e",
 }
 
 

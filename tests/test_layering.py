@@ -58,7 +58,8 @@ WRITERS = {
 GATE_TABLES = {"redeemed": "gate.store", "audit": "gate.store", "revoked": "gate.store", "generations": "gate.store",
                "passes": "gate.store", "list_scans": "gate.store",
                "outbox": "gate.ledger", "conflicts": "gate.ledger", "sync_state": "gate.ledger",
-               "pass_outbox": "gate.passledger", "checkin_lists": "gate.ledger"}
+               "pass_outbox": "gate.passledger", "checkin_lists": "gate.ledger",
+               "pass_conflicts": "gate.ledger"}
 DML = re.compile(r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)|(?<!DO )UPDATE\s+(\w+)\s+SET|DELETE\s+FROM\s+(\w+)"
                  r"|REPLACE\s+INTO\s+(\w+))", re.I)
 DDL = re.compile(r"^\s*(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|TRIGGER|VIEW|UNIQUE\s+INDEX)", re.I)

@@ -4,11 +4,13 @@ both stores (a real SQLite file, a real PostgreSQL database: tests/test_sync_arb
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 from test_sync_arbiter_store import location
@@ -214,3 +216,50 @@ def test_a_late_entry_reported_as_let_in_is_never_voided(where: str | Path) -> N
     late = one(store, move("f1", "stadium", scan="fact", admitted=True))
     assert one(store, replace(move("f1", "stadium", scan="fact"), void=True)).outcome == late.outcome == "ADMIT"
     assert store.inside() == {"stadium": (1, 1)}
+
+
+def test_gate_conflicts_lists_double_entries_and_list_conflicts_in_one_list_on_the_arbiter_and_the_gate(
+        where: str | Path, gate_cli: Callable[..., CompletedProcess[str]], home: Path) -> None:
+    """`gate conflicts` showed double entries only; a list conflict ("entered at south while already inside
+    since north") was in `gate lists conflicts` and on the dashboard alone, and not on qrgate/conflict/{event}."""
+    from gate.ledger import Ledger
+    from gate.store import Store
+    from sync.wire import Claim, conflict_message
+
+    store = open_arbiter(where)
+    one(store, move("t1", "stadium", "in", "north", at=5.0, scan="in-1"))
+    late = one(store, move("t1", "stadium", "in", "south", at=9.0, scan="late-1", admitted=True))
+    store.apply([Claim("c1", "show7", "d1", "north", 3.0, 0), Claim("c2", "show7", "d1", "south", 4.0, 0, True)])
+    items, _ = store.read_stream(0, 100)
+    store.close()
+    assert late.conflict
+    (item,) = [i for i in items if i.get("conflict")]
+    assert item["first"] == {"gate": "north", "at": 5.0, "scan": "in-1"} and item["detail"]
+    messages = [m for m in map(conflict_message, items) if m is not None]  # what qrgate/conflict/show7 carries
+    assert [(m["kind"], m["list"], m["reason"], m["first"]["gate"], m["late"]["gate"], m["late"]["scan"])
+            for m in messages] == [("conflict", "stadium", "already_inside", "north", "south", "late-1"),
+                                   ("conflict", None, "already_used", "north", "south", "c2")]
+    assert set(messages[0]) == set(messages[1]) | {"detail"}  # one shape
+
+    at_arbiter = gate_cli("conflicts", "--arbiter", "--store", str(where), "--json")
+    assert at_arbiter.returncode == 1, at_arbiter.stderr
+    rows = [json.loads(line) for line in at_arbiter.stdout.splitlines()]
+    assert [(r["kind"], r["list"], r["ticket_id"], r["first_gate"], r["late_gate"], r["late_scan_id"], r["words"])
+            for r in rows] == [
+        ("list", "stadium", "t1", "north", "south", "late-1", "entered at south while already inside since north"),
+        ("double", None, "d1", "north", "south", "c2", "entered at south although already used at north")]
+    text = gate_cli("conflicts", "--arbiter", "--store", str(where)).stdout.splitlines()
+    assert text[0].startswith("show7/t1 open (list stadium): entered at south while already inside since north (")
+    assert text[1].startswith("show7/d1 open (single use): entered at south although already used at north; first")
+    only = gate_cli("lists", "conflicts", "--store", str(where), "--json")
+    assert only.returncode == 1 and [json.loads(line)["late_scan_id"] for line in only.stdout.splitlines()] == [
+        "late-1"]
+
+    with Store.open(home / "gate.db") as gate_store:  # a gate: both kinds reach it on the stream
+        Ledger(gate_store).apply_stream("e1", items)
+    at_gate = gate_cli("conflicts", "--json")
+    assert at_gate.returncode == 1, at_gate.stderr
+    assert sorted((r["kind"], r["list"], r["late_scan_id"], r["first_gate"], r["words"])
+                  for r in map(json.loads, at_gate.stdout.splitlines())) == [
+        ("double", None, "c2", "north", "entered at south although already used at north"),
+        ("list", "stadium", "late-1", "north", "entered at south while already inside since north")]

@@ -139,7 +139,16 @@ def test_a_partition_where_tickets_enter_on_both_sides_heals_into_exactly_those_
     assert rows(site.arbiter_db(), "SELECT DISTINCT reason FROM pass_scans WHERE conflict = 1") == [("already_inside",)]
     listed = site.gate_cli("arbiter", "lists", "conflicts", "--json")
     assert listed.returncode == 1, listed.stderr
-    assert {json.loads(line)["scan_id"] for line in listed.stdout.splitlines()} == conflicts
+    assert {json.loads(line)["late_scan_id"] for line in listed.stdout.splitlines()} == conflicts
+    published = wait_until(lambda: len(watcher.on("qrgate/conflict/show7")) == 2 and watcher.on("qrgate/conflict/show7"),
+                           10, "the list conflicts on the conflict topic")
+    assert {(m["late"]["scan"], m["list"], m["reason"], m["first"]["gate"], m["late"]["gate"]) for m in published} == {
+        (s, "stadium", "already_inside", "a-in", "b-in") for s in conflicts}
+    both = site.gate_cli("arbiter", "conflicts", "--arbiter")  # beside the double entries (none here)
+    assert both.returncode == 1, both.stderr
+    assert sorted(line.split(" (already inside since")[0] for line in both.stdout.splitlines()) == sorted(
+        f"show7/{d['ticket_id']} open (list stadium): entered at b-in while already inside since a-in"
+        for d in (side_b[0], side_b[3])), both.stdout
     # the arbiter's count equals a recount from the scans: a ticket is inside if its last move let through was in
     last: dict[str, str] = {}
     for d in sorted(side_a + side_b + exits, key=lambda d: d["at"]):

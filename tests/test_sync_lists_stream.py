@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import psycopg
 import pytest
@@ -18,7 +20,7 @@ pytest.register_assert_rewrite("sync_fixtures")
 
 from sync_fixtures import Site, Watcher, rows, wait_until  # noqa: E402
 
-from gate.keys import IssuerKey, Keyring  # noqa: E402
+from gate.keys import IssuerKey, Keyring, KeyStore  # noqa: E402
 from gate.rules import CheckinList, RulesError, sign  # noqa: E402
 from gate.servedlist import OlderList, ServedList, choose  # noqa: E402
 from sync import wire  # noqa: E402
@@ -60,6 +62,11 @@ def test_a_gate_adopts_a_higher_version_from_the_stream_refuses_a_forged_one_and
     write(arbiter_lists / "pass3.list.json", sign(V2, site.key))  # the issuer signs v2: only the arbiter gets it
     wait_until(lambda: adopted(site.gate_db("north")) == [("pass3", 2)], 20, "the gate to adopt v2")
     assert json.loads(gate_file.read_text())["list"]["version"] == 1, "the gate's file is left as it was"
+    shown = site.gate_cli("north", "lists", "show", QRGATE_GATE_LIST=str(gate_file))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"in use at this gate: pass3 version 2 signed by {site.key.kid}, adopted from the"
+                                   " stream (item "), shown.stdout
+    assert f"; {gate_file} holds version 1\n" in shown.stdout
     got = north.check(a)
     assert got["outcome"] == "ADMIT" and not got["provisional"], "v2: a second entry"
     assert rows(site.gate_db("north"), "SELECT list_version FROM list_scans WHERE scan_id = ?", got["scan_id"]) == [(2,)]
@@ -185,3 +192,44 @@ def test_a_gate_starts_with_the_adopted_version_only_if_it_still_verifies_and_is
 
 def forged_of(key: IssuerKey, lst: CheckinList) -> dict[str, object]:
     return sign(lst, dataclasses.replace(key, secret=b"\x07" * len(key.secret)))
+
+
+def test_gate_lists_show_says_the_version_in_use_where_it_came_from_and_its_signer(
+        gate_cli: Callable[..., CompletedProcess[str]], home: Path, issuer: IssuerKey) -> None:
+    """`gate lists show` showed a file's rules, not the version the gate had adopted from the stream."""
+    from gate.ledger import Ledger
+    from gate.store import Store
+
+    gate_file = write(home / "pass3.list.json", sign(V1, issuer))
+    (home / "gate.toml").write_text(f'[gate]\nlist = "{gate_file}"\n')
+    before = gate_cli("lists", "show", "--json")
+    assert before.returncode == 0, before.stderr
+    assert {k: v for k, v in json.loads(before.stdout).items() if k in ("version", "source", "signer")} == {
+        "version": 1, "source": "file", "signer": issuer.kid}
+    assert gate_cli("lists", "show").stdout.startswith(f"in use at this gate: pass3 version 1 signed by {issuer.kid},"
+                                                       f" from {gate_file}\n")
+
+    other = IssuerKey.new("show7", "ed25519")  # the issuer's new key signs v2
+    KeyStore(home / "keys").add_issuer_key(other)
+    keyring = KeyStore(home / "keys").keyring()
+    with Store.open(home / "gate.db") as store:
+        Ledger(store, lists=ServedList(V1, keyring)).apply_stream("e1", [
+            {"seq": 1, "kind": "list", "event": "show7", "name": "pass3", "version": 2, "doc": sign(V2, other)}])
+    after = json.loads(gate_cli("lists", "show", "--json").stdout)
+    assert (after["version"], after["entries"], after["source"], after["signer"], after["file_version"],
+            after["adopted_seq"], after["adopted_in_use"]) == (2, 3, "stream", other.kid, 1, 1, True)
+    text = gate_cli("lists", "show").stdout
+    assert text.startswith(f"in use at this gate: pass3 version 2 signed by {other.kid}, adopted from the stream"
+                           " (item 1, "), text
+    assert f"; {gate_file} holds version 1\n" in text
+    assert "pass3@2 (show7, UTC): every product; 3 entries in total" in text
+
+    assert KeyStore(home / "keys").retire(other.kid)  # v2's key retired: the gate falls back to its file
+    fallen = gate_cli("lists", "show")
+    assert fallen.stdout.startswith(f"in use at this gate: pass3 version 1 signed by {issuer.kid}, from {gate_file}"
+                                    " (version 2 adopted from the stream is not used"), fallen.stdout
+    files = gate_cli("lists", "show", str(gate_file))
+    assert files.returncode == 0 and files.stdout.strip().endswith(f"; signed by {issuer.kid}"), files.stdout
+    (home / "gate.toml").write_text("")
+    none = gate_cli("lists", "show")
+    assert none.returncode == 2 and "serves no check-in list (gate.list)" in none.stderr

@@ -41,6 +41,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "transition-answers": wire.parse_pass_answers,
     "pass-stream": wire.parse_stream,
     "list-stream": wire.parse_stream,
+    "conflict-topic": lambda d: wire.text(d, "kind") == "conflict" and wire.text(d, "list"),
 }
 
 
@@ -49,6 +50,21 @@ def test_every_payload_example_in_the_doc_decodes() -> None:
     assert set(found) == set(PARSERS), "docs/mqtt.md and this test disagree on the examples"
     for name, payload in found.items():
         assert PARSERS[name](wire.decode(json.dumps(payload).encode())), name
+
+
+def test_a_list_conflict_on_the_conflict_topic_is_the_docs_example_in_the_shape_of_a_double_entry() -> None:
+    found = examples()
+    topic = found["conflict-topic"]
+    item = {"seq": 14, "kind": "pass", "event": "show7", "ticket": "s1", "list": "stadium", "scan": topic["late"]["scan"],
+            "gate": "b-in", "at": topic["late"]["at"], "direction": "in", "outcome": "ALREADY_USED",
+            "reason": "already_inside", "conflict": True, "detail": topic["detail"], "first": topic["first"],
+            "state": {"entries": 2, "day": "", "day_entries": 2, "inside": True, "last_entry": topic["late"]["at"]},
+            "arbiter_at": topic["arbiter_at"]}
+    assert wire.conflict_message(wire.check_item(item)) == topic
+    double = wire.conflict_message(wire.parse_stream(found["stream"])[1][0])
+    assert double is not None and set(topic) == set(double) | {"detail"}
+    assert (double["list"], double["reason"]) == (None, "already_used")
+    assert wire.conflict_message({**item, "conflict": False}) is None  # a move that is no conflict: not published
 
 
 def test_the_doc_examples_say_what_the_doc_says() -> None:

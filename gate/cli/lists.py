@@ -20,7 +20,8 @@ from gate.cli.common import (
     say,
 )
 from gate.config import Config
-from gate.keys import KeyStore
+from gate.exc import ConfigError
+from gate.keys import Keyring, KeyStore
 from gate.rules import CheckinList, load, sign
 
 if TYPE_CHECKING:
@@ -39,9 +40,11 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder for NAME.list.json (one per list)")
     p.add_argument("--kid", help="issuer key id (default: the newest for the list's event)")
     p = command(ls, common, "show", cmd_lists_show,
-                "verify signed list files against this gate's keyring and show their rules",
-                "gate lists show lists/vip.list.json")
-    p.add_argument("files", nargs="+", type=Path)
+                "the list this gate decides by (version, from its file or adopted from the stream, signer), or "
+                "signed list files, verified against this gate's keyring",
+                "gate lists show   # or: gate lists show lists/vip.list.json")
+    p.add_argument("files", nargs="*", type=Path,
+                   help="signed list files to verify and show (default: the list of gate.list, as this gate uses it)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p = command(ls, common, "inside", cmd_lists_inside,
                 "tickets inside each list's area: this gate's own scans, or (--arbiter) exact across gates",
@@ -52,7 +55,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="", metavar="WHERE",
                    help="with --arbiter: its store, a SQLite file or a postgresql:// URL (as `gate arbiter --store`)")
     p = command(ls, common, "conflicts", cmd_lists_conflicts,
-                "entries let through offline that the arbiter would have refused (on the arbiter's host; exit 1 if any)",
+                "`gate conflicts --arbiter`, list conflicts only: entries let through offline the arbiter refuses",
                 "gate lists conflicts --json --home /var/lib/qrgate-arbiter", home=HOME_UNUSED)
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.add_argument("--store", default="", metavar="WHERE",
@@ -72,10 +75,62 @@ def cmd_lists_sign(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_lists_show(args: argparse.Namespace, config: Config) -> int:
     keyring = KeyStore(config.keys_dir).keyring()
+    if not args.files:
+        return _show_served(args, config, keyring)
     for path in args.files:
         lst = load(path, keyring)
-        say(json.dumps(lst.to_json(), sort_keys=True) if args.json else describe(lst))
+        signer = _signer(path.read_text(encoding="utf-8"))
+        say(json.dumps({**lst.to_json(), "signer": signer}, sort_keys=True) if args.json
+            else f"{describe(lst)}; signed by {signer}")
     return EXIT_OK
+
+
+def _show_served(args: argparse.Namespace, config: Config, keyring: Keyring) -> int:
+    """The list this gate decides by: gate.list's file, or a higher version adopted from the stream (chosen as
+    the gate chooses it: gate/wiring.py served_version), with where it came from and who signed it."""
+    from gate.ledger import Ledger
+    from gate.servedlist import choose
+    from gate.wiring import open_store
+
+    if not config.gate.list:
+        raise ConfigError("this gate serves no check-in list (gate.list): name the signed list files to show")
+    path = config.path(config.gate.list)
+    from_file = load(path, keyring)
+    with open_store(config) as store:
+        adopted = Ledger(store).adoption(from_file.name)
+    stored = str(adopted["document"]) if adopted else None
+    lst = choose(from_file, stored, keyring, f"{config.store_path}: list {from_file.name} adopted from the stream")
+    on_stream = adopted is not None and lst is not from_file
+    shown: dict[str, object] = {
+        **lst.to_json(), "source": "stream" if on_stream else "file", "file": str(path),
+        "file_version": from_file.version, "signer": _signer(stored if on_stream and stored else
+                                                             path.read_text(encoding="utf-8"))}
+    if adopted is not None:
+        shown.update(adopted_version=adopted["version"], adopted_seq=adopted["seq"],
+                     adopted_at=adopted["adopted_at"], adopted_in_use=on_stream)
+    if args.json:
+        say(json.dumps(shown, sort_keys=True))
+        return EXIT_OK
+    if on_stream:
+        where = (f"adopted from the stream (item {shown['adopted_seq']}, {iso(shown['adopted_at'])}); "  # type: ignore[arg-type]
+                 f"{path} holds version {from_file.version}")
+    else:
+        where = f"from {path}"
+        if adopted is not None:
+            where += (f" (version {adopted['version']} adopted from the stream is not used: it no longer verifies or"
+                      f" is not higher; see the gate's log)")
+    say(f"in use at this gate: {lst.name} version {lst.version} signed by {shown['signer']}, {where}")
+    say(describe(lst))
+    return EXIT_OK
+
+
+def _signer(document: str) -> str:
+    """The key id a signed list document names (verified by the caller)."""
+    try:
+        doc = json.loads(document)
+    except ValueError:
+        return "?"
+    return str(doc.get("kid", "?")) if isinstance(doc, dict) else "?"
 
 
 def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
@@ -91,13 +146,11 @@ def cmd_lists_inside(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_lists_conflicts(args: argparse.Namespace, config: Config) -> int:
-    rows = _arbiter_rows(config, args, "SELECT scan_id, event, ticket_id, list, list_version, gate_id, at, reason, detail,"
-                                 " arbiter_at, seq FROM pass_scans WHERE conflict = 1 ORDER BY arbiter_at, scan_id")
-    for row in rows:
-        say(json.dumps(row) if args.json else
-            f"{row['event']}/{row['ticket_id']} on {row['list']}: let in at {row['gate_id']} {iso(row['at'])}"  # type: ignore[arg-type]
-            f" while cut off; the arbiter would have refused it: {row['reason']} ({row['detail']})")
-    return EXIT_REJECTED if rows else EXIT_OK
+    """`gate conflicts --arbiter`, its list conflicts only."""
+    from gate.cli.sync import arbiter_conflicts, arbiter_store_found, print_conflicts
+
+    rows = arbiter_conflicts(arbiter_store_found(config, args.store, home_given(args)), doubles=False)
+    return EXIT_REJECTED if print_conflicts(rows, args.json) else EXIT_OK
 
 
 def _gate_inside(config: Config) -> dict[str, tuple[int, int]]:
@@ -111,14 +164,6 @@ def _arbiter_inside(config: Config, args: argparse.Namespace) -> dict[str, tuple
     store = _arbiter(config, args)
     try:
         return store.inside()
-    finally:
-        store.close()
-
-
-def _arbiter_rows(config: Config, args: argparse.Namespace, sql: str) -> list[dict[str, object]]:
-    store = _arbiter(config, args)
-    try:
-        return store.rows(sql)
     finally:
         store.close()
 

@@ -56,7 +56,7 @@ def add(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true",
                    help="exit 0 when the outbox is empty, 1 if it is not after sync.drain_wait seconds")
     p = command(sub, common, "conflicts", cmd_conflicts,
-                 "double entries: late (offline) admissions of tickets already used elsewhere; exit 1 if any",
+                 "conflicts: double entries and list entries let through offline that the arbiter refuses; exit 1 if any",
                  "gate conflicts --arbiter --json --home /var/lib/qrgate-arbiter   # the arbiter's home",
                  home=HOME_UNUSED)  # --arbiter reads the arbiter's store, wherever that is; the gate's needs its home
     p.add_argument("--arbiter", action="store_true",
@@ -137,23 +137,47 @@ def cmd_conflicts(args: argparse.Namespace, config: Config) -> int:
     named = home_given(args)
     if not args.arbiter:
         check_home(HOME_NEEDED, config, named)
-    rows = _arbiter_conflicts(arbiter_store_found(config, args.store, named)) if args.arbiter \
+    rows = arbiter_conflicts(arbiter_store_found(config, args.store, named)) if args.arbiter \
         else _gate_conflicts(config)
-    rows = [r for r in rows if args.all or r["state"] == "open"]
+    return print_conflicts([r for r in rows if args.all or r["state"] == "open"], args.json)
+
+
+def print_conflicts(rows: list[dict[str, object]], as_json: bool) -> int:
+    """One line (or JSON object) per conflict; exit 1 if any (`gate conflicts`, `gate lists conflicts`)."""
     for row in rows:
-        if args.json:
+        if as_json:
             print(json.dumps(row))
-        else:
-            print(f"{row['event']}/{row['ticket_id']} {row['state']}: first {row['first_gate']} "
-                  f"{iso(row['first_at'])}, again {row['late_gate']} {iso(row['late_at'])}")  # type: ignore[arg-type]
+            continue
+        where = f"list {row['list']}" if row["kind"] == "list" else "single use"
+        first = (f"first {row['first_gate']} {iso(row['first_at'])}, " if row["first_gate"] else "")  # type: ignore[arg-type]
+        detail = f" ({row['detail']})" if row.get("detail") else ""
+        print(f"{row['event']}/{row['ticket_id']} {row['state']} ({where}): {row['words']}{detail}; "
+              f"{first}again {row['late_gate']} {iso(row['late_at'])}")  # type: ignore[arg-type]
     return 1 if rows else 0
+
+
+def conflict_rows(doubles: list[dict[str, object]], lists: list[dict[str, object]],
+                  order: str) -> list[dict[str, object]]:
+    """Both kinds in one list, ordered by `order` (a column of both): each row as its table has it, plus
+    `kind` ("double" or "list"), `list` (None for a double entry), `reason` (a code) and `words` (in words,
+    as the dashboard says it: sync/dashboard/words.py)."""
+    from sync.dashboard.words import conflict_words
+
+    out = [{**r, "kind": "double", "list": None, "reason": "already_used",
+            "words": conflict_words("already_used", str(r["late_gate"]), str(r["first_gate"]), double=True)}
+           for r in doubles]
+    out += [{**r, "kind": "list", "words": conflict_words(str(r["reason"]), str(r["late_gate"]),
+                                                          str(r["first_gate"]) if r["first_gate"] else None)}
+            for r in lists]
+    return sorted(out, key=lambda r: (r[order] or 0, str(r["late_scan_id"])))
 
 
 def _gate_conflicts(config: Config) -> list[dict[str, object]]:
     from gate.ledger import Ledger
 
     with open_store(config) as store:
-        return Ledger(store).conflicts()
+        ledger = Ledger(store)
+        return conflict_rows(ledger.conflicts(), ledger.pass_conflicts(), "recorded_at")
 
 
 def arbiter_store_found(config: Config, store: str, home_given: bool,
@@ -170,12 +194,15 @@ def arbiter_store_found(config: Config, store: str, home_given: bool,
                       "`gate arbiter`) or its store (--store FILE or postgresql://...)")
 
 
-def _arbiter_conflicts(where: str | Path) -> list[dict[str, object]]:
+def arbiter_conflicts(where: str | Path, *, doubles: bool = True) -> list[dict[str, object]]:
+    """The arbiter's conflicts, double entries (unless not `doubles`) and list conflicts, by stream seq."""
+    from sync.arbiter.passes import CONFLICTS
     from sync.arbiter.stores import open_store
 
     store = open_store(where)
     try:
-        return store.rows("SELECT * FROM conflicts ORDER BY seq")
+        return conflict_rows(store.rows("SELECT * FROM conflicts ORDER BY seq") if doubles else [],
+                             store.rows(CONFLICTS), "seq")
     finally:
         store.close()
 

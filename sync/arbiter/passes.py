@@ -22,7 +22,10 @@ as writers, like gate/store.py and gate/ledger.py share the gate's file).  What 
   (the state before it) if nothing moved the ticket since, else the entry it spent is given back; a scan
   id never seen is tombstoned, so a stale copy of its transition never applies.
 * Each applied transition (and each undo) is one stream item (kind ``pass``) with the ticket's new state;
-  every answer carries the ticket's state as the arbiter holds it then.
+  every answer carries the ticket's state as the arbiter holds it then.  A conflict's item also carries
+  `detail` and `first`: the ticket's last entry applied before it (``{"gate", "at", "scan"}``, or None).
+* `CONFLICTS` reads the list conflicts (always ``open``: a fact the gate reported is never undone) in the
+  columns of the single-use `conflicts` table, for `gate conflicts --arbiter`.
 """
 
 from __future__ import annotations
@@ -47,6 +50,18 @@ PRIOR = ("SELECT gate_id, event, ticket_id, list, outcome, reason, detail, seq, 
 #: the time of the ticket's last exit the arbiter let through (voided ones are FAULT; an index of migration 5)
 LAST_EXIT = ("SELECT max(at) FROM pass_scans WHERE event = ? AND ticket_id = ? AND list = ? AND direction = 'out'"
              " AND outcome = 'ADMIT'")
+#: the ticket's last entry applied before stream item `seq` (a conflict's `first`)
+LAST_ENTRY = ("SELECT gate_id, at, scan_id FROM pass_scans WHERE event = ? AND ticket_id = ? AND list = ?"
+              " AND direction = 'in' AND seq IS NOT NULL AND seq < ? AND (outcome = 'ADMIT' OR conflict = 1)"
+              " ORDER BY seq DESC LIMIT 1")
+_FIRST = ("(SELECT f.{0} FROM pass_scans f WHERE f.event = p.event AND f.ticket_id = p.ticket_id AND f.list = p.list"
+          " AND f.direction = 'in' AND f.seq IS NOT NULL AND f.seq < p.seq AND (f.outcome = 'ADMIT' OR f.conflict = 1)"
+          " ORDER BY f.seq DESC LIMIT 1)")
+#: every list conflict, oldest first, in the single-use conflicts' columns (plus list, version, reason, detail)
+CONFLICTS = ("SELECT p.scan_id AS late_scan_id, p.event, p.ticket_id, " + _FIRST.format("scan_id") + " AS first_scan_id, "
+             + _FIRST.format("gate_id") + " AS first_gate, " + _FIRST.format("at") + " AS first_at,"
+             " p.gate_id AS late_gate, p.at AS late_at, p.arbiter_at, p.seq, 'open' AS state, p.list,"
+             " p.list_version, p.reason, p.detail FROM pass_scans p WHERE p.conflict = 1 ORDER BY p.seq, p.scan_id")
 #: what a voided scan id answers, then and ever after
 VOID = (Outcome.FAULT.value, Reason.OFFLINE.value)
 ANY_EVENT = "*"
@@ -98,12 +113,19 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
         if not _swap(db, t.event, t.ticket, t.list, t.scan, nxt, rev):
             return None
         _count(db, lst.name, int(nxt.inside) - int(state.inside), int(nxt.entries > state.entries))
+        said = {"detail": detail, "first": _last_entry(db, t)} if conflict else {}
         seq = emit(kind="pass", event=t.event, ticket=t.ticket, list=t.list, scan=t.scan, gate=t.gate, at=t.at,
                    direction=t.direction, outcome=outcome.value, reason=reason.value, conflict=conflict,
-                   state=state_json(nxt), arbiter_at=now)
+                   state=state_json(nxt), arbiter_at=now, **said)
     undo = json.dumps({"before": state_json(state), "after": state_json(nxt)}) if seq is not None else ""
     _remember(db, t, lst.version, outcome.value, reason.value, detail, conflict, seq, now, undo)
     return PassAnswer(t.scan, outcome.value, reason.value, detail, seq, conflict, state_json(nxt))
+
+
+def _last_entry(db: sqlite3.Connection, t: Transition) -> Json | None:
+    """The ticket's last entry on the list applied so far (this transition is not yet remembered)."""
+    row = db.execute(LAST_ENTRY, (t.event, t.ticket, t.list, 2 ** 62)).fetchone()
+    return {"gate": row[0], "at": row[1], "scan": row[2]} if row else None
 
 
 def _in_time(db: sqlite3.Connection, t: Transition, state: PassState, nxt: PassState) -> PassState:

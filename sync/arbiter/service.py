@@ -316,15 +316,16 @@ class Arbiter:
         for start in range(0, len(stream), STREAM_CHUNK):
             out.append(Outgoing(self.topics.stream, wire.stream_batch(self.store.epoch, stream[start:start + STREAM_CHUNK]),
                                 QOS))
-        for item in stream:
-            if item["kind"] == "conflict":
+        for item in stream:  # double entries and list conflicts, one shape (wire.conflict_message)
+            message = wire.conflict_message(item)
+            if message is not None:
                 try:
                     topic = self.topics.conflict(str(item["event"]))
                 except BadTopicName as exc:  # an event name that is no topic level: the stream carries it anyway
                     self.counters.add("conflicts_not_on_topic")
                     log.warning("conflict %s only on the stream: %s", item["seq"], exc)
                     continue
-                out.append(Outgoing(topic, {"v": wire.VERSION, **item}, QOS))
+                out.append(Outgoing(topic, message, QOS))
 
     def _catch_up(self, out: list[Outgoing], work: Work) -> None:
         try:

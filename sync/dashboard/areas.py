@@ -13,6 +13,10 @@ rely on:
   list conflicts (late entries the arbiter would have refused) among them.
 * `before` says a ticket's state before an item, with the gate and time of its last entry the dashboard
   saw (for a conflict's words: "entered at b-in while already inside since a-in").
+* `listed` takes a `list` stream item (a signed list the arbiter holds): each list's `capacity` is that of
+  the highest version seen (the one the arbiter enforces; the dashboard does not verify the signature, it
+  only shows it), None for a list without one; `full` is true while `inside` >= `capacity`.  A list seen
+  on the stream has a row from then on, 0 inside until a ticket enters.
 """
 
 from __future__ import annotations
@@ -53,6 +57,17 @@ class Areas:
         self.held: dict[Key, Held] = {}
         self.conflicts: dict[str, int] = {}  # list -> conflicts seen
         self._conflict_scans: set[str] = set()
+        self.lists: dict[str, tuple[int, int]] = {}  # list -> (highest version seen, its capacity; 0: none)
+
+    def listed(self, item: Json) -> None:
+        """A `list` item: its capacity, if its version is the highest seen of that list."""
+        doc = item.get("doc")
+        fields = doc.get("list") if isinstance(doc, dict) else None
+        capacity = fields.get("capacity", 0) if isinstance(fields, dict) else 0
+        capacity = capacity if isinstance(capacity, int) and not isinstance(capacity, bool) and capacity > 0 else 0
+        name, version = str(item["name"]), int(item["version"])
+        if version > self.lists.get(name, (0, 0))[0]:
+            self.lists[name] = (version, capacity)
 
     def apply(self, item: Json) -> bool:
         """Fold one `pass` item; False (and no change) if an item at or above its sequence number was already
@@ -87,16 +102,25 @@ class Areas:
         self.held.clear()
         self.conflicts.clear()
         self._conflict_scans.clear()
+        self.lists.clear()
 
     def counts(self) -> list[Json]:
-        """Per list, by name: {"list", "inside", "admitted", "tickets", "conflicts"}."""
+        """Per list, by name: {"list", "inside", "admitted", "tickets", "conflicts", "capacity", "full"}."""
         out: dict[str, Json] = {}
+
+        def row(name: str) -> Json:
+            return out.setdefault(name, {"list": name, "inside": 0, "admitted": 0, "tickets": 0, "conflicts": 0})
         for (_event, _ticket, name), held in self.held.items():
-            row = out.setdefault(name, {"list": name, "inside": 0, "admitted": 0, "tickets": 0, "conflicts": 0})
-            row["inside"] += int(held.inside)
-            row["admitted"] += held.entries
-            row["tickets"] += 1
+            r = row(name)
+            r["inside"] += int(held.inside)
+            r["admitted"] += held.entries
+            r["tickets"] += 1
         for name, n in self.conflicts.items():
-            out.setdefault(name, {"list": name, "inside": 0, "admitted": 0, "tickets": 0, "conflicts": 0})
-            out[name]["conflicts"] = n
+            row(name)["conflicts"] = n
+        for name in self.lists:
+            row(name)
+        for name, r in out.items():
+            capacity = self.lists.get(name, (0, 0))[1]
+            r["capacity"] = capacity or None
+            r["full"] = bool(capacity) and r["inside"] >= capacity
         return [out[name] for name in sorted(out)]

@@ -117,7 +117,8 @@ class History:
                 return [], True
             kept, gap = in_sequence(items, seq)
             db.executemany("INSERT INTO stream VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                           [(epoch, i["seq"], i["kind"], i["event"], i["ticket"], json.dumps(i)) for i in kept])
+                           [(epoch, i["seq"], i["kind"], i["event"], i.get("ticket", ""), json.dumps(i))  # a list: none
+                            for i in kept])
             self._keep_passes(db, [dict(i) for i in kept if i["kind"] == "pass"])
             if kept or not stored:
                 self._save_position(db, epoch, int(kept[-1]["seq"]) if kept else seq)

@@ -14,19 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.dashboard.areas import Areas, Held, Key, moment
-from sync.dashboard.words import REASONS, words
+from sync.dashboard.words import REASONS, conflict_words, words
 from sync.wire import Json, ScanEvent
 
 WINDOW = 60  # minutes of per-minute counts kept (the venue chart)
 SPARK = 30  # minutes in a gate's sparkline
 FEED = 100  # scans in the live feed
 LISTED = 50  # conflicts, revocations and overrides listed
-#: a list conflict's reason code -> how it reads after "entered at GATE" (the gate let the person in offline)
-CONFLICT_WORDS = {"already_inside": "while already inside", "entries_exhausted": "with no entries left",
-                  "area_full": "while the area was full", "already_used": "although already used",
-                  "too_soon": "too soon after its last entry", "revoked": "although the ticket is revoked",
-                  "superseded": "although the ticket was resold or given away",
-                  "not_this_list": "although not on this list", "outside_time_window": "while the list was closed"}
 
 
 class Minutes:
@@ -185,7 +179,7 @@ class Model:
 
     def stream_item(self, item: Json) -> None:
         """One item of the arbiter's stream, in sequence order."""
-        kind, key = item["kind"], (item["event"], item["ticket"])
+        kind, key = item["kind"], (item["event"], item.get("ticket", ""))  # a list item names no ticket
         with self._lock:
             if kind == "redemption":
                 self.held[key] = item["scan"]
@@ -209,6 +203,8 @@ class Model:
                     "seq": item["seq"]}
             elif kind == "pass":
                 self._pass(item)
+            elif kind == "list":  # a signed list the arbiter holds: its capacity
+                self.areas.listed(item)
 
     def _pass(self, item: Json) -> None:
         """A ticket's new state on a list: the areas' counts, and a list conflict listed like a double entry."""
@@ -291,13 +287,16 @@ class Model:
 
 
 def list_conflict(item: Json, before: Held | None) -> Json:
-    """A list conflict's row, shaped like a double entry's (`first`: where the ticket last entered, if the
-    dashboard knows; `late`: the entry the gate let through offline), with `summary` in words."""
+    """A list conflict's row, shaped like a double entry's (`first`: where the ticket last entered, as the
+    arbiter's item says or else as the dashboard saw it; `late`: the entry the gate let through offline),
+    with `summary` in words."""
     reason, gate = str(item.get("reason", "")), str(item.get("gate", ""))
-    first = {"gate": before.gate, "at": before.at} if before is not None and before.gate else None
-    summary = f"entered at {gate} {CONFLICT_WORDS.get(reason, 'although ' + words(reason))}"
-    if first is not None and reason == "already_inside":
-        summary += f" since {first['gate']}"
+    said = item.get("first")
+    if isinstance(said, dict) and said.get("gate"):
+        first: Json | None = {"gate": str(said["gate"]), "at": said.get("at")}
+    else:
+        first = {"gate": before.gate, "at": before.at} if before is not None and before.gate else None
+    summary = conflict_words(reason, gate, str(first["gate"]) if first is not None else None)
     return {"kind": "list", "event": item["event"], "ticket": item["ticket"], "list": item["list"], "state": "open",
             "reason": reason, "words": words(reason), "summary": summary + " (the gate was offline)",
             "first": first, "late": {"gate": gate, "at": moment(item), "scan": item["scan"]},

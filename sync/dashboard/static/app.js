@@ -169,8 +169,12 @@ function renderCapacity(s) {
 
 function renderAreas(areas) {
   $("areas-box").hidden = !areas.length;
-  $("areas").replaceChildren(...areas.map((a) => el("tr", {"data-list": a.list, class: a.conflicts ? "has-conflicts" : null},
-    el("td", {}, a.list), el("td", {class: "inside"}, a.inside.toLocaleString()),
+  $("areas").replaceChildren(...areas.map((a) => el("tr", {"data-list": a.list,
+      class: [a.conflicts ? "has-conflicts" : "", a.full ? "full" : ""].filter(Boolean).join(" ") || null},
+    el("td", {}, a.list),
+    el("td", {class: "inside"}, a.inside.toLocaleString(),
+      ...(a.capacity ? [el("span", {class: "capacity"}, ` / ${a.capacity.toLocaleString()}`)] : []),
+      ...(a.full ? [el("span", {class: "tag full"}, "FULL")] : [])),
     el("td", {class: "admitted"}, a.admitted.toLocaleString()), el("td", {class: "conflicts"}, a.conflicts))));
 }
 
