@@ -2,7 +2,8 @@
 
 `Theatre` sets a box office and a FAKE agent up with the real command (keys, identities, listings),
 starts both services on free loopback ports and gives wallets (files under tmp_path) that talk to
-them over HTTP (gate.ownership.online.OnlineWallet).
+them over HTTP (gate.ownership.online.OnlineWallet), or (`pages`) holders made with the real
+`gate wallet` commands, each serving its wallet page (`gate wallet serve`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Theatre:
     office: Service | None = None
     agent: Service | None = None
     wallets: dict[str, OnlineWallet] = field(default_factory=dict)
+    served: list[Service] = field(default_factory=list)  # `gate wallet serve` processes (`pages`)
     chain: str = ""
     restarts: int = 0
     env: dict[str, str] = field(default_factory=dict)  # for the box office's commands (keys dir, broker)
@@ -132,8 +134,26 @@ class Theatre:
         self.wallets[name] = w
         return w
 
+    def pages(self, *names: str) -> dict[str, Service]:
+        """Holders made as a person would: `gate wallet new`, `connect` and `identity` in home root/NAME, each
+        trusting the others' identity files, then `gate wallet serve` for each; name -> its page process,
+        whose `url` is the address it printed (with the session key)."""
+        assert self.office is not None and self.agent is not None
+        for name in names:
+            run_gate(self.root, name, "wallet", "new", "--name", name)
+            run_gate(self.root, name, "wallet", "connect", self.office.url, "--boxoffice-id", self.chain, "--agent",
+                     self.agent.url)
+            run_gate(self.root, name, "wallet", "identity", "--out", f"{name}.id.json")
+        for name in names:
+            for other in names:
+                if other != name:
+                    run_gate(self.root, name, "wallet", "trust", f"{other}.id.json")
+        started = {name: Service(self.root, name, "wallet", "serve", "--port", "0") for name in names}
+        self.served += started.values()
+        return started
+
     def stop(self) -> None:
-        for service in (self.agent, self.office):
+        for service in (*self.served, self.agent, self.office):
             if service is not None:
                 service.stop()
 
