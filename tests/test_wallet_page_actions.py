@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Locator, Page
 JARGON = ("generation", "slot", "chain", "txn", "back-step", "traceback", "error:", "{", "null", "undefined",
           "not_", "_")
 SOON = 10  # seconds: the "late" ticket's event is over this long after the listing
-WAIT = 15_000  # ms for anything a click starts (the page reads its mailbox every 2 s)
+WAIT = 15_000  # ms for anything a click starts (the page reads its mailbox every 3 s)
 
 Phone = Callable[..., Page]
 

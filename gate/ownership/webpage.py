@@ -418,6 +418,6 @@ const asking = button("Ask", () => {
   return api("ask", {event, ticket, seller: document.getElementById("ask-who").value});
 });
 asking.id = "ask"; document.getElementById("ask").replaceWith(asking);
-load(true).then(() => { setInterval(tick, 250); tick(); setInterval(() => load(false), 2000); });
+load(true).then(() => { setInterval(tick, 250); tick(); setInterval(() => { if (!document.hidden) load(false); }, 3000); });
 </script></body></html>
 """
