@@ -14,11 +14,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import gate_env
 
+from gate.ownership.block import Message
 from gate.ownership.client import AgentClient, BoxOfficeClient
 from gate.ownership.online import OnlineWallet
 from gate.ownership.wallet import Wallet
@@ -136,18 +138,27 @@ class Theatre:
 
     def pages(self, *names: str) -> dict[str, Service]:
         """Holders made as a person would: `gate wallet new`, `connect` and `identity` in home root/NAME, each
-        trusting the others' identity files, then `gate wallet serve` for each; name -> its page process,
-        whose `url` is the address it printed (with the session key)."""
+        trusting the others' identities (`gate wallet trust`, one file of them all), then `gate wallet serve`
+        for each; name -> its page process, whose `url` is the address it printed (with the session key).
+        The holders' commands run side by side (each in its own home)."""
         assert self.office is not None and self.agent is not None
-        for name in names:
+        office, agent = self.office.url, self.agent.url
+
+        def make(name: str) -> None:
             run_gate(self.root, name, "wallet", "new", "--name", name)
-            run_gate(self.root, name, "wallet", "connect", self.office.url, "--boxoffice-id", self.chain, "--agent",
-                     self.agent.url)
+            run_gate(self.root, name, "wallet", "connect", office, "--boxoffice-id", self.chain, "--agent", agent)
             run_gate(self.root, name, "wallet", "identity", "--out", f"{name}.id.json")
-        for name in names:
-            for other in names:
-                if other != name:
-                    run_gate(self.root, name, "wallet", "trust", f"{other}.id.json")
+
+        def know_the_others(name: str) -> None:
+            others = [b for other in names if other != name
+                      for b in Message.loads((self.root / f"{other}.id.json").read_text()).blocks]
+            (self.root / f"{name}.others.json").write_text(Message(tuple(others)).dumps())
+            run_gate(self.root, name, "wallet", "trust", f"{name}.others.json")
+
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(make, names))
+            if len(names) > 1:
+                list(pool.map(know_the_others, names))
         started = {name: Service(self.root, name, "wallet", "serve", "--port", "0") for name in names}
         self.served += started.values()
         return started

@@ -175,7 +175,7 @@ def asleep(page: Page) -> None:
 
 
 def test_a_ticket_given_away_already_cannot_be_sold_or_given_again(hall: Theatre, phone: Phone) -> None:
-    pages = hall.pages("alice", "bob")
+    pages = hall.pages("alice", "bob", "carol")
     alice_phone, bob = phone(pages["alice"]), phone(pages["bob"])
     buy(alice_phone, "S-9f2")
     ask(bob, "alice", "S-9f2")
@@ -199,7 +199,13 @@ def test_a_ticket_given_away_already_cannot_be_sold_or_given_again(hall: Theatre
     my_ticket(tablet, "S-9f2").locator("button", has_text="Give away").click()
     said(tablet, "You have already sold or given away this ticket")
     laptop.locator("#past .card").filter(has_text="Given to bob.").wait_for(timeout=WAIT)  # redrawn after the click
-    for page in tabs:
+    carol = phone(pages["carol"])  # Carol, too late, asks Alice for it
+    carol.locator("#askbox").wait_for(state="visible", timeout=WAIT)
+    carol.locator("#ask-who").select_option(label="alice")
+    carol.locator("#ask-ticket").select_option(label="Hamlet · Town Hall · Seat S-9f2")
+    carol.locator("#ask").click()
+    assert said(carol, "That person") == "That person does not hold this ticket (any more)."
+    for page in (*tabs, carol):
         plain(page.locator("body").inner_text())
     assert hall.bo.status(EVENT, "9f2")["state"] == "sold"
     assert bob.locator("#shop .bill").count() == 0
