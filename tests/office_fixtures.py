@@ -155,13 +155,16 @@ class Theatre:
             (self.root / f"{name}.others.json").write_text(Message(tuple(others)).dumps())
             run_gate(self.root, name, "wallet", "trust", f"{name}.others.json")
 
+        def serve(name: str) -> Service:
+            page = Service(self.root, name, "wallet", "serve", "--port", "0")
+            self.served.append(page)
+            return page
+
         with ThreadPoolExecutor(len(names)) as pool:
             list(pool.map(make, names))
             if len(names) > 1:
                 list(pool.map(know_the_others, names))
-        started = {name: Service(self.root, name, "wallet", "serve", "--port", "0") for name in names}
-        self.served += started.values()
-        return started
+            return dict(zip(names, pool.map(serve, names), strict=True))
 
     def stop(self) -> None:
         for service in (*self.served, self.agent, self.office):
