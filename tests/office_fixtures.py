@@ -2,7 +2,8 @@
 
 `Theatre` sets a box office and a FAKE agent up with the real command (keys, identities, listings),
 starts both services on free loopback ports and gives wallets (files under tmp_path) that talk to
-them over HTTP (gate.ownership.online.OnlineWallet).
+them over HTTP (gate.ownership.online.OnlineWallet), or (`pages`) holders made with the real
+`gate wallet` commands, each serving its wallet page (`gate wallet serve`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import gate_env
 
+from gate.ownership.block import Message
 from gate.ownership.client import AgentClient, BoxOfficeClient
 from gate.ownership.online import OnlineWallet
 from gate.ownership.wallet import Wallet
@@ -67,6 +70,7 @@ class Theatre:
     office: Service | None = None
     agent: Service | None = None
     wallets: dict[str, OnlineWallet] = field(default_factory=dict)
+    served: list[Service] = field(default_factory=list)  # `gate wallet serve` processes (`pages`)
     chain: str = ""
     restarts: int = 0
     env: dict[str, str] = field(default_factory=dict)  # for the box office's commands (keys dir, broker)
@@ -132,8 +136,38 @@ class Theatre:
         self.wallets[name] = w
         return w
 
+    def pages(self, *names: str) -> dict[str, Service]:
+        """Holders made as a person would: `gate wallet new`, `connect` and `identity` in home root/NAME, each
+        trusting the others' identities (`gate wallet trust`, one file of them all), then `gate wallet serve`
+        for each; name -> its page process, whose `url` is the address it printed (with the session key).
+        The holders' commands run side by side (each in its own home)."""
+        assert self.office is not None and self.agent is not None
+        office, agent = self.office.url, self.agent.url
+
+        def make(name: str) -> None:
+            run_gate(self.root, name, "wallet", "new", "--name", name)
+            run_gate(self.root, name, "wallet", "connect", office, "--boxoffice-id", self.chain, "--agent", agent)
+            run_gate(self.root, name, "wallet", "identity", "--out", f"{name}.id.json")
+
+        def know_the_others(name: str) -> None:
+            others = [b for other in names if other != name
+                      for b in Message.loads((self.root / f"{other}.id.json").read_text()).blocks]
+            (self.root / f"{name}.others.json").write_text(Message(tuple(others)).dumps())
+            run_gate(self.root, name, "wallet", "trust", f"{name}.others.json")
+
+        def serve(name: str) -> Service:
+            page = Service(self.root, name, "wallet", "serve", "--port", "0")
+            self.served.append(page)
+            return page
+
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(make, names))
+            if len(names) > 1:
+                list(pool.map(know_the_others, names))
+            return dict(zip(names, pool.map(serve, names), strict=True))
+
     def stop(self) -> None:
-        for service in (self.agent, self.office):
+        for service in (*self.served, self.agent, self.office):
             if service is not None:
                 service.stop()
 

@@ -133,9 +133,13 @@ class OnlineWallet:
 
     def open_requests(self) -> list[tuple[str, str]]:
         """(event, ticket id) of every request waiting for an answer from this wallet."""
+        return sorted({(event, ticket_id) for event, ticket_id, _asker in self.open_asks()})
+
+    def open_asks(self) -> list[tuple[str, str, str]]:
+        """(event, ticket id, the asking wallet's chain) of every request waiting for an answer, oldest first."""
         answered = {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "seller"}
         asks = [b for m in self.requests() for b in m.blocks if b.to == self.chain and b.kind == "resale_request"]
-        return sorted({self.wallet.about(b) for b in asks if b.txn not in answered})
+        return [(*self.wallet.about(b), b.chain) for b in asks if b.txn not in answered]
 
     def open_bills(self) -> list[tuple[str, str]]:
         """(event, ticket id) of every invoice waiting to be paid."""

@@ -210,6 +210,49 @@ class Wallet:
                             " FROM catalog WHERE state = 'available' AND valid_until > ? ORDER BY valid_from, event,"
                             " ticket_id", (now,))
 
+    def given_up(self) -> list[dict[str, object]]:
+        """The tickets this wallet held and holds no longer, with the catalog's words and how each went: ``how``
+        is ``sold`` or ``given`` (its newest answer as seller) or '' (none known), with ``amount``, ``currency``
+        and ``to`` (the other wallet's name, '' if unknown)."""
+        gone = self.db.rows("SELECT t.event, t.ticket_id, coalesce(c.title, '') AS title, coalesce(c.venue, '') AS venue,"
+                            " coalesce(c.seat, '') AS seat, c.valid_from, c.valid_until FROM tickets t LEFT JOIN catalog c"
+                            " USING (event, ticket_id) WHERE t.state = 'gone' ORDER BY c.valid_from, t.event, t.ticket_id")
+        answers: dict[tuple[object, object], dict[str, object]] = {}
+        for d in self.db.rows("SELECT d.event, d.ticket_id, d.amount, d.currency, d.state, coalesce(p.identity, '')"
+                              " AS identity FROM deals d LEFT JOIN parties p ON p.chain = d.other"
+                              " WHERE d.role = 'seller' AND d.state != 'timeout' ORDER BY d.updated"):
+            name = json.loads(str(d["identity"])).get("name", "") if d["identity"] else ""
+            answers[(d["event"], d["ticket_id"])] = {"how": "sold" if d["amount"] else "given", "amount": d["amount"],
+                                                     "currency": d["currency"], "to": name}
+        return [{**row, **answers.get((row["event"], row["ticket_id"]),
+                                      {"how": "", "amount": 0, "currency": "", "to": ""})} for row in gone]
+
+    def people(self) -> list[dict[str, str]]:
+        """The other wallets this one knows (from their identity files): ``{chain, name}``, by name."""
+        rows = self.db.rows("SELECT chain, identity FROM parties WHERE role = 'wallet' AND chain != ?", (self.chain,))
+        return sorted(({"chain": str(r["chain"]), "name": str(json.loads(str(r["identity"])).get("name", ""))}
+                       for r in rows), key=lambda p: (p["name"], p["chain"]))
+
+    def owed(self) -> list[dict[str, object]]:
+        """The deals this wallet was billed for and has not paid: event, ticket_id, amount, currency, ``to`` (the
+        seller's name; '' for the box office)."""
+        rows = self.db.rows("SELECT d.event, d.ticket_id, d.amount, d.currency, coalesce(p.identity, '') AS identity"
+                            " FROM deals d LEFT JOIN parties p ON p.chain = d.other AND p.role = 'wallet'"
+                            " WHERE d.role = 'buyer' AND d.state = 'billed' ORDER BY d.updated")
+        return [{"event": r["event"], "ticket_id": r["ticket_id"], "amount": r["amount"], "currency": r["currency"],
+                 "to": json.loads(str(r["identity"])).get("name", "") if r["identity"] else ""} for r in rows]
+
+    def listed(self, event: str, ticket_id: str) -> dict[str, object] | None:
+        """What the trusted catalog says of one ticket (title, venue, seat, state, window), or None."""
+        rows = self.db.rows("SELECT event, ticket_id, title, venue, seat, state, valid_from, valid_until FROM catalog"
+                            " WHERE event = ? AND ticket_id = ?", (event, ticket_id))
+        return rows[0] if rows else None
+
+    def catalog_sold(self, now: float) -> list[dict[str, object]]:
+        """The trusted catalogs' tickets someone holds (not on sale) and not yet over: a holder may be asked."""
+        return self.db.rows("SELECT event, ticket_id FROM catalog WHERE state = 'sold' AND valid_until > ?"
+                            " ORDER BY valid_from, event, ticket_id", (now,))
+
     def tickets(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT event, ticket_id, generation, state, txn FROM tickets ORDER BY event, ticket_id")
 
