@@ -14,7 +14,7 @@ from gate.ownership.block import Message
 from gate.ownership.client import AgentClient, BoxOfficeClient
 from gate.ownership.exc import ChainError, ChainStoreError, Refused
 from gate.ownership.party import Received
-from gate.ownership.payment import PaymentProvider
+from gate.ownership.payment import Checkout
 from gate.ownership.store import Service
 from gate.ownership.wallet import Wallet
 
@@ -22,7 +22,7 @@ from gate.ownership.wallet import Wallet
 class OnlineWallet:
     """`wallet` with its box office and payment agent."""
 
-    def __init__(self, wallet: Wallet, office: BoxOfficeClient, agent: PaymentProvider, boxoffice: str = "") -> None:
+    def __init__(self, wallet: Wallet, office: BoxOfficeClient, agent: Checkout, boxoffice: str = "") -> None:
         self.wallet = wallet
         self.office = office
         self.agent = agent
