@@ -143,9 +143,12 @@ def kinds(blocks: list[Block] | tuple[Block, ...]) -> list[str]:
 
 
 def test_a_charge_sent_twice_gets_the_same_answer_and_is_taken_once(provider: Provider) -> None:
-    _alice, bob, invoice, payment = resale(provider)
+    alice, bob, _invoice, payment = resale(provider)
     txn = payment.blocks[-1].txn
-    second = bob.charge(invoice)  # Bob pays the same bill again (another payment block, the same transaction)
+    agent = provider.checkout.identity_block.chain
+    second = Message((*payment.identities(), *[b for b in payment.blocks if b.kind == "intent"],
+                      *by_hand(provider.world, bob, agent, txn, "payment", amount=PRICE, currency="EUR",
+                               payee=alice.chain).blocks[1:]))  # another payment block, the same transaction
     first = provider.checkout.charge(payment)
     again = provider.checkout.charge(payment)  # a lost answer: the very same request sent again
     assert first.dumps() == again.dumps() and kinds(first.blocks) == ["payment_receipt"]
