@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # each of these pulls in what its part needs (paho, OpenCV, .
     from gate.ownership.agentserver import AgentServer
     from gate.ownership.boxoffice import BoxOffice
     from gate.ownership.officeserver import BoxOfficeServer
-    from gate.ownership.payment import FakePaymentAgent
+    from gate.ownership.payment import FakePaymentAgent, PaymentProvider
     from gate.ownership.wallet import Wallet
     from gate.rules import CheckinList
     from gate.servedlist import ServedList
@@ -513,14 +513,19 @@ def generation_publisher(config: Config) -> Callable[[list[tuple[str, str, int, 
 
 
 def fake_agent_server(home: Path, boxoffice_url: str, *, host: str, port: int) -> AgentServer:
-    """`gate fake-agent serve`: the FAKE agent's HTTP service, working for the box office at `boxoffice_url`.
+    """`gate fake-agent serve`: the FAKE agent's HTTP service, working for the box office at `boxoffice_url`."""
+    return agent_server(open_fake_agent(home), boxoffice_url, host=host, port=port)
+
+
+def agent_server(provider: PaymentProvider, boxoffice_url: str, *, host: str, port: int) -> AgentServer:
+    """Any payment provider's HTTP service (gate.ownership.agentserver), working for the box office at
+    `boxoffice_url`: the place a real provider's adapter slots in.
 
     It fetches the box office's signed catalog once to learn (and check) the box office's identity.
     """
     from gate.ownership.agentserver import AgentServer
     from gate.ownership.client import BoxOfficeClient
 
-    agent = open_fake_agent(home)
     office = BoxOfficeClient(boxoffice_url)
-    chain = agent.trust_boxoffice(office.catalog().boxoffice)
-    return AgentServer(agent, office, chain, host=host, port=port)  # CannotListen names the address and why
+    chain = provider.trust_boxoffice(office.catalog().boxoffice)
+    return AgentServer(provider, office, chain, host=host, port=port)  # CannotListen names the address and why

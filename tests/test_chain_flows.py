@@ -196,6 +196,33 @@ def test_a_buyer_who_paid_gets_the_ticket_though_the_seller_never_releases(world
     assert twice.value.code == "already_paid"
 
 
+def test_an_answer_or_payment_under_way_is_sent_again_the_same_and_counts_once(world: World) -> None:
+    """A wallet killed before its invoice, release or payment left (tests/test_boxoffice_wallet_crash.py) may
+    send it again: the very same blocks, so the buyer is invoiced once and charged once."""
+    alice, bob = world.wallet("alice"), world.wallet("bob")
+    world.purchase(alice)
+    request = bob.buy("show7", "9f2", seller=alice.chain)
+    holds = world.office.handle(request)
+    bob.accept(holds)
+    alice.accept(holds)
+    invoice = alice.sell(request, 4000, "EUR")
+    assert alice.answered() == set()  # invoiced, not over: the request may be answered again
+    assert alice.sell(request, 4000, "EUR").dumps() == invoice.dumps()
+    with pytest.raises(Refused) as other_price:
+        alice.sell(request, 3000, "EUR")
+    assert other_price.value.code == "answered"
+    payment = bob.charge(invoice)
+    assert bob.charge(invoice).dumps() == payment.dumps()  # no receipt yet: the same payment block again
+    bob.accept(world.agent.charge(payment))
+    with pytest.raises(Refused) as paid:
+        bob.charge(invoice)
+    assert paid.value.code == "already_paid"
+    world.agent.settle(world.office.paid(world.agent.notice(request.blocks[-1].txn)))
+    alice.accept(world.office.mailbox(alice.chain)[-1][1])  # superseded: the answer is over
+    assert alice.answered() == {request.blocks[-1].txn}
+    assert [c["state"] for c in world.agent.charges()] == ["settled"]
+
+
 def test_a_late_purchase_payment_is_refunded(world: World) -> None:
     alice = world.wallet("alice")
     reply = world.office.handle(alice.buy("show7", "9f2"))

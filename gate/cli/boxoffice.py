@@ -257,7 +257,7 @@ def cmd_expire(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_agent_init(args: argparse.Namespace, config: Config) -> int:
     agent = open_fake_agent(config.home, create=True)
-    emit(args, Message((agent.identity_block,)), f"fake payment agent {agent.party.chain}")
+    emit(args, Message((agent.identity_block,)), f"fake payment agent {agent.identity_block.chain}")
     return EXIT_OK
 
 

@@ -1,6 +1,7 @@
-"""`gate fake-agent serve`: the FAKE payment agent as its own HTTP service, shaped like a real provider.
+"""`gate fake-agent serve`: a payment provider as its own HTTP service (today the FAKE agent, which moves no money).
 
-It moves no money.  Routes (JSON; blocks as ``qrgate-blocks/1`` messages):
+The server needs only the provider interface (gate.ownership.payment.PaymentProvider), so a real
+provider's adapter is served the same way.  Routes (JSON; blocks as ``qrgate-blocks/1`` messages):
 
 ``GET  /identity``          the agent's identity block
 ``POST /payments``          the payer's payment block with the payee's intent -> the receipt (the charge is held)
@@ -21,16 +22,16 @@ import logging
 from gate.ownership.block import Message
 from gate.ownership.client import BoxOfficeClient
 from gate.ownership.exc import ChainError
-from gate.ownership.payment import FakePaymentAgent
+from gate.ownership.payment import PaymentProvider
 from gate.ownership.web import Reply, Request, Route, WorkingServer
 
 log = logging.getLogger(__name__)
 
 
 class AgentServer(WorkingServer):
-    """The agent's HTTP server and its delivery thread (the worker); `start()` serves, `stop()` ends both."""
+    """A provider's HTTP server and its delivery thread (the worker); `start()` serves, `stop()` ends both."""
 
-    def __init__(self, agent: FakePaymentAgent, office: BoxOfficeClient, office_chain: str, *,
+    def __init__(self, agent: PaymentProvider, office: BoxOfficeClient, office_chain: str, *,
                  host: str = "127.0.0.1", port: int = 0, retry: float = 0.5) -> None:
         self.agent = agent
         self.office = office
@@ -53,7 +54,7 @@ class AgentServer(WorkingServer):
                 self.deliver(txn)
             except ChainError as exc:  # the box office is away or refused: count, say so, retry later
                 self.delivery_errors += 1
-                log.warning("fake agent: delivering %s: %s: %s", txn, getattr(exc, "code", "?"), exc)
+                log.warning("payment agent: delivering %s: %s: %s", txn, getattr(exc, "code", "?"), exc)
 
     def deliver(self, txn: str) -> None:
         """Notify the box office of a held charge, apply its settlement, hand the outcome to the parties."""

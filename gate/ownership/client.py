@@ -108,7 +108,7 @@ class BoxOfficeClient(HttpClient):
 
 
 class AgentClient(HttpClient):
-    """A payment agent's API (gate.ownership.agentserver): a PaymentProvider over HTTP."""
+    """A payment agent's API (gate.ownership.agentserver): what a payer needs of it (payment.Checkout) over HTTP."""
 
     @property
     def identity_block(self) -> Block:

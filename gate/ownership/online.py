@@ -14,7 +14,7 @@ from gate.ownership.block import Message
 from gate.ownership.client import AgentClient, BoxOfficeClient
 from gate.ownership.exc import ChainError, ChainStoreError, Refused
 from gate.ownership.party import Received
-from gate.ownership.payment import PaymentProvider
+from gate.ownership.payment import Checkout
 from gate.ownership.store import Service
 from gate.ownership.wallet import Wallet
 
@@ -22,7 +22,7 @@ from gate.ownership.wallet import Wallet
 class OnlineWallet:
     """`wallet` with its box office and payment agent."""
 
-    def __init__(self, wallet: Wallet, office: BoxOfficeClient, agent: PaymentProvider, boxoffice: str = "") -> None:
+    def __init__(self, wallet: Wallet, office: BoxOfficeClient, agent: Checkout, boxoffice: str = "") -> None:
         self.wallet = wallet
         self.office = office
         self.agent = agent
@@ -123,8 +123,9 @@ class OnlineWallet:
         return [m for m in self.inbox if any(b.to == self.chain and b.kind == "resale_request" for b in m.blocks)]
 
     def request_for(self, event: str, ticket_id: str) -> Message:
-        """The newest request for a ticket this wallet has not answered; Refused `no_request` if none waits."""
-        answered = {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "seller"}
+        """The newest request for a ticket this wallet has not answered for good (Wallet.answered: one whose
+        answer is under way comes again, and gets the same answer); Refused `no_request` if none waits."""
+        answered = self.wallet.answered()
         for message in reversed(self.requests()):
             ask = next(b for b in message.blocks if b.to == self.chain and b.kind == "resale_request")
             if ask.txn not in answered and self.wallet.about(ask) == (event, ticket_id):
@@ -137,13 +138,13 @@ class OnlineWallet:
 
     def open_asks(self) -> list[tuple[str, str, str]]:
         """(event, ticket id, the asking wallet's chain) of every request waiting for an answer, oldest first."""
-        answered = {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "seller"}
+        answered = self.wallet.answered()
         asks = [b for m in self.requests() for b in m.blocks if b.to == self.chain and b.kind == "resale_request"]
         return [(*self.wallet.about(b), b.chain) for b in asks if b.txn not in answered]
 
     def open_bills(self) -> list[tuple[str, str]]:
-        """(event, ticket id) of every invoice waiting to be paid."""
-        billed = {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "buyer" and d["state"] == "billed"}
+        """(event, ticket id) of every invoice waiting to be paid (or paid, its receipt not here: Wallet.charge)."""
+        billed = self._payable()
         bills = [b for m in self.bills() for b in m.blocks if b.to == self.chain and b.kind == "invoice"]
         return sorted({self.wallet.about(b) for b in bills if b.txn in billed})
 
@@ -152,8 +153,9 @@ class OnlineWallet:
         return [m for m in self.inbox if any(b.to == self.chain and b.kind == "invoice" for b in m.blocks)]
 
     def bill_for(self, event: str, ticket_id: str) -> Message:
-        """The newest unpaid invoice for a ticket; Refused `no_bill` if none waits."""
-        open_deals = {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "buyer" and d["state"] == "billed"}
+        """The newest unpaid invoice for a ticket (or one paid whose receipt never came: paying it again sends
+        the same payment); Refused `no_bill` if none waits."""
+        open_deals = self._payable()
         for message in reversed(self.bills()):
             bill = next(b for b in message.blocks if b.to == self.chain and b.kind == "invoice")
             if bill.txn in open_deals and self.wallet.about(bill) == (event, ticket_id):
@@ -166,6 +168,9 @@ class OnlineWallet:
             if deal["txn"] == txn and deal["role"] == "buyer":
                 return str(deal["state"])
         raise Refused("unknown_deal", f"no deal {txn} as buyer in this wallet")
+
+    def _payable(self) -> set[str]:
+        return {str(d["txn"]) for d in self.wallet.deals() if d["role"] == "buyer" and d["state"] in ("billed", "paying")}
 
     def _after(self) -> int:
         with self.wallet.db.transaction() as tx:

@@ -18,6 +18,10 @@ and an amount-free ``paid_as_invoiced`` notice for the box office.  The box
 office answers with a ``settlement`` (`settle`): ``transferred`` -> a
 ``payment_confirmation`` for the payee (the money is the payee's);
 ``refund`` -> a ``refund`` block for the payer.  A charge is decided once.
+
+The interfaces: `PaymentAgent` (files mode: `pay`), `Checkout` (what a payer's wallet needs online)
+and `PaymentProvider` (what the agent's service needs; a real provider's adapter implements it and
+passes tests/test_payment_contract.py).  `FakePaymentAgent` is the one adapter that ships.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ class PaymentAgent(Protocol):
         ...
 
 
-class PaymentProvider(Protocol):
-    """A payment service that holds the money until the box office settles (the network agent, or a real one)."""
+class Checkout(Protocol):
+    """What a payer's wallet needs of a provider that holds payments (gate.ownership.online): its identity
+    and `charge`.  gate.ownership.client.AgentClient is one over HTTP."""
 
     @property
     def identity_block(self) -> Block: ...
@@ -57,8 +62,55 @@ class PaymentProvider(Protocol):
         ...
 
 
+class PaymentProvider(Checkout, Protocol):
+    """A payment service that holds the money until the box office settles: what the agent's service
+    (gate.ownership.agentserver) needs of it.  FakePaymentAgent is the one adapter that ships; a real
+    provider's adapter implements the same and must pass tests/test_payment_contract.py.
+
+    The contract (each step idempotent: the same request again gets the same answer and changes nothing):
+
+    * `charge`: one charge per transaction; a refused or malformed request raises a ChainError and
+      holds nothing.  The answer holds a ``payment_receipt`` for the payer.
+    * `notice`: for a held charge, the amount-free ``paid_as_invoiced`` block for the box office (a
+      block of the provider's chain, sealed for the box office: it verifies it by back-step against the
+      identity it trusts, so nobody else can forge one).
+    * `settle`: the box office's ``settlement`` decides a held charge once: ``transferred`` -> a
+      ``payment_confirmation`` for the payee (the money is the payee's), ``refund`` -> a ``refund``
+      block for the payer.  A second settlement of a decided charge changes nothing (no double refund).
+    * `outcome`, `pending`, `delivered`: what the delivery loop hands on until it arrived.
+    """
+
+    def trust_boxoffice(self, identity: Block) -> str:
+        """Work for this box office (accept intents naming it, take its settlements); its chain id."""
+        ...
+
+    def notice(self, txn: str) -> Message:
+        """The ``paid_as_invoiced`` notice of a charge (no amount), for its box office; Refused `unknown_deal`."""
+        ...
+
+    def settle(self, message: Message) -> Message:
+        """Apply the box office's ``settlement``; the outcome (as `outcome`)."""
+        ...
+
+    def outcome(self, txn: str) -> Message:
+        """The payee's ``payment_confirmation`` or the payer's ``refund`` of a decided charge; none while held."""
+        ...
+
+    def pending(self) -> list[str]:
+        """The charges whose notice or outcome has not been delivered yet."""
+        ...
+
+    def delivered(self, txn: str) -> None:
+        """The charge's outcome reached the box office and the parties."""
+        ...
+
+    def payment(self, txn: str) -> Charge:
+        """The charge of `txn` (state ``held``, ``settled`` or ``refunded``); Refused `unknown_deal`."""
+        ...
+
+
 class FakePaymentAgent:
-    """A PaymentAgent that confirms every well-formed payment and moves no money.
+    """A PaymentAgent and PaymentProvider that confirms every well-formed payment and moves no money.
 
     For the demo and the tests only: it is chosen by name (``--fake-agent``),
     never as a fallback.  It keeps a real chain, so its confirmations verify

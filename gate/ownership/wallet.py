@@ -117,7 +117,8 @@ class Wallet:
     def charge(self, message: Message, agent: Block | None = None) -> Message:
         """The message for the payment agent that pays the bill in `message`: the payee's intent (if it came
         with the bill, it names the agent) and this wallet's payment block.  Refused if the bill is paid, timed
-        out, or (a resale) the box office holds no resale for this wallet.
+        out, or (a resale) the box office holds no resale for this wallet.  A bill paid before whose receipt never
+        arrived (deal ``paying``) gets the same payment block again, so the agent charges it once.
         """
         self.accept(message)
         bills = [b for b in message.to(self.chain) if b.kind in ("payment_request", "invoice")]
@@ -129,8 +130,13 @@ class Wallet:
             payee = self.party.known(tx, bills[0].chain)
             assert payee is not None  # accept() received the bill from it
             chain = self._agent(tx, agent, intents)
-            payment = self.party.append(tx, to=chain, txn=deal.txn, app=APP_PAYMENT, kind="payment", payload={
-                "amount": deal.amount, "currency": deal.currency, "payee": payee.chain})
+            written = [b for b in self.party.blocks(tx, deal.txn) if b.chain == self.chain and b.kind == "payment"
+                       and b.to == chain] if deal.state == "paying" else []
+            if written:  # paid before, and its answer never came (a wallet killed): the very same payment again
+                payment = written[-1]
+            else:
+                payment = self.party.append(tx, to=chain, txn=deal.txn, app=APP_PAYMENT, kind="payment", payload={
+                    "amount": deal.amount, "currency": deal.currency, "payee": payee.chain})
             Holdings.set_deal(tx, deal.txn, "buyer", self.clock(), state="paying")
         return Message((self.party.identity_block, Block.of_identity(payee.identity, 0), *intents[:1], payment))
 
@@ -256,6 +262,18 @@ class Wallet:
     def tickets(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT event, ticket_id, generation, state, txn FROM tickets ORDER BY event, ticket_id")
 
+    def answered(self) -> set[str]:
+        """The resale requests this wallet has answered for good: paid, timed out, or the ticket handed over.
+
+        An answer still under way (``invoiced`` or ``released``, and neither a timeout nor a superseded
+        block of the box office for it here) is not in it: `sell` or `gift` may send it again, and sends the
+        same invoice or release (a wallet killed before its answer left, or before it heard back).
+        """
+        rows = self.db.rows("SELECT txn FROM deals d WHERE role = 'seller' AND (state NOT IN ('invoiced', 'released')"
+                            " OR EXISTS (SELECT 1 FROM blocks b WHERE b.txn = d.txn AND b.recipient = ?"
+                            " AND b.kind IN ('timeout', 'superseded')))", (self.chain,))
+        return {str(r["txn"]) for r in rows}
+
     def deals(self) -> list[dict[str, object]]:
         return self.db.rows("SELECT txn, role, event, ticket_id, amount, currency, state FROM deals ORDER BY updated")
 
@@ -273,7 +291,11 @@ class Wallet:
             if len(asks) != 1:
                 raise MalformedBlock(f"expected one resale request for this wallet, found {len(asks)}")
             rec = self.party.receive(tx, asks[0])
-            if Holdings.deal(tx, rec.block.txn, "seller") is not None:  # answered already: the same answer again
+            if (before := Holdings.deal(tx, rec.block.txn, "seller")) is not None:  # answered: the same answer again
+                if (before.amount, before.currency) != (amount, currency):
+                    was = f"invoiced at {before.amount} {before.currency}" if before.currency else "given away"
+                    raise Refused("answered", f"{before.event}/{before.ticket_id}: this request was {was} already;"
+                                  " that answer stands")
                 return Message((self.party.identity_block, *[b for b in self.party.blocks(tx, rec.block.txn)
                                                              if b.chain == self.chain and b.to != self.chain]))
             event, ticket_id, bo = rec.field("event"), rec.field("ticket_id"), rec.field("boxoffice")

@@ -58,6 +58,7 @@ WORDS = {
     "no_bill": "No invoice for this ticket has arrived yet.",
     "no_hold": "The box office is not holding this ticket for you.",
     "already_paid": "This is paid already.",
+    "answered": "You have answered this request already, at another price: that answer stands.",
     "unknown_ticket": "This ticket is not on sale here.",
     "unreachable": "The box office cannot be reached just now. Please try again in a moment.",
     "not_connected": "This wallet is not connected to a box office yet.",
