@@ -2,7 +2,9 @@
 
 `CutProxy`, the partition the tests make too (tests/sync_fixtures.py imports it as TcpProxy): a gate behind
 it sees its connection drop and every reconnect attempt refused until `heal`, as when a venue switch or a
-broker restart cuts it off, and nothing else on the broker is disturbed.
+broker restart cuts it off, and nothing else on the broker is disturbed.  Its `silence` is the quiet
+kind: every connection stays open and every new one is accepted, but nothing passes until `heal` (the
+model of a broker machine that lost power, without TCP's own backoff after the heal).
 
 `SilentLink`, a pulled cable or a dead Wi-Fi cell: every packet between the gate and the broker vanishes,
 nothing is closed or refused, and TCP finds out only by its own timers (retransmission, keepalive).  It is a
@@ -26,7 +28,7 @@ from pathlib import Path
 
 
 class CutProxy:
-    """host:port -> target_host:target (both 127.0.0.1 unless told); `cut`, `heal`, `close`.  Thread-safe."""
+    """host:port -> target_host:target (both 127.0.0.1 unless told); `cut`, `silence`, `heal`, `close`.  Thread-safe."""
 
     def __init__(self, target: int, *, host: str = "127.0.0.1", target_host: str = "127.0.0.1") -> None:
         self.target, self.host, self.target_host = target, host, target_host
@@ -34,6 +36,9 @@ class CutProxy:
         self.port = int(self.listener.getsockname()[1])
         self._open = threading.Event()
         self._open.set()
+        self._flowing = threading.Event()  # clear while silenced
+        self._flowing.set()
+        self._closed = False
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, name="bench-proxy", daemon=True).start()
@@ -51,11 +56,17 @@ class CutProxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
+    def silence(self) -> None:
+        self._flowing.clear()
+
     def heal(self) -> None:
         self._open.set()
+        self._flowing.set()
 
     def close(self) -> None:
+        self._closed = True
         self.cut()
+        self._flowing.set()  # the held attempts see `_closed` and end
         self.listener.close()
 
     def _accept(self) -> None:
@@ -67,24 +78,33 @@ class CutProxy:
             if not self._open.is_set():
                 client.close()  # refused: the gate's attempt fails at once and it waits for its next one
                 continue
-            try:
-                upstream = socket.create_connection((self.target_host, self.target))
-            except OSError:
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        self._flowing.wait()  # silenced: the attempt is held, unanswered, until the heal
+        try:
+            if self._closed:
+                raise OSError("closed")
+            upstream = socket.create_connection((self.target_host, self.target))
+        except OSError:
+            client.close()
+            return
+        for s in (client, upstream):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            if not self._open.is_set():  # cut while this one was being connected
                 client.close()
-                continue
-            for s in (client, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                if not self._open.is_set():  # cut while this one was being connected
-                    client.close()
-                    upstream.close()
-                    continue
-                self._conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+                upstream.close()
+                return
+            self._conns += [client, upstream]
+        self._pump(client, upstream)
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         try:
             while True:
+                if not self._flowing.is_set():
+                    self._flowing.wait(0.5)
+                    continue
                 readable, _, _ = select.select([a, b], [], [], 0.5)
                 for s in readable:
                     data = s.recv(65536)
