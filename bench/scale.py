@@ -1,7 +1,7 @@
 """Scale benchmark: the arbiter on PostgreSQL (1, 2, 3 instances) against the SQLite arbiter; failover; a rush; heals.
 
     python bench/scale.py [--clients 8] [--seconds 5] [--probes 300] [--kills 24] [--gates 100] [--heals 20]
-                          [--only instances|failover|rush|heal ...] [--dir DIR]
+                          [--drops 20] [--long-drops 2] [--only instances|failover|rush|heal|drop ...] [--dir DIR]
 
 Starts its own mosquitto on a free port, real `gate arbiter` processes, and a fresh database on the machine's
 PostgreSQL (127.0.0.1:5432, or BENCH_POSTGRES: a URL without a database) for each run, dropped afterwards.
@@ -24,6 +24,11 @@ PostgreSQL (127.0.0.1:5432, or BENCH_POSTGRES: a URL without a database) for eac
   heals, --heals times; per heal, the time to the gate's first answered claim (a person at the gate every
   5 ms from the heal on), and to the moment it could claim again.  Goal: "within about a second of the
   heal": p99 at most 1.2 s (the longest reconnect wait, 1 s, then the connection and one claim).
+* Silent drop: the same gate over a real network path that loses every packet while dropped and closes
+  nothing (bench._proxy.SilentLink: a veth pair into a network namespace, the blackhole qdisc; root only,
+  else the row says what is missing), --drops of 1-3 s and --long-drops of LONG_DROP_S s, a person at the
+  gate every 5 ms throughout; per drop, the time from the heal to the first answered claim, and from the
+  drop to the gate deciding offline without waiting.  For information (TCP's own timers are in it), no goal.
 
 --only runs one part (while working on it); the default run prints every part in one table run.
 

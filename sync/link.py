@@ -50,7 +50,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -540,7 +540,7 @@ class Link:
         self._explained = True  # this is the story of the drop that follows
         self._story.failed(f"silent ({why}): the connection is taken for dead and made again")
         try:
-            sock.shutdown(socket.SHUT_RDWR)  # paho's next read sees the end of the stream: a lost connection
+            cast(socket.socket, sock).shutdown(socket.SHUT_RDWR)  # paho's next read sees the end of the stream: a lost connection
         except OSError:  # closed meanwhile: paho is reconnecting already
             return False
         return True
