@@ -86,7 +86,7 @@ def test_one_broker_of_two_killed_mid_run_the_gates_fail_over_and_keep_claiming_
             for gate, out in zip(gates, outputs, strict=True):
                 assert gate.finish(120) in (0, 1), gate.stderr
                 out += gate.outputs()
-            check_failover(url, outputs)
+            check_failover(url, outputs, [gate.stderr for gate in gates])
     finally:
         second.stop()
 
@@ -128,7 +128,7 @@ def test_one_broker_of_two_goes_silent_the_gate_fails_over_within_seconds(site: 
         second.stop()
 
 
-def check_failover(url: str, outputs: list[list[dict[str, object]]]) -> None:
+def check_failover(url: str, outputs: list[list[dict[str, object]]], logs: list[str]) -> None:
     assert [len(out) for out in outputs] == [260] * 3
     for out in outputs:
         assert [(r["outcome"], r["provisional"]) for r in out[240:]] == [("ADMIT", False)] * 20, out[240:]
@@ -137,7 +137,8 @@ def check_failover(url: str, outputs: list[list[dict[str, object]]]) -> None:
     assert max(Counter(r["ticket_id"] for r in online).values()) == 1, "a ticket was admitted twice online"
     offline = [[i for i, r in enumerate(out) if r["provisional"] or r["outcome"] == "FAULT"] for out in outputs]
     print(f"decided offline (by position in each gate's run; the broker died at 80): {offline}")
-    assert all(len(positions) <= 80 for positions in offline)
+    told = [[line for line in log.splitlines() if "broker" in line or "arbiter" in line] for log in logs]
+    assert all(len(positions) <= 80 for positions in offline), told
     with psycopg.connect(url, autocommit=True) as conn:
         holders = {s for (s,) in conn.execute("SELECT scan_id FROM claims")}
         late = {s for (s,) in conn.execute("SELECT late_scan_id FROM conflicts WHERE state = 'open'")}
