@@ -28,8 +28,8 @@ What a caller may rely on:
 * A connection that has gone silent (every packet lost, nothing closed: a pulled cable, a dead Wi-Fi
   cell, a broker machine that lost power) is not waited out: TCP would only find out by its own timers
   (retransmissions backing off for seconds, the keepalive after 10-20 s).  `heard` is when the last
-  message came in; `renew` gives the connection up at once, and the link reconnects as after any loss
-  (a fresh connection, to the next broker if there are several); an attempt that gets no answer is given
+  message came in; `renew` gives the connection up at once, and the link reconnects at once (a fresh
+  connection, to the next broker if there are several); an attempt that gets no answer is given
   up after CONNECT_TIMEOUT, and the next one begins at once (that wait was the backoff).  The caller decides when silence means dead (sync.gateside.session).
 * Callbacks never raise into paho: bad payloads are counted
   (``bad_messages``) and dropped.  Handlers run on paho's network thread and
@@ -260,6 +260,7 @@ class Link:
         self._paho_log = _PahoLog()
         self._answered = False  # the broker accepted this connection (CONNACK)
         self._heard = 0.0  # time.monotonic() of the last message in (or of the connection)
+        self._renewed = False  # the connection is being given up by `renew`: the next attempt at once
         self._explained = False  # this attempt's cause is told already (a refusal precedes its disconnect)
         self._client_id = client_id
         self._username = (credentials or Credentials()).username
@@ -432,8 +433,9 @@ class Link:
                                        error=self._paho_log.last_error, tls=self.connected_to.tls))
         self._set_ready(False)
         self._wake_all()
+        renewed, self._renewed = self._renewed, False
         if not self._stopping:
-            self._try_next(client)
+            self._try_next(client, at_once=renewed)
 
     def _connect_failed(self, client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this inside its `except OSError:` around the connect, and passes no exception
@@ -444,8 +446,9 @@ class Link:
 
     def _try_next(self, client: mqtt.Client, *, at_once: bool = False) -> None:
         """Before paho's next attempt: the next broker in turn, and the (jittered) wait before it; `at_once`
-        after an attempt that went unanswered for CONNECT_TIMEOUT (a silent network: that wait was the
-        backoff, and a fresh attempt is what gets through first after a heal)."""
+        after an attempt that went unanswered for CONNECT_TIMEOUT or a connection given up by `renew` (a
+        silent network: that silence was the backoff, and a fresh attempt is what gets through first after
+        a heal)."""
         self._failures += 1
         if len(self._brokers) > 1:
             self._at = (self._at + 1) % len(self._brokers)
@@ -537,7 +540,7 @@ class Link:
         if not self._ready or sock is None:
             return False
         self.counters.add("renewed")
-        self._explained = True  # this is the story of the drop that follows
+        self._explained = self._renewed = True  # this is the story of the drop that follows
         self._story.failed(f"silent ({why}): the connection is taken for dead and made again")
         try:
             cast(socket.socket, sock).shutdown(socket.SHUT_RDWR)  # paho's next read sees the end of the stream: a lost connection

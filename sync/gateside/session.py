@@ -7,11 +7,11 @@ What a caller may rely on:
   while the broker is gone, while the arbiter's retained status (or last
   will) says it is offline, and after 3 claims in a row went unanswered
   (until any answer comes back): a waiting person is then not made to wait
-  for an answer that will not come.  When nothing at all came in while those
-  claims waited (nor while a worker's request did), the connection has gone
-  silent, not just the arbiter: it is made again at once (`Link.renew`, at
-  most once per RENEW_EVERY s unless an answer came since), so the gate is back within about a second of
-  a heal instead of when TCP's backed-off retransmissions get through.
+  for an answer that will not come.  When, with those claims (or a worker's
+  request) unanswered, nothing at all came in for RENEW_SILENCE s, the connection has gone silent, not just the arbiter: it is made
+  again at once (`Link.renew`, at most once per RENEW_EVERY s unless an
+  answer came since), so the gate is back within about a second of a heal
+  instead of when TCP's backed-off retransmissions get through.
 * One thread applies the live stream in sequence order (what arrives
   within `STREAM_EVERY` of a batch is applied with it, in one transaction:
   one commit instead of one per redemption, and the decision thread's own
@@ -54,6 +54,9 @@ SUSPECT_AFTER = 3  # unanswered claims in a row before the arbiter is taken for 
 #: the share of the claim budget after which an unanswered claim is sent once more (same scan id: idempotent).
 #: Arbiter instances share the claim topic: the copy goes to a live one if the first went to one that died
 RESEND_AT = 0.5
+#: seconds of silence (no message in at all) since an unanswered claim was sent before the connection is taken
+#: for dead: longer than a loaded arbiter's stalls (an arbiter stuck behind a live broker costs a reconnect)
+RENEW_SILENCE = 2.0
 #: seconds between two renewals of a silent connection with no answer between them (an arbiter that is merely
 #: stuck, behind a live broker, costs one quick reconnect this often, not one per unanswered claim)
 RENEW_EVERY = 10.0
@@ -241,11 +244,12 @@ class GateSync:
         return reply
 
     def _renew_if_silent(self, since: float, why: str) -> None:
-        """Nothing came in since `since` (monotonic), while requests waited: make the connection again."""
+        """Requests unanswered since `since` (monotonic) and nothing at all heard for RENEW_SILENCE s: make the
+        connection again."""
         now = time.monotonic()
         again = self._answered_at > self._renewed_at or now - self._renewed_at >= RENEW_EVERY
-        if self.link.heard() < since and again and self.link.renew(
-                f"{why}, nothing heard for {now - since:.1f} s"):
+        silent = now - max(since, self.link.heard())
+        if silent >= RENEW_SILENCE and again and self.link.renew(f"{why}, nothing heard for {silent:.1f} s"):
             self._renewed_at = now
 
     def kick(self) -> None:
@@ -356,6 +360,8 @@ class GateSync:
                     self._need_catchup = True
 
     def _housekeeping(self) -> None:
+        if self._unanswered >= SUSPECT_AFTER:  # no claim is sent while suspect: the silence is checked here
+            self._renew_if_silent(self._unanswered_since, f"{self._unanswered} claims unanswered")
         if self.link.ready and self._arbiter != "offline":
             if self._need_catchup:
                 self._catch_up()
