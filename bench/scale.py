@@ -1,7 +1,7 @@
 """Scale benchmark: the arbiter on PostgreSQL (1, 2, 3 instances) against the SQLite arbiter; failover; a rush; heals.
 
     python bench/scale.py [--clients 8] [--seconds 5] [--probes 300] [--kills 24] [--gates 100] [--heals 20]
-                          [--only instances|failover|rush|heal ...] [--dir DIR]
+                          [--drops 20] [--long-drops 2] [--only instances|failover|rush|heal|drop ...] [--dir DIR]
 
 Starts its own mosquitto on a free port, real `gate arbiter` processes, and a fresh database on the machine's
 PostgreSQL (127.0.0.1:5432, or BENCH_POSTGRES: a URL without a database) for each run, dropped afterwards.
@@ -24,6 +24,11 @@ PostgreSQL (127.0.0.1:5432, or BENCH_POSTGRES: a URL without a database) for eac
   heals, --heals times; per heal, the time to the gate's first answered claim (a person at the gate every
   5 ms from the heal on), and to the moment it could claim again.  Goal: "within about a second of the
   heal": p99 at most 1.2 s (the longest reconnect wait, 1 s, then the connection and one claim).
+* Silent drop: the same gate over a real network path that loses every packet while dropped and closes
+  nothing (bench._proxy.SilentLink: a veth pair into a network namespace, the blackhole qdisc; root only,
+  else the row says what is missing), --drops of 1-3 s and --long-drops of LONG_DROP_S s, a person at the
+  gate every 5 ms throughout; per drop, the time from the heal to the first answered claim, and from the
+  drop to the gate deciding offline without waiting.  For information (TCP's own timers are in it), no goal.
 
 --only runs one part (while working on it); the default run prints every part in one table run.
 
@@ -60,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import paho.mqtt.client as mqtt
 import psycopg
 
-from bench._proxy import CutProxy
+from bench._proxy import CutProxy, SilentLink
 from bench._table import pct, table
 from bench.sync import BENCH_KEY, ROOT, claim_for, claim_won, free_port, gate_sync, nodelay, start, throughput, wait_for
 from gate.config import SyncSection
@@ -80,7 +85,10 @@ HEAL_P99_S = 1.2
 #: seconds between one gate's claims in the paced rush (for information, no goal): a person every half second
 #: at each of 100 gates is 200 claims/s, more than a venue's doors let through
 PACED_S = 0.5
-PARTS = ("instances", "failover", "rush", "heal")
+PARTS = ("instances", "failover", "rush", "heal", "drop")
+#: a long silent drop: longer than a gate's link takes to give a silent connection up (keepalive 10 s, then
+#: 10 s more for the PINGRESP), so it reconnects into the silence and is healed while doing so
+LONG_DROP_S = 25.0
 GROUP = "arbiters"
 RUSH_PROCS, RUSH_CLAIMS = 4, 20
 
@@ -234,6 +242,54 @@ def heals(folder: Path, venue: Venue, url: str, n: int) -> tuple[list[float], li
     return online, reconnected
 
 
+def drops(folder: Path, venue: Venue, url: str, n: int, long: int) -> tuple[list[float], list[float], list[float]]:
+    """(per short drop: s from the heal to the first answered claim; per long drop: the same; per drop: s from
+    the drop to the gate deciding without waiting on the arbiter).
+
+    One PostgreSQL instance; one gate behind a SilentLink: `n` drops of 1-3 s (shorter than the link's
+    keepalive: the TCP connection lives through it) then `long` drops of LONG_DROP_S s (the link gives the
+    connection up and reconnects into the silence).  A person at the gate every 5 ms throughout: each claim
+    waits its budget while the gate still takes the arbiter for reachable."""
+    venue.start(url, "a")
+    logging.getLogger("sync.link").setLevel(logging.ERROR)
+    link = SilentLink(venue.port)
+    defaults = SyncSection()
+    store = Store.open(folder / "bench-drop.db")
+    sync = GateSync(Ledger(store), "bench-drop", Broker.parse(link.url), Topics(), batch=200,
+                    reconnect=(defaults.reconnect_min, defaults.reconnect_max))
+    sync.start()
+    short, lasting, given_up, rng = [], [], [], random.Random(14)
+    try:
+        if not sync.wait_ready(10):
+            raise SystemExit("bench: the arbiter did not answer the gate behind the silent link")
+        for i in range(n + long):
+            first_online_claim(sync, -1 - i)  # online before each drop
+            seconds = rng.uniform(1.0, 3.0) if i < n else LONG_DROP_S
+            link.drop()
+            dropped = time.monotonic()
+            stopped = 0.0
+            while time.monotonic() < dropped + seconds:
+                if not sync.can_claim():
+                    stopped = stopped or time.monotonic()
+                    time.sleep(0.005)
+                    continue
+                answer = sync.claim(claim_for(uuid.uuid4().hex, f"drop{i}-{uuid.uuid4().hex[:6]}", sync.gate_id,
+                                              time.time()), BUDGET_S)
+                if answer is not None and time.monotonic() > dropped + 0.05:
+                    raise SystemExit(f"bench: a claim was answered through a dropped link: {answer}")
+            given_up.append((stopped or time.monotonic()) - dropped)
+            healed = time.monotonic()
+            link.heal()
+            _, answered = first_online_claim(sync, i)
+            (short if i < n else lasting).append(answered - healed)
+    finally:
+        sync.close()
+        store.close()
+        link.close()
+        venue.stop_all()
+    return short, lasting, given_up
+
+
 def first_online_claim(sync: GateSync, i: int) -> tuple[float, float]:
     """(monotonic s when the gate could claim again, when a claim of it was answered): a person every 5 ms."""
     deadline, back = time.monotonic() + 20, 0.0
@@ -363,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=24, help="SIGKILLs of an instance in the failover run")
     p.add_argument("--gates", type=int, default=100, help="gates in the opening rush")
     p.add_argument("--heals", type=int, default=20, help="cuts and heals of a gate's network in the heal run")
+    p.add_argument("--drops", type=int, default=20, help="short silent drops of a gate's network in the drop run")
+    p.add_argument("--long-drops", type=int, default=2, help=f"silent drops of {LONG_DROP_S:.0f} s in the drop run")
     p.add_argument("--only", action="append", choices=PARTS,
                    help="run only this part (repeatable; default: all of them, in one table run)")
     p.add_argument("--dir", type=Path, help="where the files go (default: a temporary folder here)")
@@ -440,6 +498,23 @@ def run(args: argparse.Namespace, folder: Path, venue: Venue) -> int:
              f"{pct(back, 50) * 1000:.0f}", f"{pct(back, 99) * 1000:.0f}", f"longest {max(back) * 1000:.0f} ms"]]
         goals.append((pct(online, 99) <= HEAL_P99_S, f"heal -> first online claim p99 {pct(online, 99) * 1000:.0f} ms "
                                                      f"<= {HEAL_P99_S * 1000:.0f} ms"))
+    if "drop" in parts:
+        missing = SilentLink.unavailable()
+        if missing:
+            measures.append(["silent drop: not measured", "", "", missing])
+        else:
+            with database() as url:
+                short, lasting, given_up = drops(folder, venue, url, args.drops, args.long_drops)
+            measures += [
+                [f"silent drop: heal -> the gate's first online claim ({len(short)} drops of 1-3 s, every packet "
+                 "lost, nothing closed)", f"{pct(short, 50) * 1000:.0f}", f"{pct(short, 99) * 1000:.0f}",
+                 f"longest {max(short) * 1000:.0f} ms"],
+                [f"  the same after {len(lasting)} drops of {LONG_DROP_S:.0f} s (the link gave the connection up)",
+                 f"{pct(lasting, 50) * 1000:.0f}" if lasting else "", f"{pct(lasting, 99) * 1000:.0f}" if lasting else "",
+                 f"longest {max(lasting) * 1000:.0f} ms" if lasting else "none run"],
+                ["  drop -> the gate stops waiting on the arbiter (decides offline at once)",
+                 f"{pct(given_up, 50) * 1000:.0f}", f"{pct(given_up, 99) * 1000:.0f}",
+                 f"longest {max(given_up) * 1000:.0f} ms"]]
     if rows:
         print(table(["configuration", "claims/s", "claim p50 ms", "claim p99 ms", "claims"],
                     [[name, f"{per_s:,.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{n:,}"] for name, per_s, p50, p99, n in rows]))

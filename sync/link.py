@@ -25,6 +25,12 @@ What a caller may rely on:
   connection refused, the TLS handshake and why, not authorised, the client id taken), once per change,
   and the recovery after it; `problem` holds the current cause for the caller's own messages.  A CA,
   certificate or key file that is not there is a SyncError naming it.
+* A connection that has gone silent (every packet lost, nothing closed: a pulled cable, a dead Wi-Fi
+  cell, a broker machine that lost power) is not waited out: TCP would only find out by its own timers
+  (retransmissions backing off for seconds, the keepalive after 10-20 s).  `heard` is when the last
+  message came in; `renew` gives the connection up at once, and the link reconnects at once (a fresh
+  connection, to the next broker if there are several); an attempt that gets no answer is given
+  up after CONNECT_TIMEOUT, and the next one begins at once (that wait was the backoff).  The caller decides when silence means dead (sync.gateside.session).
 * Callbacks never raise into paho: bad payloads are counted
   (``bad_messages``) and dropped.  Handlers run on paho's network thread and
   must be quick.
@@ -44,7 +50,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -64,6 +70,10 @@ QOS = 1
 REQUEST_QOS = 0
 #: paho's own queue of unsent messages: bounded so a long outage cannot eat the memory
 MAX_QUEUED = 10_000
+#: seconds a connection attempt (TCP connect, and the TLS handshake) may take before it is given up and the
+#: next begins (paho's default, 5 s, would hold a gate on a broker that went silent: a venue LAN connects in
+#: milliseconds, and a fresh attempt after a heal is answered at once while a held one waits out TCP's backoff)
+CONNECT_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,8 @@ class Link:
         self._story = ConnectionLog(str(broker), log)
         self._paho_log = _PahoLog()
         self._answered = False  # the broker accepted this connection (CONNACK)
+        self._heard = 0.0  # time.monotonic() of the last message in (or of the connection)
+        self._renewed = False  # the connection is being given up by `renew`: the next attempt at once
         self._explained = False  # this attempt's cause is told already (a refusal precedes its disconnect)
         self._client_id = client_id
         self._username = (credentials or Credentials()).username
@@ -275,6 +287,7 @@ class Link:
             # set: only a link that wants to hear of acknowledgements read pays for it
             client.on_publish = self._published
         self._set_delay(client)
+        client.connect_timeout = CONNECT_TIMEOUT
         client.max_queued_messages_set(MAX_QUEUED)
         if will is not None:
             client.will_set(will[0], wire.encode(will[1]), qos=QOS, retain=True)
@@ -392,6 +405,7 @@ class Link:
             self._story.failed(refused(str(reason), self._username))
             return
         self.counters.add("connects")
+        self._heard = time.monotonic()
         self._answered = True
         self._story.connected()
         self._failures = 0
@@ -419,17 +433,22 @@ class Link:
                                        error=self._paho_log.last_error, tls=self.connected_to.tls))
         self._set_ready(False)
         self._wake_all()
+        renewed, self._renewed = self._renewed, False
         if not self._stopping:
-            self._try_next(client)
+            self._try_next(client, at_once=renewed)
 
     def _connect_failed(self, client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this inside its `except OSError:` around the connect, and passes no exception
         self.counters.add("connect_failed")
-        self._story.failed(connect_failed(sys.exc_info()[1], self.connected_to.host, tls=self.connected_to.tls))
-        self._try_next(client)
+        exc = sys.exc_info()[1]
+        self._story.failed(connect_failed(exc, self.connected_to.host, tls=self.connected_to.tls))
+        self._try_next(client, at_once=isinstance(exc, TimeoutError))
 
-    def _try_next(self, client: mqtt.Client) -> None:
-        """Before paho's next attempt: the next broker in turn, and the (jittered) wait before it."""
+    def _try_next(self, client: mqtt.Client, *, at_once: bool = False) -> None:
+        """Before paho's next attempt: the next broker in turn, and the (jittered) wait before it; `at_once`
+        after an attempt that went unanswered for CONNECT_TIMEOUT or a connection given up by `renew` (a
+        silent network: that silence was the backoff, and a fresh attempt is what gets through first after
+        a heal)."""
         self._failures += 1
         if len(self._brokers) > 1:
             self._at = (self._at + 1) % len(self._brokers)
@@ -437,13 +456,17 @@ class Link:
             # time, and paho's reconnect loop then dials them)
             client.connect_async(self.connected_to.host, self.connected_to.port, keepalive=self._keepalive,
                                  clean_start=True)
-        self._set_delay(client)
+        if at_once:
+            client.reconnect_delay_set(min_delay=0.01, max_delay=0.01)  # type: ignore[arg-type]  # floats work
+        else:
+            self._set_delay(client)
 
     def _set_delay(self, client: mqtt.Client) -> None:
         delay = reconnect_delay(self._failures, self._reconnect, self._rng)
         client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]  # floats work
 
     def _message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._heard = time.monotonic()
         if self._screen is not None and self._screen(msg):  # taken (or dropped) before it is decoded
             if self._after_packet is not None:
                 self._after_packet()
@@ -506,6 +529,24 @@ class Link:
             waiters = [w for w in self._waiters.values() if tag is None or (tag and w.tag == tag)]
         for waiter in waiters:
             waiter.event.set()
+
+    def heard(self) -> float:
+        """time.monotonic() of the last message received, or of the connection if none came since."""
+        return self._heard
+
+    def renew(self, why: str) -> bool:
+        """Give the current connection up as dead (`why`, for the log) and reconnect; False if not connected."""
+        sock = self._client.socket()
+        if not self._ready or sock is None:
+            return False
+        self.counters.add("renewed")
+        self._explained = self._renewed = True  # this is the story of the drop that follows
+        self._story.failed(f"silent ({why}): the connection is taken for dead and made again")
+        try:
+            cast(socket.socket, sock).shutdown(socket.SHUT_RDWR)  # paho's next read sees the end of the stream: a lost connection
+        except OSError:  # closed meanwhile: paho is reconnecting already
+            return False
+        return True
 
     def socket(self) -> Any:
         """The current socket (for tests and diagnostics), or None."""

@@ -1,5 +1,5 @@
 """Failing over with real processes: a gate keeps applying the stream while it waits for an arbiter that died; gates
-fail over to a second broker."""
+fail over to a second broker, when the first is killed and when it goes silent."""
 
 from __future__ import annotations
 
@@ -86,12 +86,49 @@ def test_one_broker_of_two_killed_mid_run_the_gates_fail_over_and_keep_claiming_
             for gate, out in zip(gates, outputs, strict=True):
                 assert gate.finish(120) in (0, 1), gate.stderr
                 out += gate.outputs()
-            check_failover(url, outputs)
+            check_failover(url, outputs, [gate.stderr for gate in gates])
     finally:
         second.stop()
 
 
-def check_failover(url: str, outputs: list[list[dict[str, object]]]) -> None:
+@pytest.mark.slow
+def test_one_broker_of_two_goes_silent_the_gate_fails_over_within_seconds(site: Site, tmp_path: Path) -> None:
+    """The first broker's machine loses power: nothing is closed or refused, nothing comes back.  The gate does not
+    wait for TCP to notice (its keepalive: 10-20 s, every person at the gate decided offline meanwhile): 3 claims
+    unanswered with nothing heard, it makes its connection again, to the other broker, and claims online within
+    seconds.  (Before the renewal, it stayed on the silent connection until the keepalive gave it up.)"""
+    second = Mosquitto(tmp_path / "broker-2").start()
+    proxy = TcpProxy(site.broker.port)
+    try:
+        with fresh_database() as url:
+            site.start_arbiter("--store", url, "--instance", "a", "--group", "arbiters")
+            site.start_arbiter("--store", url, "--instance", "b", "--group", "arbiters", broker_url=second.url)
+            watcher = Watcher(site.broker)
+            gate = site.start_gate("gate-1", broker_url=f"{proxy.url},{second.url}")
+            watcher.wait_online("gate-1")
+            watcher.close()
+            tickets = site.mint(60)
+            first = gate.check(tickets[0])
+            assert (first["outcome"], first["provisional"]) == ("ADMIT", False), first
+            proxy.silence()
+            silenced = time.monotonic()
+            seen = []
+            for ticket in tickets[1:]:
+                result = gate.check(ticket)
+                seen.append((round(time.monotonic() - silenced, 2), result["outcome"], result["provisional"]))
+                if (result["outcome"], result["provisional"]) == ("ADMIT", False):
+                    break
+                time.sleep(0.1)
+            assert seen[-1][1:] == ("ADMIT", False), seen
+            assert seen[-1][0] < 6.0, f"online again only {seen[-1][0]} s after the broker went silent: {seen}"
+            assert all(outcome == "ADMIT" for _, outcome, _ in seen), seen  # offline meanwhile: admitted provisionally
+            assert gate.finish(30) in (0, 1), gate.stderr
+    finally:
+        proxy.close()
+        second.stop()
+
+
+def check_failover(url: str, outputs: list[list[dict[str, object]]], logs: list[str]) -> None:
     assert [len(out) for out in outputs] == [260] * 3
     for out in outputs:
         assert [(r["outcome"], r["provisional"]) for r in out[240:]] == [("ADMIT", False)] * 20, out[240:]
@@ -100,7 +137,8 @@ def check_failover(url: str, outputs: list[list[dict[str, object]]]) -> None:
     assert max(Counter(r["ticket_id"] for r in online).values()) == 1, "a ticket was admitted twice online"
     offline = [[i for i, r in enumerate(out) if r["provisional"] or r["outcome"] == "FAULT"] for out in outputs]
     print(f"decided offline (by position in each gate's run; the broker died at 80): {offline}")
-    assert all(len(positions) <= 80 for positions in offline)
+    told = [[line for line in log.splitlines() if "broker" in line or "arbiter" in line] for log in logs]
+    assert all(len(positions) <= 80 for positions in offline), told
     with psycopg.connect(url, autocommit=True) as conn:
         holders = {s for (s,) in conn.execute("SELECT scan_id FROM claims")}
         late = {s for (s,) in conn.execute("SELECT late_scan_id FROM conflicts WHERE state = 'open'")}

@@ -7,7 +7,11 @@ What a caller may rely on:
   while the broker is gone, while the arbiter's retained status (or last
   will) says it is offline, and after 3 claims in a row went unanswered
   (until any answer comes back): a waiting person is then not made to wait
-  for an answer that will not come.
+  for an answer that will not come.  When, with those claims (or a worker's
+  request) unanswered, nothing at all came in for RENEW_SILENCE s, the connection has gone silent, not just the arbiter: it is made
+  again at once (`Link.renew`, at most once per RENEW_EVERY s unless an
+  answer came since), so the gate is back within about a second of a heal
+  instead of when TCP's backed-off retransmissions get through.
 * One thread applies the live stream in sequence order (what arrives
   within `STREAM_EVERY` of a batch is applied with it, in one transaction:
   one commit instead of one per redemption, and the decision thread's own
@@ -50,6 +54,12 @@ SUSPECT_AFTER = 3  # unanswered claims in a row before the arbiter is taken for 
 #: the share of the claim budget after which an unanswered claim is sent once more (same scan id: idempotent).
 #: Arbiter instances share the claim topic: the copy goes to a live one if the first went to one that died
 RESEND_AT = 0.5
+#: seconds of silence (no message in at all) since an unanswered claim was sent before the connection is taken
+#: for dead: longer than a loaded arbiter's stalls (an arbiter stuck behind a live broker costs a reconnect)
+RENEW_SILENCE = 2.0
+#: seconds between two renewals of a silent connection with no answer between them (an arbiter that is merely
+#: stuck, behind a live broker, costs one quick reconnect this often, not one per unanswered claim)
+RENEW_EVERY = 10.0
 #: the tag of the worker thread's requests (catch-up, outbox drain): given up when an arbiter's status changes
 WORKER = "worker"
 #: seconds the worker gathers stream batches before applying them together.  A gate's own win comes back on
@@ -83,6 +93,9 @@ class GateSync:
         self._arbiter = "unknown"
         self._instances: dict[str, str] = {}  # status topic -> state of each arbiter instance heard of
         self._unanswered = 0
+        self._unanswered_since = 0.0  # time.monotonic() when the first of the unanswered claims was sent
+        self._renewed_at = -RENEW_EVERY
+        self._answered_at = 0.0  # time.monotonic() of the last answer
         self._fault = ""
         self._clock_offset: float | None = None
         self._need_catchup = True
@@ -205,23 +218,39 @@ class GateSync:
         """One live request on the claim topic (a person is waiting): its reply within the budget, or None."""
         self.counters.add("claims")
         budget = self.budget if budget is None else budget
+        sent = time.monotonic()
         reply = self.link.request(self.topics.request("claim", self.gate_id), wire.request(key, entries),
                                   budget, resend_after=budget * RESEND_AT)
         if reply is None:
+            if self._unanswered == 0:
+                self._unanswered_since = sent
             self._unanswered += 1
             self.counters.add("claim_timeouts")
+            if self._unanswered >= SUSPECT_AFTER:
+                self._renew_if_silent(self._unanswered_since, f"{self._unanswered} claims unanswered")
             return None
         self._answered(reply)
         return reply
 
     def ask(self, payload: wire.Json) -> wire.Json | None:
         """The worker's request on the claim topic (an outbox drain's `drains`): its reply, or None."""
+        sent = time.monotonic()
         reply = self.link.request(self.topics.request("claim", self.gate_id), payload, REQUEST_TIMEOUT, tag=WORKER)
         if reply is None:
             self.counters.add("drain_timeouts")
+            self._renew_if_silent(sent, "an outbox request unanswered")
             return None
         self._answered(reply)
         return reply
+
+    def _renew_if_silent(self, since: float, why: str) -> None:
+        """Requests unanswered since `since` (monotonic) and nothing at all heard for RENEW_SILENCE s: make the
+        connection again."""
+        now = time.monotonic()
+        again = self._answered_at > self._renewed_at or now - self._renewed_at >= RENEW_EVERY
+        silent = now - max(since, self.link.heard())
+        if silent >= RENEW_SILENCE and again and self.link.renew(f"{why}, nothing heard for {silent:.1f} s"):
+            self._renewed_at = now
 
     def kick(self) -> None:
         """The outbox has new work: drain it as soon as the arbiter answers."""
@@ -331,6 +360,8 @@ class GateSync:
                     self._need_catchup = True
 
     def _housekeeping(self) -> None:
+        if self._unanswered >= SUSPECT_AFTER:  # no claim is sent while suspect: the silence is checked here
+            self._renew_if_silent(self._unanswered_since, f"{self._unanswered} claims unanswered")
         if self.link.ready and self._arbiter != "offline":
             if self._need_catchup:
                 self._catch_up()
@@ -390,6 +421,7 @@ class GateSync:
 
     def _answered(self, reply: wire.Json) -> None:
         self._unanswered = 0
+        self._answered_at = time.monotonic()
         at = reply.get("at")
         if isinstance(at, int | float):
             self._clock_offset = at - time.time()
