@@ -206,6 +206,18 @@ def failover(folder: Path, venue: Venue, url: str, kills: int) -> tuple[list[flo
     return gaps, lost[0], len(answered)
 
 
+def default_gate(folder: Path, gate_id: str, url: str) -> tuple[GateSync, Store]:
+    """A gate with the reconnect waits of a gate's default config, online at `url` (else SystemExit)."""
+    defaults = SyncSection()
+    store = Store.open(folder / f"{gate_id}.db")
+    sync = GateSync(Ledger(store), gate_id, Broker.parse(url), Topics(), batch=200,
+                    reconnect=(defaults.reconnect_min, defaults.reconnect_max))
+    sync.start()
+    if not sync.wait_ready(10):
+        raise SystemExit(f"bench: the arbiter did not answer {gate_id} at {url}")
+    return sync, store
+
+
 def heals(folder: Path, venue: Venue, url: str, n: int) -> tuple[list[float], list[float]]:
     """(per heal: s from the heal to the gate's first answered claim, s from the heal to its reconnection).
 
@@ -216,13 +228,7 @@ def heals(folder: Path, venue: Venue, url: str, n: int) -> tuple[list[float], li
     venue.start(url, "a")
     logging.getLogger("sync.link").setLevel(logging.ERROR)  # each cut and heal is logged: lines that bury the table
     proxy = CutProxy(venue.port)
-    defaults = SyncSection()
-    store = Store.open(folder / "bench-heal.db")
-    sync = GateSync(Ledger(store), "bench-heal", Broker.parse(proxy.url), Topics(), batch=200,
-                    reconnect=(defaults.reconnect_min, defaults.reconnect_max))
-    sync.start()
-    if not sync.wait_ready(10):
-        raise SystemExit("bench: the arbiter did not answer the gate behind the proxy")
+    sync, store = default_gate(folder, "bench-heal", proxy.url)
     online, reconnected, rng = [], [], random.Random(14)
     try:
         for i in range(n):
@@ -253,15 +259,9 @@ def drops(folder: Path, venue: Venue, url: str, n: int, long: int) -> tuple[list
     venue.start(url, "a")
     logging.getLogger("sync.link").setLevel(logging.ERROR)
     link = SilentLink(venue.port)
-    defaults = SyncSection()
-    store = Store.open(folder / "bench-drop.db")
-    sync = GateSync(Ledger(store), "bench-drop", Broker.parse(link.url), Topics(), batch=200,
-                    reconnect=(defaults.reconnect_min, defaults.reconnect_max))
-    sync.start()
+    sync, store = default_gate(folder, "bench-drop", link.url)
     short, lasting, given_up, rng = [], [], [], random.Random(14)
     try:
-        if not sync.wait_ready(10):
-            raise SystemExit("bench: the arbiter did not answer the gate behind the silent link")
         for i in range(n + long):
             first_online_claim(sync, -1 - i)  # online before each drop
             seconds = rng.uniform(1.0, 3.0) if i < n else LONG_DROP_S

@@ -124,11 +124,16 @@ class World:
         wallet.accept(owned)
         return owned
 
-    def resale(self, seller: Wallet, buyer: Wallet, price: int, ticket_id: str = "9f2") -> Message:
+    def hold(self, seller: Wallet, buyer: Wallet, ticket_id: str = "9f2") -> Message:
+        """The buyer asks the seller for the ticket and the box office holds it for them; the request."""
         request = buyer.buy("show7", ticket_id, seller=seller.chain)
         holds = self.office.handle(request)
         buyer.accept(holds)
         seller.accept(holds)
+        return request
+
+    def resale(self, seller: Wallet, buyer: Wallet, price: int, ticket_id: str = "9f2") -> Message:
+        request = self.hold(seller, buyer, ticket_id)
         invoice = seller.sell(request, price, "EUR")
         paid = buyer.pay(invoice, self.agent)
         owned = self.office.transfer(seller.release(paid))

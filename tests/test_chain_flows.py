@@ -178,10 +178,7 @@ def test_a_resale_paid_after_its_hold_expired_is_refunded_and_the_seller_gets_no
 def test_a_buyer_who_paid_gets_the_ticket_though_the_seller_never_releases(world: World) -> None:
     alice, bob = world.wallet("alice"), world.wallet("bob")
     world.purchase(alice)
-    request = bob.buy("show7", "9f2", seller=alice.chain)
-    holds = world.office.handle(request)
-    bob.accept(holds)
-    alice.accept(holds)
+    request = world.hold(alice, bob)
     outcome = _charge_and_settle(world, bob, alice.sell(request, 4000, "EUR"))  # and Alice does nothing more
     assert [b.kind for b in outcome.blocks if not b.is_identity] == ["payment_confirmation"]
     assert holder(world) == (bob.chain, 2)
@@ -201,10 +198,7 @@ def test_an_answer_or_payment_under_way_is_sent_again_the_same_and_counts_once(w
     send it again: the very same blocks, so the buyer is invoiced once and charged once."""
     alice, bob = world.wallet("alice"), world.wallet("bob")
     world.purchase(alice)
-    request = bob.buy("show7", "9f2", seller=alice.chain)
-    holds = world.office.handle(request)
-    bob.accept(holds)
-    alice.accept(holds)
+    request = world.hold(alice, bob)
     invoice = alice.sell(request, 4000, "EUR")
     assert alice.answered() == set()  # invoiced, not over: the request may be answered again
     assert alice.sell(request, 4000, "EUR").dumps() == invoice.dumps()
@@ -427,10 +421,7 @@ def test_a_resale_paid_or_released_after_the_window_ended_does_not_move_the_tick
     alice, bob, carol = world.wallet("alice"), world.wallet("bob"), world.wallet("carol")
     world.purchase(alice)
     world.clock.advance(END - 30 - world.clock())
-    request = bob.buy("show7", "9f2", seller=alice.chain)
-    holds = world.office.handle(request)
-    bob.accept(holds)
-    alice.accept(holds)
+    request = world.hold(alice, bob)
     invoice = alice.sell(request, 4000, "EUR")
     world.clock.advance(60)
     outcome = _charge_and_settle(world, bob, invoice)  # paid after the end: refunded, Alice keeps nothing

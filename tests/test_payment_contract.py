@@ -123,10 +123,7 @@ def resale(p: Provider) -> tuple[Wallet, Wallet, Message, Message]:
     world = p.world
     alice, bob = world.wallet("alice"), world.wallet("bob")
     world.purchase(alice)
-    request = bob.buy("show7", "9f2", seller=alice.chain)
-    holds = world.office.handle(request)
-    bob.accept(holds)
-    alice.accept(holds)
+    request = world.hold(alice, bob)
     invoice = alice.sell(request, PRICE, "EUR")
     return alice, bob, invoice, bob.charge(invoice)
 

@@ -102,6 +102,12 @@ def asked(page: Page, who: str, seat: str) -> Locator:
     return card
 
 
+def snap(page: Page, name: str) -> None:
+    """A screenshot of `page` in the test artifacts (for a person to look at)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), animations="disabled")
+
+
 def test_bob_buys_a_ticket_with_a_click_and_sees_it_in_plain_words(hall: Theatre, phone: Phone) -> None:
     hall.list("soon", valid_from=int(time.time()) + 3600)
     bob = phone(hall.pages("bob")["bob"])
@@ -120,8 +126,7 @@ def test_bob_buys_a_ticket_with_a_click_and_sees_it_in_plain_words(hall: Theatre
         timeout=WAIT)
     plain(bob.locator("body").inner_text())
     assert hall.bo.status(EVENT, "9f2")["state"] == "sold"
-    ARTIFACTS.mkdir(exist_ok=True)
-    bob.screenshot(path=str(ARTIFACTS / "wallet-page-bought.png"), animations="disabled")
+    snap(bob, "wallet-page-bought.png")
 
 
 def test_alice_sells_her_ticket_to_bob_from_her_page(hall: Theatre, phone: Phone) -> None:
@@ -148,8 +153,7 @@ def test_alice_sells_her_ticket_to_bob_from_her_page(hall: Theatre, phone: Phone
         plain(page.locator("body").inner_text())
     status = hall.bo.status(EVENT, "9f2")
     assert status["state"] == "sold" and status["generation"] == 2
-    ARTIFACTS.mkdir(exist_ok=True)
-    alice.screenshot(path=str(ARTIFACTS / "wallet-page-sold.png"), animations="disabled")
+    snap(alice, "wallet-page-sold.png")
 
 
 def test_alice_gives_her_ticket_to_bob_from_her_page(hall: Theatre, phone: Phone) -> None:
