@@ -71,7 +71,7 @@ REQUEST_QOS = 0
 #: paho's own queue of unsent messages: bounded so a long outage cannot eat the memory
 MAX_QUEUED = 10_000
 #: seconds a connection attempt (TCP connect, and the TLS handshake) may take before it is given up and the
-#: next begins (paho's default, 5 s, would hold a gate on a broker that went silent: a venue LAN connects in
+#: next begins (or the longest reconnect wait, if longer: a WAN's `sync.reconnect_max` lengthens both) (paho's default, 5 s, would hold a gate on a broker that went silent: a venue LAN connects in
 #: milliseconds, and a fresh attempt after a heal is answered at once while a held one waits out TCP's backoff)
 CONNECT_TIMEOUT = 2.0
 
@@ -287,7 +287,7 @@ class Link:
             # set: only a link that wants to hear of acknowledgements read pays for it
             client.on_publish = self._published
         self._set_delay(client)
-        client.connect_timeout = CONNECT_TIMEOUT
+        client.connect_timeout = max(CONNECT_TIMEOUT, float(max(reconnect)))  # a WAN's longer waits: longer tries
         client.max_queued_messages_set(MAX_QUEUED)
         if will is not None:
             client.will_set(will[0], wire.encode(will[1]), qos=QOS, retain=True)
