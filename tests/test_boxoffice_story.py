@@ -16,7 +16,7 @@ from office_fixtures import EVENT, Theatre, run_gate, theatre, wait_for
 
 pytest.register_assert_rewrite("sync_fixtures")
 
-from sync_fixtures import Site, rows, wait_until  # noqa: E402
+from sync_fixtures import Site, Watcher, rows, wait_until  # noqa: E402
 
 from gate.holder import code_for, present, terms_of  # noqa: E402
 from gate.ownership.online import OnlineWallet  # noqa: E402
@@ -118,6 +118,9 @@ def alice_buys_and_resells_to_bob(theatre: Theatre) -> tuple[str, OnlineWallet]:
 
 def test_the_story_with_the_arbiter_bob_in_alice_superseded_everywhere(synced_hall: Theatre, site: Site) -> None:
     gate = site.start_gate("gate-1", "--set", "ownership.code_skew=8")
+    watcher = Watcher(site.broker)
+    watcher.wait_online("gate-1")  # its store is open (on a loaded machine a gate can take seconds to start)
+    watcher.close()
     alice_code, bob = alice_buys_and_resells_to_bob(synced_hall)
     db = site.gate_db("gate-1")  # nobody ran `gate supersede`: the box office's timer sent it to the arbiter
     wait_until(lambda: rows(db, "SELECT generation FROM generations") == [(2,)], 20, "generation 2 at the gate")
