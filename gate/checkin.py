@@ -63,10 +63,10 @@ class CheckinGate:
         if self.claimer is not None:
             return self.claimer.redeem(scan, lst, direction, product)
         with store.transaction() as tx:
-            known = tx.list_known(scan)
+            known, state = tx.list_lookup(scan, lst.name)
             if known is not None:
                 return known
-            ruling = judge(lst, product, tx.pass_state(ticket.event, ticket.ticket_id, lst.name), scan.at, direction)
+            ruling = judge(lst, product, state, scan.at, direction)
             if ruling.admitted:
                 tx.set_pass(scan, lst.name, ruling.state)
             tx.journal(scan, ListScan(scan.scan_id, lst.name, lst.version, direction, ruling.outcome.value,

@@ -104,11 +104,10 @@ class PassLedger:
                 policy: OfflinePolicy | str) -> Redemption:
         """No link to the arbiter: the local judgement under the policy; what is let through is queued `late`."""
         with self.store.transaction() as tx:
-            known = tx.list_known(scan)
+            known, state = tx.list_lookup(scan, lst.name)
             if known is not None:
                 return known
-            ruling = judge(lst, product, tx.pass_state(scan.event or "", scan.ticket_id or "", lst.name), scan.at,
-                           direction)
+            ruling = judge(lst, product, state, scan.at, direction)
             through = ruling.admitted and (direction == "out" or OfflinePolicy(policy).admits)
             if through and not self._enqueue(tx, scan, lst, direction, product, "late"):
                 return _deny(tx, scan, lst, direction, "scan id already claimed")

@@ -18,6 +18,8 @@ EXT_PRODUCT = 0x03
 
 def check_product(name: str) -> str:
     """`name` if it is a valid product name, else TicketFormatError saying why."""
+    if name.isprintable() and 1 <= len(name.encode()) <= MAX_FIELD:  # the usual name, at a list gate's every scan
+        return name  # (printable: no control character; the exact checks below decide all the others)
     size = len(name.encode())
     if not 1 <= size <= MAX_FIELD:
         raise TicketFormatError(f"product must be 1..{MAX_FIELD} bytes of UTF-8, not {size}")

@@ -19,6 +19,7 @@ from gate.ownership.boxoffice import BoxOffice
 from gate.ownership.payment import FakePaymentAgent
 from gate.ownership.wallet import Wallet
 from gate.store import Store
+from sync.arbiter.schema import MIGRATIONS as ARBITER_MIGRATIONS
 from sync.arbiter.store import ArbiterStore
 from sync.dashboard.history import History
 
@@ -67,7 +68,7 @@ def test_the_arbiters_store_is_adopted_and_keeps_its_stream(old: Path) -> None:
         assert store.rows("SELECT generation FROM generations WHERE ticket_id = 't4'") == [{"generation": 2}]
     finally:
         store.close()
-    assert [v for v, _ in migrations(old / "arbiter.db")] == [1, 2, 3, 4, 5, 6]
+    assert [v for v, _ in migrations(old / "arbiter.db")] == [m[0] for m in ARBITER_MIGRATIONS]
     assert "adopted" in migrations(old / "arbiter.db")[0][1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,7 +16,9 @@ from subprocess import CompletedProcess
 import pytest
 from test_sync_arbiter_store import location
 
+from gate.passes import PassState
 from gate.rules import CheckinList
+from sync.arbiter import passes
 from sync.arbiter.store import ArbiterStore
 from sync.arbiter.stores import open_store
 from sync.wire import PassAnswer, Revocation, Transition
@@ -263,3 +266,53 @@ def test_gate_conflicts_lists_double_entries_and_list_conflicts_in_one_list_on_t
                   for r in map(json.loads, at_gate.stdout.splitlines())) == [
         ("double", None, "c2", "north", "entered at south although already used at north"),
         ("list", "stadium", "late-1", "north", "entered at south while already inside since north")]
+
+
+def test_the_undo_keeps_the_state_before_and_reads_the_json_of_older_rows() -> None:
+    before = PassState(entries=2, day="2026-07-01", day_entries=1, inside=False, last_entry=1782900000.25)
+    after = PassState(entries=3, day="2026-07-02", day_entries=1, inside=True, last_entry=1782990000.5)
+    assert passes.undo_of(passes.undo_text(before, after)) == (before, 1, "2026-07-02")
+    assert passes.undo_of(passes.undo_text(PassState(), PassState(inside=True))) == (PassState(), 0, "")
+    older = json.dumps({"before": passes.state_json(before), "after": passes.state_json(after)})  # migrations 5-6
+    assert passes.undo_of(older) == (before, 1, "2026-07-02")
+
+
+def test_a_void_undoes_an_entry_whose_undo_an_older_arbiter_wrote_as_json(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "arbiter.db")
+    assert code(one(store, move("v9", "multi", scan="old", at=5.0))) == "ADMIT"
+    with store.database.transaction() as db:
+        db.execute("UPDATE pass_scans SET undo = ? WHERE scan_id = 'old'", (json.dumps(
+            {"before": passes.state_json(PassState()), "after": passes.state_json(PassState(1, "", 1, True, 5.0))}),))
+    assert code(one(store, replace(move("v9", "multi", scan="old", at=5.0), void=True))) == "offline"
+    assert store.rows("SELECT entries, inside FROM pass_states") == [{"entries": 0, "inside": 0}]
+    assert store.inside() == {"multi": (0, 0)}
+
+
+def test_an_entry_writes_no_index_and_the_last_exit_is_read_from_the_exits_index(tmp_path: Path) -> None:
+    store = open_arbiter(tmp_path / "arbiter.db")
+    one(store, move("v8", "stadium", at=1.0))
+    one(store, move("v8", "stadium", "out", at=2.0))
+    late = one(store, move("v8", "stadium", at=1.5, admitted=True))  # older than the exit: stays outside
+    assert (code(late), late.state and late.state["inside"]) == ("ADMIT", False)
+    db = store.conn
+    assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pass_scans'"
+                                     " AND sql IS NOT NULL")] == ["pass_scans_exits"]
+    assert db.execute("SELECT count(*) FROM pass_scans INDEXED BY pass_scans_exits WHERE direction = 'out'"
+                      " AND outcome = 'ADMIT'").fetchone() == (1,)
+    plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + passes.LAST_EXIT, ("show7", "v8", "stadium")))
+    assert "USING INDEX pass_scans_exits" in plan or "USING COVERING INDEX pass_scans_exits" in plan
+    store.close()
+
+
+def test_an_arbiter_file_with_the_old_ticket_index_drops_it(tmp_path: Path) -> None:
+    path = tmp_path / "arbiter.db"
+    open_arbiter(path).close()
+    with sqlite3.connect(path) as db:  # as migrations 5-6 left it
+        db.execute("DROP INDEX pass_scans_exits")
+        db.execute("CREATE INDEX pass_scans_ticket ON pass_scans (event, ticket_id, list, direction)")
+        db.execute("DELETE FROM schema_migrations WHERE version = 7")
+    db.close()
+    store = open_arbiter(path)
+    names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "pass_scans_exits" in names and "pass_scans_ticket" not in names
+    store.close()

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any, cast
 
 from gate.admission import entered, judge
 from gate.outcomes import Outcome, Reason
@@ -45,9 +46,20 @@ from sync.wire import Json, PassAnswer, Transition
 Emit = Callable[..., int]
 STATE = ("SELECT entries, day, day_entries, inside, last_entry, rev, scan_id FROM pass_states"
          " WHERE event = ? AND ticket_id = ? AND list = ?")
-PRIOR = ("SELECT gate_id, event, ticket_id, list, outcome, reason, detail, seq, conflict, admitted, undo, direction"
-         " FROM pass_scans WHERE scan_id = ?")
-#: the time of the ticket's last exit the arbiter let through (voided ones are FAULT; an index of migration 5)
+#: everything a transition is decided on, in one statement (the hot path, like store.CLAIM_LOOKUP): the scan id's
+#: earlier ruling if any (columns 0-11), the ticket's state on the list (12-18, STATE's columns), whether
+#: the ticket is revoked (19) and its ownership generation at the arbiter (20)
+LOOKUP = """
+    SELECT p.gate_id, p.event, p.ticket_id, p.list, p.outcome, p.reason, p.detail, p.seq, p.conflict, p.admitted,
+           p.undo, p.direction,
+           s.entries, s.day, s.day_entries, s.inside, s.last_entry, s.rev, s.scan_id,
+           EXISTS (SELECT 1 FROM revoked WHERE ticket_id = :ticket AND event IN (:event, :any)),
+           (SELECT generation FROM generations WHERE event = :event AND ticket_id = :ticket)
+    FROM (SELECT 1) AS one
+    LEFT JOIN pass_scans AS p ON p.scan_id = :scan
+    LEFT JOIN pass_states AS s ON s.event = :event AND s.ticket_id = :ticket AND s.list = :list"""
+#: the time of the ticket's last exit the arbiter let through (voided ones are FAULT): the partial index
+#: pass_scans_exits (migration 7) holds exactly these rows, so an entry's row is in no index but the key's
 LAST_EXIT = ("SELECT max(at) FROM pass_scans WHERE event = ? AND ticket_id = ? AND list = ? AND direction = 'out'"
              " AND outcome = 'ADMIT'")
 #: the ticket's last entry applied before stream item `seq` (a conflict's `first`)
@@ -70,14 +82,16 @@ ANY_EVENT = "*"
 def transition(db: sqlite3.Connection, t: Transition, lists: Mapping[str, CheckinList], now: float,
                emit: Emit) -> PassAnswer:
     """Decide one transition in the caller's transaction; its answer (remembered by scan id)."""
-    prior = db.execute(PRIOR, (t.scan,)).fetchone()
-    if prior is not None:
+    row = _lookup(db, t)
+    if row[0] is not None:
+        prior = row[:12]
         if tuple(prior[:4]) != (t.gate, t.event, t.ticket, t.list):
             return PassAnswer(t.scan, Outcome.INVALID.value, Reason.REFUSED.value, "scan id already used")
         if t.void:
             return _void(db, t, prior, lists.get(t.list), now, emit)
         if not (t.admitted and not prior[9] and prior[4] != Outcome.ADMIT.value and (prior[4], prior[5]) != VOID):
-            return PassAnswer(t.scan, prior[4], prior[5], prior[6], prior[7], bool(prior[8]), _current(db, t))
+            return PassAnswer(t.scan, prior[4], prior[5], prior[6], prior[7], bool(prior[8]),
+                              state_json(_held(row[12:19])[0]))
         db.execute("DELETE FROM pass_scans WHERE scan_id = ?", (t.scan,))  # refused live, let in after all: a fact
     lst = lists.get(t.list)
     if t.void:
@@ -86,19 +100,33 @@ def transition(db: sqlite3.Connection, t: Transition, lists: Mapping[str, Checki
         return PassAnswer(t.scan, Outcome.INVALID.value, Reason.NOT_THIS_LIST.value,
                           f"the arbiter holds no list {t.list} for event {t.event}")
     for _ in range(8):  # a lost compare-and-set is judged again on the state that won
-        answer = _try(db, t, lst, now, emit)
+        answer = _try(db, t, lst, now, emit, row)
         if answer is not None:
             return answer
+        row = _lookup(db, t)
     raise sqlite3.OperationalError(f"pass state of {t.event}/{t.ticket} on {t.list} keeps changing")
 
 
-def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, emit: Emit) -> PassAnswer | None:
-    row = db.execute(STATE, (t.event, t.ticket, t.list)).fetchone()
-    state = PassState(row[0], row[1], row[2], bool(row[3]), row[4]) if row else PassState()
-    rev = row[5] if row else 0
+def _lookup(db: sqlite3.Connection, t: Transition) -> Sequence[Any]:
+    """LOOKUP's row for `t`, as this transaction sees it now."""
+    return cast(Sequence[Any], db.execute(LOOKUP, {"scan": t.scan, "event": t.event, "ticket": t.ticket,
+                                                   "list": t.list, "any": ANY_EVENT}).fetchone())
+
+
+def _held(row: Sequence[Any]) -> tuple[PassState, int]:
+    """The state and revision of STATE's columns (a fresh state, revision 0, when the ticket has none)."""
+    if row[5] is None:
+        return PassState(), 0
+    return PassState(row[0], row[1], row[2], bool(row[3]), row[4]), row[5]
+
+
+def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, emit: Emit,
+         row: Sequence[Any]) -> PassAnswer | None:
+    """Judge `t` on LOOKUP's `row` and compare-and-set its state; None when another writer moved it first."""
+    state, rev = _held(row[12:19])
     ruling = judge(lst, t.product, state, t.at, "out" if t.direction == "out" else "in")
     outcome, reason, detail, nxt = ruling.outcome, ruling.reason, ruling.detail, ruling.state
-    refused = _refused(db, t) if ruling.admitted and t.direction == "in" else None
+    refused = _refused(t, row[19], row[20]) if ruling.admitted and t.direction == "in" else None
     if refused is not None:
         outcome, reason, detail, nxt = *refused, state
     elif ruling.admitted and t.direction == "in" and not state.inside and _full(db, lst):
@@ -108,7 +136,7 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
         nxt = entered(lst, state, t.at)
     if t.admitted and nxt != state:
         nxt = _in_time(db, t, state, nxt)
-    seq = None
+    seq, after = None, state_json(nxt)
     if nxt != state:
         if not _swap(db, t.event, t.ticket, t.list, t.scan, nxt, rev):
             return None
@@ -116,10 +144,10 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
         said = {"detail": detail, "first": _last_entry(db, t)} if conflict else {}
         seq = emit(kind="pass", event=t.event, ticket=t.ticket, list=t.list, scan=t.scan, gate=t.gate, at=t.at,
                    direction=t.direction, outcome=outcome.value, reason=reason.value, conflict=conflict,
-                   state=state_json(nxt), arbiter_at=now, **said)
-    undo = json.dumps({"before": state_json(state), "after": state_json(nxt)}) if seq is not None else ""
-    _remember(db, t, lst.version, outcome.value, reason.value, detail, conflict, seq, now, undo)
-    return PassAnswer(t.scan, outcome.value, reason.value, detail, seq, conflict, state_json(nxt))
+                   state=after, arbiter_at=now, **said)
+    _remember(db, t, lst.version, outcome.value, reason.value, detail, conflict, seq, now,
+              undo_text(state, nxt) if seq is not None else "")
+    return PassAnswer(t.scan, outcome.value, reason.value, detail, seq, conflict, after)
 
 
 def _last_entry(db: sqlite3.Connection, t: Transition) -> Json | None:
@@ -139,12 +167,9 @@ def _in_time(db: sqlite3.Connection, t: Transition, state: PassState, nxt: PassS
     return replace(nxt, inside=state.inside) if older else nxt
 
 
-def _refused(db: sqlite3.Connection, t: Transition) -> tuple[Outcome, Reason, str] | None:
-    """REVOKED for an entry of a revoked ticket or of an ownership generation below the arbiter's."""
-    revoked, current = db.execute(
-        "SELECT EXISTS (SELECT 1 FROM revoked WHERE ticket_id = ? AND event IN (?, ?)),"
-        " (SELECT generation FROM generations WHERE event = ? AND ticket_id = ?)",
-        (t.ticket, t.event, ANY_EVENT, t.event, t.ticket)).fetchone()
+def _refused(t: Transition, revoked: object, current: int | None) -> tuple[Outcome, Reason, str] | None:
+    """REVOKED for an entry of a revoked ticket or of an ownership generation below the arbiter's (LOOKUP's
+    columns 19 and 20)."""
     if revoked:
         return Outcome.REVOKED, Reason.REVOKED, "the ticket is revoked"
     if current is not None and t.gen < current:
@@ -152,16 +177,16 @@ def _refused(db: sqlite3.Connection, t: Transition) -> tuple[Outcome, Reason, st
     return None
 
 
-def _void(db: sqlite3.Connection, t: Transition, prior: tuple, lst: CheckinList | None, now: float,
+def _void(db: sqlite3.Connection, t: Transition, prior: Sequence[Any], lst: CheckinList | None, now: float,
           emit: Emit) -> PassAnswer:
     """Undo what scan `t.scan` applied (it let nobody through), and answer like a void ever after."""
     if (prior[4], prior[5]) == VOID or prior[9]:  # voided already, or a fact the gate reported: never undone
         return PassAnswer(t.scan, prior[4], prior[5], prior[6], prior[7], bool(prior[8]), _current(db, t))
     seq = prior[7]
     if seq is not None and prior[10] and not prior[9]:  # applied, and not a fact reported by the gate
-        undo = json.loads(prior[10])
+        before, spent, day = undo_of(prior[10])
         for _ in range(8):
-            done = _undo(db, t, prior[11], _state(undo["before"]), _state(undo["after"]), now, emit)
+            done = _undo(db, t, prior[11], before, spent, day, now, emit)
             if done is not None:
                 seq = done
                 break
@@ -171,9 +196,10 @@ def _void(db: sqlite3.Connection, t: Transition, prior: tuple, lst: CheckinList 
                       state=_current(db, t))
 
 
-def _undo(db: sqlite3.Connection, t: Transition, direction: str, before: PassState, after: PassState, now: float,
+def _undo(db: sqlite3.Connection, t: Transition, direction: str, before: PassState, spent: int, day: str, now: float,
           emit: Emit) -> int | None:
-    """One compare-and-set of the undo; the stream seq of the undo (or of nothing to undo: 0), None if lost."""
+    """One compare-and-set of the undo of a transition that moved the ticket from `before`, spending `spent`
+    entries and counting on venue `day`; the stream seq of the undo (or of nothing to undo: 0), None if lost."""
     row = db.execute(STATE, (t.event, t.ticket, t.list)).fetchone()
     if row is None:
         return 0
@@ -181,9 +207,8 @@ def _undo(db: sqlite3.Connection, t: Transition, direction: str, before: PassSta
     if row[6] == t.scan:  # nothing moved the ticket since: exactly as before
         nxt = before
     else:  # later moves left the ticket where it is: give back the entry it spent
-        spent = after.entries - before.entries
         nxt = replace(cur, entries=max(cur.entries - spent, 0),
-                      day_entries=max(cur.day_entries - spent, 0) if cur.day == after.day else cur.day_entries)
+                      day_entries=max(cur.day_entries - spent, 0) if cur.day == day else cur.day_entries)
     if nxt == cur:
         return 0
     if not _swap(db, t.event, t.ticket, t.list, t.scan, nxt, row[5]):
@@ -248,6 +273,27 @@ def state_json(s: PassState) -> Json:
 def _state(d: Json) -> PassState:
     return PassState(int(d["entries"]), str(d["day"]), int(d["day_entries"]), bool(d["inside"]),
                      float(d["last_entry"]))
+
+
+def undo_text(before: PassState, after: PassState) -> str:
+    """What ``pass_scans.undo`` keeps of an applied transition: the state before it, whole (an undo while nothing
+    moved the ticket since puts it back), and of the state after it the two fields an undo after later moves
+    needs (the entries it spent, its venue day), as ``entries|day|day_entries|inside|last_entry|entries|day``.
+    Not JSON: on the hot path, and a fifth of the bytes (rows made before migration 7 hold JSON: `undo_of`
+    reads both)."""
+    return (f"{before.entries}|{before.day}|{before.day_entries}|{int(before.inside)}|{before.last_entry!r}|"
+            f"{after.entries}|{after.day}")
+
+
+def undo_of(text: str) -> tuple[PassState, int, str]:
+    """`undo_text`'s (or an older row's JSON) state before, entries spent and venue day after."""
+    if text.startswith("{"):
+        undo = json.loads(text)
+        before, after = _state(undo["before"]), _state(undo["after"])
+        return before, after.entries - before.entries, after.day
+    entries, day, day_entries, inside, last_entry, after_entries, after_day = text.split("|")
+    before = PassState(int(entries), day, int(day_entries), inside == "1", float(last_entry))
+    return before, int(after_entries) - before.entries, after_day
 
 
 #: per list: tickets inside now, entries admitted (ArbiterStore.inside)

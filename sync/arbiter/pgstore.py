@@ -105,6 +105,12 @@ PG_MIGRATIONS: list[Migration] = [
             name text NOT NULL, version bigint NOT NULL, event text NOT NULL, seq bigint NOT NULL,
             arbiter_at double precision NOT NULL, PRIMARY KEY (name, version))""",
     )),
+    # only the exits let through indexed (sync/arbiter/passes.py LAST_EXIT): SQLite's migration 7
+    (6, "check-in lists: index only the exits let through (the last exit of a ticket)", (
+        "DROP INDEX IF EXISTS pass_scans_ticket",
+        "CREATE INDEX IF NOT EXISTS pass_scans_exits ON pass_scans (event, ticket_id, list, at)"
+        " WHERE direction = 'out' AND outcome = 'ADMIT'",
+    )),
 ]
 
 #: the tables `adopt` copies from a SQLite arbiter (its schema_migrations stay its own)
