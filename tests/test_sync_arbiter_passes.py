@@ -268,6 +268,29 @@ def test_gate_conflicts_lists_double_entries_and_list_conflicts_in_one_list_on_t
         ("list", "stadium", "late-1", "north", "entered at south while already inside since north")]
 
 
+def test_a_conflict_names_its_earlier_entry_also_when_the_ticket_last_went_out(where: str | Path) -> None:
+    """The usual conflict (in while already inside) finds its earlier entry by key, from the scan that last
+    moved the ticket; one of a ticket whose last move was an exit (entries spent) finds it among its moves.
+    Both are kept with the conflict, for `gate conflicts --arbiter` (passes.CONFLICTS reads no search)."""
+    store = open_arbiter(where)
+    for t in (move("a", "stadium", "in", "north", at=1.0, scan="a-in"),
+              move("b", "multi", "in", "north", at=1.0), move("b", "multi", "out", "x", at=2.0),
+              move("b", "multi", "in", "north", at=3.0), move("b", "multi", "out", "x", at=4.0),
+              move("b", "multi", "in", "west", at=5.0, scan="b-in-3"), move("b", "multi", "out", "x", at=6.0)):
+        assert code(one(store, t)) in ("ADMIT", "exit")
+    inside = one(store, move("a", "stadium", "in", "south", at=7.0, scan="a-late", admitted=True))
+    spent = one(store, move("b", "multi", "in", "south", at=8.0, scan="b-late", admitted=True))
+    assert (inside.conflict, code(inside), spent.conflict, code(spent)) == (True, "already_inside", True,
+                                                                           "entries_exhausted")
+    items, _ = store.read_stream(0, 100)
+    assert {i["scan"]: i["first"] for i in items if i.get("conflict")} == {
+        "a-late": {"gate": "north", "at": 1.0, "scan": "a-in"}, "b-late": {"gate": "west", "at": 5.0, "scan": "b-in-3"}}
+    rows = store.rows(passes.CONFLICTS)
+    store.close()
+    assert [(r["late_scan_id"], r["first_scan_id"], r["first_gate"], r["first_at"]) for r in rows] == [
+        ("a-late", "a-in", "north", 1.0), ("b-late", "b-in-3", "west", 5.0)]
+
+
 def test_the_undo_keeps_the_state_before_and_reads_the_json_of_older_rows() -> None:
     before = PassState(entries=2, day="2026-07-01", day_entries=1, inside=False, last_entry=1782900000.25)
     after = PassState(entries=3, day="2026-07-02", day_entries=1, inside=True, last_entry=1782990000.5)

@@ -62,18 +62,21 @@ LOOKUP = """
 #: pass_scans_exits (migration 7) holds exactly these rows, so an entry's row is in no index but the key's
 LAST_EXIT = ("SELECT max(at) FROM pass_scans WHERE event = ? AND ticket_id = ? AND list = ? AND direction = 'out'"
              " AND outcome = 'ADMIT'")
-#: the ticket's last entry applied before stream item `seq` (a conflict's `first`)
+#: a conflict's earlier entry (its `first`): the ticket's last entry applied so far.  Looked for by the scan
+#: that last moved the ticket's state (a key lookup: an entry when the ticket is inside, as in the usual
+#: conflict, "entered while already inside"), else among the ticket's moves (no index serves this: only a
+#: conflict of a ticket whose last move was an exit pays for that search)
+MOVED_BY = ("SELECT gate_id, at, scan_id FROM pass_scans WHERE scan_id = ? AND direction = 'in'"
+            " AND (outcome = 'ADMIT' OR conflict = 1)")
 LAST_ENTRY = ("SELECT gate_id, at, scan_id FROM pass_scans WHERE event = ? AND ticket_id = ? AND list = ?"
-              " AND direction = 'in' AND seq IS NOT NULL AND seq < ? AND (outcome = 'ADMIT' OR conflict = 1)"
+              " AND direction = 'in' AND seq IS NOT NULL AND (outcome = 'ADMIT' OR conflict = 1)"
               " ORDER BY seq DESC LIMIT 1")
-_FIRST = ("(SELECT f.{0} FROM pass_scans f WHERE f.event = p.event AND f.ticket_id = p.ticket_id AND f.list = p.list"
-          " AND f.direction = 'in' AND f.seq IS NOT NULL AND f.seq < p.seq AND (f.outcome = 'ADMIT' OR f.conflict = 1)"
-          " ORDER BY f.seq DESC LIMIT 1)")
-#: every list conflict, oldest first, in the single-use conflicts' columns (plus list, version, reason, detail)
-CONFLICTS = ("SELECT p.scan_id AS late_scan_id, p.event, p.ticket_id, " + _FIRST.format("scan_id") + " AS first_scan_id, "
-             + _FIRST.format("gate_id") + " AS first_gate, " + _FIRST.format("at") + " AS first_at,"
-             " p.gate_id AS late_gate, p.at AS late_at, p.arbiter_at, p.seq, 'open' AS state, p.list,"
-             " p.list_version, p.reason, p.detail FROM pass_scans p WHERE p.conflict = 1 ORDER BY p.seq, p.scan_id")
+#: every list conflict, oldest first, in the single-use conflicts' columns (plus list, version, reason, detail);
+#: its earlier entry is the one its row names (first_scan, migration 8: none on older rows)
+CONFLICTS = ("SELECT p.scan_id AS late_scan_id, p.event, p.ticket_id, f.scan_id AS first_scan_id,"
+             " f.gate_id AS first_gate, f.at AS first_at, p.gate_id AS late_gate, p.at AS late_at, p.arbiter_at,"
+             " p.seq, 'open' AS state, p.list, p.list_version, p.reason, p.detail FROM pass_scans p"
+             " LEFT JOIN pass_scans f ON f.scan_id = p.first_scan WHERE p.conflict = 1 ORDER BY p.seq, p.scan_id")
 #: what a voided scan id answers, then and ever after
 VOID = (Outcome.FAULT.value, Reason.OFFLINE.value)
 ANY_EVENT = "*"
@@ -136,23 +139,27 @@ def _try(db: sqlite3.Connection, t: Transition, lst: CheckinList, now: float, em
         nxt = entered(lst, state, t.at)
     if t.admitted and nxt != state:
         nxt = _in_time(db, t, state, nxt)
-    seq, after = None, state_json(nxt)
+    seq, after, first = None, state_json(nxt), None
     if nxt != state:
         if not _swap(db, t.event, t.ticket, t.list, t.scan, nxt, rev):
             return None
         _count(db, lst.name, int(nxt.inside) - int(state.inside), int(nxt.entries > state.entries))
-        said = {"detail": detail, "first": _last_entry(db, t)} if conflict else {}
+        first = _last_entry(db, t, row[18]) if conflict else None
+        said = {"detail": detail, "first": first} if conflict else {}
         seq = emit(kind="pass", event=t.event, ticket=t.ticket, list=t.list, scan=t.scan, gate=t.gate, at=t.at,
                    direction=t.direction, outcome=outcome.value, reason=reason.value, conflict=conflict,
                    state=after, arbiter_at=now, **said)
     _remember(db, t, lst.version, outcome.value, reason.value, detail, conflict, seq, now,
-              undo_text(state, nxt) if seq is not None else "")
+              undo_text(state, nxt) if seq is not None else "", first["scan"] if first else "")
     return PassAnswer(t.scan, outcome.value, reason.value, detail, seq, conflict, after)
 
 
-def _last_entry(db: sqlite3.Connection, t: Transition) -> Json | None:
-    """The ticket's last entry on the list applied so far (this transition is not yet remembered)."""
-    row = db.execute(LAST_ENTRY, (t.event, t.ticket, t.list, 2 ** 62)).fetchone()
+def _last_entry(db: sqlite3.Connection, t: Transition, moved_by: str | None) -> Json | None:
+    """The ticket's last entry on the list applied so far (this transition is not yet remembered); `moved_by`
+    is the scan that last moved its state (MOVED_BY, LAST_ENTRY)."""
+    row = db.execute(MOVED_BY, (moved_by,)).fetchone() if moved_by else None
+    if row is None:
+        row = db.execute(LAST_ENTRY, (t.event, t.ticket, t.list)).fetchone()
     return {"gate": row[0], "at": row[1], "scan": row[2]} if row else None
 
 
@@ -225,12 +232,12 @@ def _tombstone(db: sqlite3.Connection, t: Transition, lst: CheckinList | None, n
 
 
 def _remember(db: sqlite3.Connection, t: Transition, version: int, outcome: str, reason: str, detail: str,
-              conflict: bool, seq: int | None, now: float, undo: str) -> None:
+              conflict: bool, seq: int | None, now: float, undo: str, first: str = "") -> None:
     db.execute("INSERT INTO pass_scans (scan_id, event, ticket_id, list, list_version, gate_id, direction, at,"
-               " admitted, outcome, reason, detail, conflict, seq, arbiter_at, undo)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               " admitted, outcome, reason, detail, conflict, seq, arbiter_at, undo, first_scan)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (t.scan, t.event, t.ticket, t.list, version, t.gate, t.direction, t.at, int(t.admitted),
-                outcome, reason, detail, int(conflict), seq, now, undo))
+                outcome, reason, detail, int(conflict), seq, now, undo, first))
 
 
 def _swap(db: sqlite3.Connection, event: str, ticket: str, name: str, scan: str, s: PassState, rev: int) -> bool:

@@ -111,6 +111,10 @@ PG_MIGRATIONS: list[Migration] = [
         "CREATE INDEX IF NOT EXISTS pass_scans_exits ON pass_scans (event, ticket_id, list, at)"
         " WHERE direction = 'out' AND outcome = 'ADMIT'",
     )),
+    # a conflict names its earlier entry: SQLite's migration 8
+    (7, "check-in lists: a conflict names its earlier entry", (
+        "ALTER TABLE pass_scans ADD COLUMN first_scan text NOT NULL DEFAULT ''",
+    )),
 ]
 
 #: the tables `adopt` copies from a SQLite arbiter (its schema_migrations stay its own)

@@ -86,6 +86,11 @@ MIGRATIONS: list[Migration] = [
         "CREATE INDEX IF NOT EXISTS pass_scans_exits ON pass_scans (event, ticket_id, list, at)"
         " WHERE direction = 'out' AND outcome = 'ADMIT'",
     )),
+    # A conflict names its earlier entry, found when it was judged (by key, passes.MOVED_BY): reading the
+    # conflicts needs no search of every ticket's moves, which no index serves since migration 7.
+    (8, "check-in lists: a conflict names its earlier entry", (
+        "ALTER TABLE pass_scans ADD COLUMN first_scan TEXT NOT NULL DEFAULT ''",
+    )),
 ]
 
 
