@@ -224,7 +224,7 @@ def heals(folder: Path, venue: Venue, url: str, n: int) -> tuple[list[float], li
     One PostgreSQL instance; one gate (GateSync, the reconnect waits of a gate's default config) behind a
     CutProxy.  Each round cuts it off (its connection dropped, every attempt refused) for 1-3 s, heals, and
     from the heal on has a person at the gate every 5 ms: claimed online as soon as the gate can claim
-    (`can_claim`), decided offline (not timed) until then."""
+    (`should_claim`), decided offline (not timed) until then."""
     venue.start(url, "a")
     logging.getLogger("sync.link").setLevel(logging.ERROR)  # each cut and heal is logged: lines that bury the table
     proxy = CutProxy(venue.port)
@@ -269,7 +269,7 @@ def drops(folder: Path, venue: Venue, url: str, n: int, long: int) -> tuple[list
             dropped = time.monotonic()
             stopped = 0.0
             while time.monotonic() < dropped + seconds:
-                if not sync.can_claim():
+                if not sync.should_claim():
                     stopped = stopped or time.monotonic()
                     time.sleep(0.005)
                     continue
@@ -294,7 +294,7 @@ def first_online_claim(sync: GateSync, i: int) -> tuple[float, float]:
     """(monotonic s when the gate could claim again, when a claim of it was answered): a person every 5 ms."""
     deadline, back = time.monotonic() + 20, 0.0
     while time.monotonic() < deadline:
-        if not sync.can_claim():
+        if not sync.should_claim():
             time.sleep(0.005)
             continue
         back = back or time.monotonic()

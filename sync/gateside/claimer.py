@@ -52,7 +52,7 @@ class GateClaimer:
         return redemption
 
     def _redeem(self, scan: Scan) -> Redemption:
-        if not self.sync.can_claim():
+        if not self.sync.should_claim():
             redemption = self.ledger.offline(scan, self.policy)
             self._queued(redemption)
             return redemption

@@ -55,7 +55,7 @@ class PassClaimer:
         return redemption
 
     def _redeem(self, scan: Scan, lst: CheckinList, direction: Direction, product: str) -> Redemption:
-        if not self.sync.can_claim():
+        if not self.sync.should_claim():
             redemption = self.ledger.offline(scan, lst, direction, product, self.policy)
             self._offline()
             return redemption

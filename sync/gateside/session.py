@@ -7,7 +7,10 @@ What a caller may rely on:
   while the broker is gone, while the arbiter's retained status (or last
   will) says it is offline, and after 3 claims in a row went unanswered
   (until any answer comes back): a waiting person is then not made to wait
-  for an answer that will not come.  When, with those claims (or a worker's
+  for an answer that will not come.  `should_claim` is what the claimers ask:
+  `can_claim`, or, while only unanswered claims make it False, one scan every
+  PROBE_EVERY s, whose claim (waiting its budget) tests whether the arbiter
+  answers again: the gate is back at the first answer after a heal.  When, with those claims (or a worker's
   request) unanswered, nothing at all came in for RENEW_SILENCE s, the connection has gone silent, not just the arbiter: it is made
   again at once (`Link.renew`, at most once per RENEW_EVERY s unless an
   answer came since), so the gate is back within about a second of a heal
@@ -54,6 +57,8 @@ SUSPECT_AFTER = 3  # unanswered claims in a row before the arbiter is taken for 
 #: the share of the claim budget after which an unanswered claim is sent once more (same scan id: idempotent).
 #: Arbiter instances share the claim topic: the copy goes to a live one if the first went to one that died
 RESEND_AT = 0.5
+#: seconds between probes while the arbiter is taken for gone for unanswered claims (`should_claim`)
+PROBE_EVERY = 1.0
 #: seconds of silence (no message in at all) since an unanswered claim was sent before the connection is taken
 #: for dead: longer than a loaded arbiter's stalls (an arbiter stuck behind a live broker costs a reconnect)
 RENEW_SILENCE = 2.0
@@ -96,6 +101,7 @@ class GateSync:
         self._unanswered_since = 0.0  # time.monotonic() when the first of the unanswered claims was sent
         self._renewed_at = -RENEW_EVERY
         self._answered_at = 0.0  # time.monotonic() of the last answer
+        self._probe_at = 0.0  # time.monotonic() from which the next probe may go (should_claim)
         self._fault = ""
         self._clock_offset: float | None = None
         self._need_catchup = True
@@ -186,7 +192,18 @@ class GateSync:
 
     # -- the claim path (decide thread) ----------------------------------------------------------
     def can_claim(self) -> bool:
+        """Whether the arbiter is taken for reachable (the offline light's question; it never probes)."""
         return self.link.ready and self._arbiter != "offline" and self._unanswered < SUSPECT_AFTER
+
+    def should_claim(self) -> bool:
+        """Whether to claim this scan online: `can_claim`, or a probe (see the module docstring)."""
+        if self.can_claim():
+            return True
+        now = time.monotonic()
+        if not (self.link.ready and self._arbiter != "offline") or now < self._probe_at:
+            return False
+        self._probe_at = now + PROBE_EVERY
+        return True
 
     def claim(self, claim: wire.Claim, budget: float | None = None) -> wire.Answer | None:
         """The arbiter's answer to one claim within the budget, or None."""
@@ -226,6 +243,8 @@ class GateSync:
                 self._unanswered_since = sent
             self._unanswered += 1
             self.counters.add("claim_timeouts")
+            if self._unanswered == SUSPECT_AFTER:
+                self._probe_at = time.monotonic() + PROBE_EVERY
             if self._unanswered >= SUSPECT_AFTER:
                 self._renew_if_silent(self._unanswered_since, f"{self._unanswered} claims unanswered")
             return None
