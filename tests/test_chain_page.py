@@ -23,6 +23,7 @@ import zxingcpp
 from chain_fixtures import RealClock, World, listing, make_world
 from office_fixtures import EVENT, Theatre, theatre, wait_for
 from playwright.sync_api import Page, sync_playwright
+from test_boxoffice_server import buy_and_pay
 
 from gate.outcomes import Reason
 from gate.ownership.webpage import WalletPage
@@ -177,6 +178,25 @@ def test_the_page_says_sold_and_over_in_words_a_holder_understands(connected: tu
     status, over = call(wallet_page, "POST", "/api/buy", {"event": EVENT, "ticket": "late"})
     assert (status, over["message"]) == (409, "This event is over: its tickets can no longer be bought or sold.")
     assert [x["ticket_id"] for x in call(wallet_page, "GET", "/api/offers")[1]["on_sale"]] == []
+
+
+def test_asking_twice_for_a_ticket_says_so_not_someone_else(tmp_path: Path) -> None:
+    """Bob asks Alice for her ticket, then asks again (another tab, a second tap): the box office holds it for
+    his first request, and the page says so instead of "someone else is buying this ticket"."""
+    for site in theatre(tmp_path, "9f2"):
+        alice, bob = site.wallet("alice"), site.wallet("bob")
+        buy_and_pay(site, alice)
+        bob_page = WalletPage(bob.wallet, bob)
+        bob_page.start()
+        try:
+            asked = {"event": EVENT, "ticket": "9f2", "seller": alice.chain}
+            first = call(bob_page, "POST", "/api/ask", asked)
+            assert first[0] == 200 and first[1]["message"].startswith("Asked alice for"), first
+            again = call(bob_page, "POST", "/api/ask", asked)
+            assert again == (409, {"error": "asked_already", "message": "You have asked for this ticket already: "
+                                                                         "the seller's answer will show here."})
+        finally:
+            bob_page.stop()
 
 
 def test_a_ticket_not_yet_valid_says_so_on_its_card(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ WORDS = {
     "reservation_expired": "Too late: the reservation ran out. The payment is refunded.",
     "not_holder": "This ticket is not yours (any more).",
     "on_hold": "Someone else is buying this ticket right now.",
+    "asked_already": "You have asked for this ticket already: the seller's answer will show here.",
     "no_request": "Nobody has asked you for this ticket yet.",
     "no_bill": "No invoice for this ticket has arrived yet.",
     "no_hold": "The box office is not holding this ticket for you.",
@@ -194,6 +195,9 @@ class WalletPage(JsonServer):
         name = next((p["name"] for p in self.wallet.people() if p["chain"] == seller), "")
         if not name:
             raise Refused("unknown_chain", "not a wallet this one knows")
+        if any(d["role"] == "buyer" and (d["event"], d["ticket_id"]) == (event, ticket)
+               and d["state"] in ("reserved", "billed", "paying") for d in self.wallet.deals()):
+            raise Refused("asked_already", "the box office holds the ticket for this wallet's request already")
         try:
             online.ask(event, ticket, seller)
         except Refused as exc:
