@@ -7,6 +7,7 @@ SQLite files afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:  # bench/ is a package of the checkout: its proxy 
     sys.path.append(str(ROOT))
 from bench._proxy import CutProxy as TcpProxy  # noqa: F401  (127.0.0.1:port -> the broker; cut, heal)
 from gate.keys import IssuerKey, KeyStore
+from gate.migrations import MIGRATIONS
 from gate.ticket import Ticket
 from sync import wire
 
@@ -223,8 +225,23 @@ class Site:
     def arbiter_db(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.arbiter_home / 'arbiter.db'}?mode=ro", uri=True)
 
-    def gate_db(self, gate_id: str) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.home(gate_id) / 'gate.db'}?mode=ro", uri=True)
+    def gate_db(self, gate_id: str, timeout: float = 30.0) -> sqlite3.Connection:
+        """The gate's store, read-only, once the gate has made it (a gate started a moment ago on a loaded
+        machine may not have opened it yet: its file, then its last migration)."""
+        path = self.home(gate_id) / "gate.db"
+        latest = MIGRATIONS[-1][0]
+
+        def made() -> bool:
+            if not path.exists():
+                return False
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                try:
+                    return db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == latest
+                except sqlite3.OperationalError:  # no bookkeeping table yet
+                    return False
+
+        wait_until(made, timeout, f"{gate_id} to make its store")
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
     def close(self) -> None:
         for proc in self.procs:
