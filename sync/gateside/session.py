@@ -245,8 +245,7 @@ class GateSync:
             self.counters.add("claim_timeouts")
             if self._unanswered == SUSPECT_AFTER:
                 self._probe_at = time.monotonic() + PROBE_EVERY
-            if self._unanswered >= SUSPECT_AFTER:
-                self._renew_if_silent(self._unanswered_since, f"{self._unanswered} claims unanswered")
+            self._renew_if_suspect()
             return None
         self._answered(reply)
         return reply
@@ -261,6 +260,11 @@ class GateSync:
             return None
         self._answered(reply)
         return reply
+
+    def _renew_if_suspect(self) -> None:
+        """While claims go unanswered (SUSPECT_AFTER in a row), the silence since the first of them."""
+        if self._unanswered >= SUSPECT_AFTER:
+            self._renew_if_silent(self._unanswered_since, f"{self._unanswered} claims unanswered")
 
     def _renew_if_silent(self, since: float, why: str) -> None:
         """Requests unanswered since `since` (monotonic) and nothing at all heard for RENEW_SILENCE s: make the
@@ -379,8 +383,7 @@ class GateSync:
                     self._need_catchup = True
 
     def _housekeeping(self) -> None:
-        if self._unanswered >= SUSPECT_AFTER:  # no claim is sent while suspect: the silence is checked here
-            self._renew_if_silent(self._unanswered_since, f"{self._unanswered} claims unanswered")
+        self._renew_if_suspect()  # no claim is sent while suspect (but a probe): the silence is checked here too
         if self.link.ready and self._arbiter != "offline":
             if self._need_catchup:
                 self._catch_up()
