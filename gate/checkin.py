@@ -3,9 +3,9 @@
 What a caller may rely on (the Decider calls `redeem` in place of `Store.redeem` when `gate.list` is set):
 
 * One transaction (``BEGIN IMMEDIATE``) holds the revocation check, the ticket's state on the list, the
-  ruling (gate/admission.py), the new state, the journal row (list name and version, direction) and the
-  audit row: an ADMIT is durable before it returns, and two processes on one file cannot both spend the
-  last entry.
+  ruling (gate/admission.py), the new state and the audit row, which names the list, its version and the
+  direction (the journal a replay is found in): an ADMIT is durable before it returns, and two processes
+  on one file cannot both spend the last entry.
 * A replay of a scan id already decided by the list answers the same outcome again and writes nothing.
 * A ticket of another event than the list's is `not_this_list`; a malformed product is `malformed`.
 * With a `claimer` (a gate with `sync.broker`: sync/gateside/passclaimer.py) every other scan is the
@@ -71,7 +71,6 @@ class CheckinGate:
                 tx.set_pass(scan, lst.name, ruling.state)
             tx.journal(scan, ListScan(scan.scan_id, lst.name, lst.version, direction, ruling.outcome.value,
                                       ruling.reason.value, ruling.detail))
-            tx.audit(scan, ruling.outcome, ruling.reason, f"list {lst.ref}" + (f": {ruling.detail}" if ruling.detail else ""))
             return Redemption(ruling.outcome, reason=ruling.reason, detail=ruling.detail)
 
     def _refuse(self, store: Store, scan: Scan, outcome: Outcome, reason: Reason, detail: str) -> Redemption:

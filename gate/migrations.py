@@ -183,4 +183,25 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             recorded_at REAL NOT NULL
         ) WITHOUT ROWID""",
     )),
+    # The list scans journal folded into the audit (gate/store.py, docs/checkin-lists.md): a list decision wrote
+    # the same scan twice, once in `list_scans` (keyed by its random scan id) and once in the audit; now its one
+    # audit row carries the list's name and version and the direction, and a partial index on the scan id finds
+    # a replay.  The journal's rows name their audit rows (same scan id and outcome, written in one
+    # transaction); the append-only trigger is lifted for that copy only.  `list_scans` stays, as a view.
+    (10, "check-in lists: the list scans journal folded into the audit", (
+        "ALTER TABLE audit ADD COLUMN list TEXT",
+        "ALTER TABLE audit ADD COLUMN list_version INTEGER",
+        "ALTER TABLE audit ADD COLUMN direction TEXT CHECK (direction IN ('in', 'out'))",
+        "DROP TRIGGER audit_append_only_update",
+        """UPDATE audit SET list = j.list, list_version = j.list_version, direction = j.direction
+           FROM list_scans AS j
+           WHERE audit.seq = (SELECT max(a.seq) FROM audit AS a WHERE a.scan_id = j.scan_id
+                              AND a.outcome = j.outcome AND a.reason = j.reason)""",
+        """CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        "DROP TABLE list_scans",
+        "CREATE INDEX audit_list_scan ON audit (scan_id) WHERE list IS NOT NULL",
+        """CREATE VIEW list_scans AS SELECT seq, scan_id, at, gate_id, event, ticket_id, list, list_version, direction,
+           outcome, reason, detail FROM audit WHERE list IS NOT NULL""",
+    )),
 ]

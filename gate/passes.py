@@ -18,7 +18,7 @@ class PassState:
 
 @dataclass(frozen=True)
 class ListScan:
-    """One scan decided by a list, as the journal keeps it (the list's name and version, the direction)."""
+    """One scan decided by a list, as its audit row keeps it (the list's name and version, the direction)."""
 
     scan_id: str
     list: str

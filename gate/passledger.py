@@ -1,7 +1,7 @@
 """A gate serving a check-in list with an arbiter: each list transition's outbox entry, in the gate's own store.
 
-This module owns the ``pass_outbox`` table of the gate's file (migration 7); the passes, the list scans
-journal and the audit log it changes only through `gate.store.StoreTx`, in the same transaction.  It speaks
+This module owns the ``pass_outbox`` table of the gate's file (migration 7); the passes and the audit log
+(which is the list scans journal) it changes only through `gate.store.StoreTx`, in the same transaction.  It speaks
 in the gate's own terms (`Scan`, `CheckinList`, `PassRuling`): sync/ turns them into MQTT payloads and back
 (sync/gateside/passclaimer.py).  Every method is one BEGIN IMMEDIATE transaction (synchronous=FULL).
 
@@ -22,7 +22,7 @@ One entry per transition sent, in the states of the single-use outbox (gate/ledg
 Crash rule (as for claims): a ``claim`` entry older than the budget plus STALE_GRACE has no waiter left, so
 `pending` turns it into ``void``; a waiter settles only by a compare-and-set from ``claim``.
 
-What a caller may rely on: an ADMIT (an entry or an exit) is durable, with its journal and audit rows, before
+What a caller may rely on: an ADMIT (an entry or an exit) is durable, with its audit row, before
 it returns; the arbiter's answer is what the gate shows whenever it comes within the budget; without it
 the gate judges by its own copy of the ticket's state (gate/admission.py) under the offline policy, and
 exits are always let through (people must be able to leave).
@@ -184,9 +184,8 @@ def _local(tx: StoreTx, scan: Scan, lst: CheckinList, direction: Direction, outc
 
 def _decided(tx: StoreTx, scan: Scan, lst: CheckinList, direction: Direction, outcome: Outcome, reason: Reason,
              detail: str, note: str = "") -> Redemption:
-    tx.journal(scan, ListScan(scan.scan_id, lst.name, lst.version, direction, outcome.value, reason.value, detail))
-    said = "; ".join(x for x in (detail, note) if x)
-    tx.audit(scan, outcome, reason, f"list {lst.ref}" + (f": {said}" if said else ""))
+    tx.journal(scan, ListScan(scan.scan_id, lst.name, lst.version, direction, outcome.value, reason.value, detail),
+               note)
     return Redemption(outcome, reason=reason, detail=detail)
 
 

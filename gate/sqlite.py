@@ -83,7 +83,7 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             db = cls(conn, path, error)
-            problems = [r for r in conn.execute("PRAGMA quick_check").fetchall() if r != ("ok",)] if check else []
+            problems = _quick_check(conn) if check else []
             if not problems:
                 db.migrate(migrations, adopt)
         except sqlite3.OperationalError as exc:
@@ -166,3 +166,14 @@ class Database:
 def has_table(db: sqlite3.Connection, name: str) -> bool:
     """For `adopt` callbacks: whether a table of that name exists."""
     return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _quick_check(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+    """What ``PRAGMA quick_check`` finds wrong (nothing: []).  A page so broken that the check cannot read on
+    ("database disk image is malformed") is one of its findings, not an error of the open."""
+    try:
+        return [r for r in conn.execute("PRAGMA quick_check").fetchall() if r != ("ok",)]
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        return [(str(exc),)]

@@ -236,12 +236,6 @@ class StoreTx:
                               (event, ticket_id, list_name)).fetchone()
         return str(row[0]) if row else None
 
-    def list_scan(self, scan_id: str) -> ListScan | None:
-        """The journal row of a scan decided by a list (a replay of its scan id finds it)."""
-        row = self.db.execute("SELECT scan_id, list, list_version, direction, outcome, reason, detail FROM list_scans"
-                              " WHERE scan_id = ?", (scan_id,)).fetchone()
-        return ListScan(*row) if row else None
-
     def list_known(self, scan: Scan) -> Redemption | None:
         """What a list-decided scan already is: refused (revoked or superseded, as `refused`), or the answer given
         to its scan id before (a replay); None for a scan still to judge."""
@@ -249,12 +243,13 @@ class StoreTx:
 
     def list_lookup(self, scan: Scan, list_name: str) -> tuple[Redemption | None, PassState]:
         """`list_known` and `pass_state` of the scan's ticket on `list_name` in one statement (the hot path of a
-        list decision: the revocation check, the journal's row of a replay and the state, read together)."""
+        list decision: the revocation check, the audit row of a replay and the state, read together)."""
         row = self.db.execute(
             "SELECT EXISTS (SELECT 1 FROM revoked WHERE ticket_id = ?1 AND event IN (?2, ?3)),"
             " (SELECT generation FROM generations WHERE event = ?2 AND ticket_id = ?1),"
-            " j.outcome, j.reason, j.detail, p.entries, p.day, p.day_entries, p.inside, p.last_entry"
-            " FROM (SELECT 1) LEFT JOIN list_scans AS j ON j.scan_id = ?4"
+            " j.outcome, j.reason, j.detail, p.entries, p.day, p.day_entries, p.inside, p.last_entry,"
+            " j.list, j.list_version"
+            " FROM (SELECT 1) LEFT JOIN audit AS j ON j.scan_id = ?4 AND j.list IS NOT NULL"
             " LEFT JOIN passes AS p ON p.event = ?2 AND p.ticket_id = ?1 AND p.list = ?5",
             (scan.ticket_id, scan.event, ANY_EVENT, scan.scan_id, list_name)).fetchone()
         state = PassState(row[5], row[6], row[7], bool(row[8]), row[9]) if row[5] is not None else PassState()
@@ -263,15 +258,30 @@ class StoreTx:
             return refused, state
         if row[2] is None:
             return None, state
-        return Redemption(Outcome(row[2]), replay=True, reason=Reason(row[3]), detail=row[4]), state
+        return Redemption(Outcome(row[2]), replay=True, reason=Reason(row[3]),
+                          detail=ruling_detail(row[4], row[10], row[11])), state
 
-    def journal(self, scan: Scan, entry: ListScan) -> None:
-        """Append a list-decided scan to the journal (the list version it was decided by, the direction)."""
+    def journal(self, scan: Scan, entry: ListScan, note: str = "") -> None:
+        """Audit a list-decided scan: its one audit row names the list and version it was decided by and the
+        direction (migration 10: the journal is the audit), its detail in words ``list NAME@VERSION: ...``
+        (the ruling's detail, then `note`)."""
         self.db.execute(
-            "INSERT INTO list_scans (scan_id, at, gate_id, event, ticket_id, list, list_version, direction, outcome,"
-            " reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (scan.scan_id, scan.at, scan.gate_id, scan.event, scan.ticket_id, entry.list, entry.list_version,
-             entry.direction, entry.outcome, entry.reason, entry.detail))
+            "INSERT INTO audit (at, gate_id, scan_id, event, ticket_id, outcome, reason, detail, list, list_version,"
+            " direction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (scan.at, scan.gate_id, scan.scan_id, scan.event, scan.ticket_id, entry.outcome, entry.reason,
+             list_words(entry.list, entry.list_version, "; ".join(x for x in (entry.detail, note) if x)),
+             entry.list, entry.list_version, entry.direction))
+
+
+def list_words(name: str, version: int, detail: str) -> str:
+    """A list decision's audit detail: ``list NAME@VERSION``, then ``: `` and `detail` if there is one."""
+    return f"list {name}@{version}" + (f": {detail}" if detail else "")
+
+
+def ruling_detail(words: str, name: str, version: int) -> str:
+    """What `list_words` was given as detail (the text after ``list NAME@VERSION: ``; "" if none)."""
+    prefix = f"list {name}@{version}: "
+    return words[len(prefix):] if words.startswith(prefix) else ""
 
 
 class Store:

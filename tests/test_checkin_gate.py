@@ -106,13 +106,51 @@ def test_a_replayed_scan_id_changes_nothing_and_the_list_version_is_journalled(i
     text = ticket(issuer, "r1")
     assert [gate.decide(text, scan_id="s-1").outcome for _ in range(3)] == [Outcome.ADMIT] * 3
     assert gate.decide(text, scan_id="s-2").admitted
-    assert gate.decide(text, scan_id="s-3").reason is Reason.ENTRIES_EXHAUSTED
-    rows = store.database.rows("SELECT scan_id, list, list_version, direction, outcome, reason FROM list_scans"
-                               " ORDER BY at, scan_id")
-    assert [(r["scan_id"], r["list_version"], r["reason"]) for r in rows] == [
-        ("s-1", 4, ""), ("s-2", 4, ""), ("s-3", 4, "entries_exhausted")]
+    refused = gate.decide(text, scan_id="s-3")
+    assert refused.reason is Reason.ENTRIES_EXHAUSTED
+    again = gate.decide(text, scan_id="s-3")  # a replay of a refusal: the same words, nothing written
+    assert (again.outcome, again.reason, again.detail) == (refused.outcome, refused.reason, refused.detail)
+    # one audit row per decided scan, naming the list, its version and the direction (the journal is the audit)
+    rows = store.database.rows("SELECT scan_id, list, list_version, direction, outcome, reason FROM audit ORDER BY seq")
+    assert [(r["scan_id"], r["list"], r["list_version"], r["direction"], r["reason"]) for r in rows] == [
+        ("s-1", "gym", 4, "in", ""), ("s-2", "gym", 4, "in", ""), ("s-3", "gym", 4, "in", "entries_exhausted")]
+    assert [r["scan_id"] for r in store.database.rows("SELECT scan_id FROM list_scans ORDER BY seq")] == [
+        "s-1", "s-2", "s-3"]  # the journal's old name, a view of those rows
     assert [h["detail"] for h in store.history("r1")] == ["list gym@4", "list gym@4",
                                                          "list gym@4: all 2 entries used"]
+
+
+def test_a_journal_of_before_migration_10_still_answers_its_replays(issuer: IssuerKey, tmp_path: Path) -> None:
+    """A gate's file whose list decisions were journalled in the old `list_scans` table: migration 10 moves the
+    journal onto their audit rows, and a replayed scan id answers as it did (no entry spent twice)."""
+    from gate.migrations import MIGRATIONS
+    from gate.sqlite import Database
+
+    path = tmp_path / "old.db"
+    with Database.open(path, MIGRATIONS[:9], error=RuntimeError) as old, old.transaction() as db:  # the old schema
+        for seq, (scan_id, outcome, reason, words) in enumerate((
+                ("s-1", "ADMIT", "", "list gym@4"), ("s-2", "ALREADY_USED", "entries_exhausted",
+                                                    "list gym@4: all 1 entries used")), start=1):
+            db.execute("INSERT INTO audit VALUES (?, ?, 'gate-1', ?, 'show7', 'r1', ?, ?, ?)",
+                       (seq, 100.0 + seq, scan_id, outcome, reason, words))
+            db.execute("INSERT INTO list_scans VALUES (?, ?, 'gate-1', 'show7', 'r1', 'gym', 4, 'in', ?, ?, ?)",
+                       (scan_id, 100.0 + seq, outcome, reason, words.partition(": ")[2]))
+        db.execute("INSERT INTO passes VALUES ('show7', 'r1', 'gym', 1, '', 0, 1, 101.0, 's-1')")
+        db.execute("INSERT INTO audit VALUES (3, 103.0, 'gate-1', 's-9', 'show7', 'x9', 'ADMIT', '', '')")
+    with Store.open(path) as store:
+        assert store.version == 10
+        rows = store.database.rows("SELECT scan_id, list, list_version, direction FROM audit ORDER BY seq")
+        assert [tuple(r.values()) for r in rows] == [("s-1", "gym", 4, "in"), ("s-2", "gym", 4, "in"),
+                                                     ("s-9", None, None, None)]
+        gate = decider(issuer, store, CheckinList("gym", "show7", version=4, entries=1))
+        text = ticket(issuer, "r1")
+        first = gate.decide(text, scan_id="s-1")
+        assert first.outcome is Outcome.ADMIT and store.counts() == {"ADMIT": 2, "ALREADY_USED": 1}
+        second = gate.decide(text, scan_id="s-2")
+        assert (second.reason, second.detail) == (Reason.ENTRIES_EXHAUSTED, "all 1 entries used")
+        assert store.counts() == {"ADMIT": 2, "ALREADY_USED": 1}  # replays: nothing written
+        with pytest.raises(Exception, match="append-only"):  # the trigger is back after the copy
+            store.conn.execute("UPDATE audit SET detail = 'x' WHERE seq = 1")
 
 
 def test_revoked_and_other_events_are_refused_by_a_list_gate(issuer: IssuerKey, store: Store) -> None:

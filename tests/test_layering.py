@@ -56,7 +56,7 @@ WRITERS = {
 }
 #: tables of the gate's database and which of its two modules writes each
 GATE_TABLES = {"redeemed": "gate.store", "audit": "gate.store", "revoked": "gate.store", "generations": "gate.store",
-               "passes": "gate.store", "list_scans": "gate.store",
+               "passes": "gate.store",
                "outbox": "gate.ledger", "conflicts": "gate.ledger", "sync_state": "gate.ledger",
                "pass_outbox": "gate.passledger", "checkin_lists": "gate.ledger",
                "pass_conflicts": "gate.ledger"}
