@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from gate.exc import StoreError
@@ -49,7 +49,7 @@ class Decision:
         return self.outcome is Outcome.ADMIT
 
     def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
+        d: dict[str, object] = dict(vars(self))  # every field is immutable: no deep copy (asdict's) needed
         d["outcome"], d["reason"] = self.outcome.value, self.reason.value
         return d
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sync.exc import BadMessage
@@ -568,7 +568,7 @@ class ScanEvent:
         return self.outcome == "ADMIT"
 
     def to_json(self) -> Json:
-        return asdict(self)
+        return dict(vars(self))  # every field is immutable: no deep copy (asdict's) needed
 
 
 def _optional_text(d: Json, key: str) -> str | None:
