@@ -12,6 +12,15 @@ What a caller may rely on:
   its commit).  Batches are committed one at a time, in arrival order, and
   published in the same order; the next batch may commit while the last
   one's answers are being sent (its fsync leaves the CPU free for them).
+* The stream is coalesced: at most one stream message goes out every
+  `stream_every` s (STREAM_EVERY), carrying the items of every batch
+  answered since the last one, in sequence order and always after those
+  batches' answers; a batch after a quieter spell goes out at once, and
+  STREAM_CHUNK waiting items go out without waiting.  Nothing is streamed
+  ahead of an earlier item, the status's head never overtakes what was
+  streamed, and a stop streams what waits before "offline".  (One message
+  per batch made a paced rush, where most batches hold one claim, one
+  message per claim to every gate.)
 * Who serves: the network thread itself, as soon as the socket holds no
   more bytes and no earlier batch is still sending (no thread hop for a
   lone claim; under load the batch grows while bytes keep coming); a
@@ -61,6 +70,10 @@ from sync.topics import REQUESTS, Topics
 log = logging.getLogger(__name__)
 
 STREAM_CHUNK = 500
+#: seconds between two stream messages at most once a stream message went out (items of the batches answered
+#: meanwhile wait and go out together): well under a gate's own gathering of the stream (STREAM_EVERY in
+#: sync/gateside/session.py, 50 ms), so items of instances that publish apart still reach a gate together
+STREAM_EVERY = 0.02
 #: seconds a request may wait for the network thread to serve it before the committer thread does
 DEFER_GRACE = 0.001
 
@@ -95,7 +108,8 @@ class Arbiter:
 
     def __init__(self, store: ArbiterStore, broker: Broker, topics: Topics, check: ClaimCheck, *, keepalive: int = 10,
                  reconnect: tuple[int, int] = (1, 16), credentials: Credentials | None = None,
-                 status_every: float = 10.0, max_batch: int = 2000, group: str = "", instance: str = "") -> None:
+                 status_every: float = 10.0, max_batch: int = 2000, group: str = "", instance: str = "",
+                 stream_every: float = STREAM_EVERY) -> None:
         self.store = store
         self.topics = topics
         self.check = check
@@ -110,6 +124,12 @@ class Arbiter:
         self._turns = 0  # batches taken so far: a batch's turn is its place in the order of publication
         self._sent = threading.Condition()
         self._sent_turns = 0  # batches whose messages have all been handed to paho
+        self.stream_every = stream_every
+        # stream items of batches already answered, waiting to go out together (in seq order); changed only in a
+        # turn (_send_in_turn), or under _busy with no turn outstanding (_status_turn)
+        self._streaming: list[wire.Json] = []
+        self._stream_due = 0.0  # monotonic s when the waiting items go out
+        self._streamed_at = -1e9  # monotonic s when the last stream message went out
         self._fault = ""
         self._next_status = 0.0
         self._lists_due = True  # the signed lists the check holds go on the stream (once each: publish_lists)
@@ -145,24 +165,42 @@ class Arbiter:
         timeout 0: everything pending), then publish the status if it is due; the ops served."""
         end = time.monotonic() + timeout
         with self._cond:
-            while timeout and not self._overdue() and time.monotonic() < end:
-                self._cond.wait(DEFER_GRACE if self._pending else end - time.monotonic())
+            while timeout and not self._overdue() and not self._stream_overdue() and time.monotonic() < end:
+                self._cond.wait(self._wait_for(end))
         served = self._serve_pending()
+        self._stream_turn()
         self._status_turn()
         return served
+
+    def _wait_for(self, end: float) -> float:
+        """How long the committer may sleep (under _cond): until `end`, DEFER_GRACE while work is pending, until
+        the waiting stream items are due (then DEFER_GRACE while a batch is still on its way out)."""
+        now = time.monotonic()
+        wait = end - now
+        if self._pending:
+            wait = min(wait, DEFER_GRACE)
+        if self._streaming:
+            wait = min(wait, max(self._stream_due - now, DEFER_GRACE))
+        return max(wait, 0.0)
 
     def _finish(self, deadline: float) -> None:
         """Answer what is queued and let every batch's messages go out (a batch the network thread is still
         serving included) before "offline" is published; at most until `deadline`."""
         while time.monotonic() < deadline:
             self.step(timeout=0)
+            self._stream_turn(now=True)
             with self._cond:
-                if not self._busy and not self._pending and self._sent_turns == self._turns:
+                if not self._busy and not self._pending and self._sent_turns == self._turns and not self._streaming:
                     return
             time.sleep(0.001)
 
     def _overdue(self) -> bool:
         return bool(self._pending) and not self._busy and time.monotonic() - self._since >= DEFER_GRACE
+
+    def _stream_overdue(self) -> bool:
+        """Stream items are due and nobody serves or sends a batch (that one would send them): the committer's."""
+        return (bool(self._streaming) and not self._busy and self._sent_turns == self._turns
+                and time.monotonic() >= self._stream_due)
 
     def _enqueue(self, work: Work) -> None:
         with self._cond:
@@ -197,8 +235,9 @@ class Arbiter:
             self._since = time.monotonic()
             turn, self._turns = self._turns, self._turns + 1
         outgoing: list[Outgoing] = []
+        stream: list[wire.Json] = []
         try:
-            self._serve(batch, outgoing)
+            self._serve(batch, outgoing, stream)
         except Exception as exc:  # after its commit (apply's own errors are handled in _serve): send what was
             # made, keep serving; uncaught, it would stop the committer thread, or vanish inside paho's
             self.counters.add("serve_errors")
@@ -208,21 +247,58 @@ class Arbiter:
                 self._busy = False  # the next batch may commit while this one's messages go out
                 if self._pending:  # wake the committer only if there is work for it (a wake-up costs the GIL)
                     self._cond.notify()
-            self._send_in_turn(turn, outgoing)
+            self._send_in_turn(turn, outgoing, stream)
         return max(ops, len(batch))
 
-    def _send_in_turn(self, turn: int, outgoing: list[Outgoing]) -> None:
-        """Publish a served batch's messages after every earlier batch's (so the stream goes out in order)."""
+    def _send_in_turn(self, turn: int, outgoing: list[Outgoing], stream: list[wire.Json] | None = None,
+                      now: bool = False) -> None:
+        """Publish a served batch's messages after every earlier batch's, then queue its new stream items behind
+        the earlier batches' and stream what waits if it is due (or `now`): so the stream goes out in order."""
         with self._sent:
             while self._sent_turns != turn:
                 self._sent.wait()
         try:
             for out in outgoing:
                 self.link.publish(out.topic, out.payload, qos=out.qos, correlation=out.correlation)
+            self._queue_stream(stream or [], now)
         finally:
             with self._sent:
                 self._sent_turns += 1
                 self._sent.notify_all()
+
+    def _queue_stream(self, items: list[wire.Json], now: bool) -> None:
+        """In a turn: `items` join the waiting stream items; these go out if due, else the committer is woken to
+        send them when they are (at most one stream message every `stream_every` s)."""
+        at = time.monotonic()
+        first = bool(items) and not self._streaming
+        if first:
+            self._stream_due = max(at, self._streamed_at + self.stream_every)
+        self._streaming.extend(items)
+        if self._streaming and (now or at >= self._stream_due or len(self._streaming) >= STREAM_CHUNK):
+            self._flush_stream(at)
+        elif first:
+            with self._cond:
+                self._cond.notify()  # the committer sleeps until they are due
+
+    def _flush_stream(self, at: float) -> None:
+        """Publish every waiting stream item (in a turn, or under _busy with no turn outstanding)."""
+        items, self._streaming = self._streaming, []
+        self._streamed_at = at
+        outgoing: list[Outgoing] = []
+        self._stream(outgoing, items)
+        for out in outgoing:
+            self.link.publish(out.topic, out.payload, qos=out.qos, correlation=out.correlation)
+
+    def _stream_turn(self, now: bool = False) -> None:
+        """The committer's turn for waiting stream items that are due (or all of them, `now`), when nobody is
+        serving or sending a batch (that batch sends them on its way out otherwise)."""
+        with self._cond:
+            if not self._streaming or self._busy or self._sent_turns != self._turns:
+                return
+            if not now and time.monotonic() < self._stream_due:
+                return
+            turn, self._turns = self._turns, self._turns + 1
+        self._send_in_turn(turn, [], now=now)
 
     def _status_turn(self) -> None:
         with self._cond:
@@ -231,6 +307,8 @@ class Arbiter:
                 return
             self._busy = True  # the status reads the store: never while a batch is being served
         try:
+            if self._streaming:  # what the head will say is streamed first, and before any list document
+                self._flush_stream(time.monotonic())
             if self.check.refresh():  # a gate provisioned, a key imported or a list signed since: no restart needed
                 self.store.lists = self.check.lists
                 self._lists_due = True
@@ -276,12 +354,13 @@ class Arbiter:
                       "gates", lst.name, lst.version, size, wire.MAX_LIST_DOC)
         return False
 
-    def _serve(self, batch: list[Work], out: list[Outgoing]) -> None:
-        """Decide a batch (and read its catch-ups) under `_busy`; add what it must publish to `out`, in order."""
+    def _serve(self, batch: list[Work], out: list[Outgoing], stream: list[wire.Json]) -> None:
+        """Decide a batch (and read its catch-ups) under `_busy`; add what it must publish to `out`, in order,
+        and its new stream items to `stream` (they go out after `out`: _send_in_turn)."""
         writes = [w for w in batch if w.kind in ("claim", "transition", "release", "revoke", "override")]
         if writes:
             try:
-                answers, stream = self.store.apply([op for w in writes for op in w.ops])
+                answers, new = self.store.apply([op for w in writes for op in w.ops])
             except ArbiterStoreError as exc:
                 self._set_fault(str(exc))
             except Exception as exc:  # a bug or an op the checks let through: roll back, say so, keep serving
@@ -292,7 +371,7 @@ class Arbiter:
             else:
                 self._set_fault("")
                 self._answer(out, writes, answers)
-                self._stream(out, stream)
+                stream.extend(new)
         for work in batch:
             if work.kind == "catchup":  # read here, under _busy: never during another batch's transaction
                 self._catch_up(out, work)
@@ -312,7 +391,7 @@ class Arbiter:
             self._reply(out, work, wire.answers_reply(work.kind, mine, now))
 
     def _stream(self, out: list[Outgoing], stream: list[wire.Json]) -> None:
-        """A batch's new items go out after its answers (paho sends in the order queued)."""
+        """Stream messages for `stream` (items in seq order), then its conflicts on their own topics."""
         for start in range(0, len(stream), STREAM_CHUNK):
             out.append(Outgoing(self.topics.stream, wire.stream_batch(self.store.epoch, stream[start:start + STREAM_CHUNK]),
                                 QOS))
