@@ -71,9 +71,10 @@ log = logging.getLogger(__name__)
 
 STREAM_CHUNK = 500
 #: seconds between two stream messages at most once a stream message went out (items of the batches answered
-#: meanwhile wait and go out together): well under a gate's own gathering of the stream (STREAM_EVERY in
-#: sync/gateside/session.py, 50 ms), so items of instances that publish apart still reach a gate together
-STREAM_EVERY = 0.02
+#: meanwhile wait and go out together): half a gate's own gathering of the stream (STREAM_EVERY in
+#: sync/gateside/session.py, 100 ms), so items of instances that publish apart still reach a gate together.
+#: 20 ms left a paced rush's p99 at 20-26 ms on PostgreSQL here, 50 ms at 15-17 ms (docs/scale.md)
+STREAM_EVERY = 0.05
 #: seconds a request may wait for the network thread to serve it before the committer thread does
 DEFER_GRACE = 0.001
 

@@ -70,7 +70,7 @@ WORKER = "worker"
 #: seconds the worker gathers stream batches before applying them together.  A gate's own win comes back on
 #: the stream right after its answer, while the decision thread commits its result: applied at once it took
 #: the store from that commit (0.2-0.3 ms a claim on this machine, a whole fsync on a gate's SD card)
-STREAM_EVERY = 0.05
+STREAM_EVERY = 0.1
 #: seconds between the passes over the outbox while `close` waits for it to drain
 CLOSE_POLL = 0.2
 
