@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,9 +39,43 @@ def pending(site: Site, gate_id: str) -> int:
     return int(rows(site.gate_db(gate_id), "SELECT count(*) FROM outbox WHERE state != 'done'")[0][0])
 
 
-def in_flight(site: Site, gate_id: str) -> int:
-    """Claims a gate has sent and the arbiter has not answered (waiting, or past their budget)."""
-    return int(rows(site.gate_db(gate_id), "SELECT count(*) FROM outbox WHERE state IN ('claim', 'late')")[0][0])
+def unread(pid: int, port: int) -> int:
+    """Bytes waiting unread in process `pid`'s TCP connections to `port`: their kernel receive queues
+    (/proc/net/tcp), which fill while the process is stopped."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+    total = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    total += int(fields[4].split(":")[1], 16)
+    return total
+
+
+def settled(read: Callable[[], int], quiet: float = 0.3) -> Callable[[], bool]:
+    """A check for wait_until: true once `read()` is above 0 and has not changed for `quiet` s."""
+    last = [-1, time.monotonic()]
+
+    def check() -> bool:
+        now, value = time.monotonic(), read()
+        if value != last[0]:
+            last[:] = [value, now]
+            return False
+        return value > 0 and now - last[1] >= quiet
+    return check
+
+
+def in_flight(site: Site, gate_id: str, *states: str) -> int:
+    """Claims a gate has sent and the arbiter has not answered (waiting, or past their budget: `states`)."""
+    states = states or ("claim", "late")
+    return int(rows(site.gate_db(gate_id), f"SELECT count(*) FROM outbox WHERE state IN ({', '.join('?' * len(states))})",
+                    *states)[0][0])
 
 
 def test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_twice(site: Site) -> None:
@@ -59,13 +97,23 @@ def test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_
         check_all(gates, [shared + own[0], shared + own[1], own[2] + tickets[:10]])))  # shared ones first
     checking.start()
     wait_until(lambda: all(in_flight(site, g) for g in ids), 20, "a claim in flight at every gate")
+    # a claim is in the outbox before it is published, and the broker must also hand it on: on a loaded
+    # machine a claim stopped with the broker never reached the arbiter.  So: a claim past its budget at every
+    # gate (sent 0.3 s ago or more), and the stopped arbiter's socket filled and no longer filling
+    wait_until(lambda: all(in_flight(site, g, "late") for g in ids), 20, "a claim past its budget at every gate")
+    wait_until(settled(lambda: unread(arbiter.proc.pid, site.broker.port)), 20,
+               "the claims in flight to reach the stopped arbiter's socket")
     site.broker.stop()
     stopped = time.time()
     arbiter.proc.send_signal(signal.SIGCONT)  # it decides what reached it, with no broker to answer on
     checking.join(120)
     late_decided = "SELECT count(*) FROM scans WHERE arbiter_at > ?"
-    wait_until(lambda: rows(site.arbiter_db(), late_decided, stopped)[0][0] >= 3, 20,
-               "the arbiter to decide the claims that reached it, with no broker to answer on")
+    # At least one, not every gate's: on a loaded machine one request of the three was at times still unread
+    # when the arbiter's connection died (2 decided, about 1 run in 12 with the stream coalesced); it is lost
+    # with that connection like any unread TCP data, and the gate's outbox brings it again (checked below:
+    # every admission reaches the arbiter, none twice)
+    wait_until(lambda: rows(site.arbiter_db(), late_decided, stopped)[0][0] >= 1, 20,
+               "the arbiter to decide a claim that reached it, with no broker to answer on")
     restarted = time.time()
     site.broker.start()
     for gate_id in ids:
@@ -85,7 +133,7 @@ def test_broker_stopped_mid_run_and_restarted_loses_nothing_and_applies_nothing_
 
     arbiter = site.arbiter_db()
     unanswered = rows(arbiter, "SELECT count(*) FROM scans WHERE arbiter_at BETWEEN ? AND ?", stopped, restarted)
-    assert unanswered[0][0] >= 3, "no claim was in flight when the broker stopped"  # decided, answered only later
+    assert unanswered[0][0] >= 1, "no claim was in flight when the broker stopped"  # decided, answered only later
     held = dict(rows(arbiter, "SELECT scan_id, ticket_id FROM claims"))
     late = dict(rows(arbiter, "SELECT late_scan_id, ticket_id FROM conflicts WHERE state = 'open'"))
     assert {r["scan_id"] for r in admits} == set(held) | set(late), "an admission did not reach the arbiter"

@@ -201,7 +201,7 @@ class Arbiter:
     def _stream_overdue(self) -> bool:
         """Stream items are due and nobody serves or sends a batch (that one would send them): the committer's."""
         return (bool(self._streaming) and not self._busy and self._sent_turns == self._turns
-                and time.monotonic() >= self._stream_due)
+                and time.monotonic() >= self._stream_due and not self.link.more_to_read())
 
     def _enqueue(self, work: Work) -> None:
         with self._cond:
@@ -296,8 +296,9 @@ class Arbiter:
         with self._cond:
             if not self._streaming or self._busy or self._sent_turns != self._turns:
                 return
-            if not now and time.monotonic() < self._stream_due:
-                return
+            if not now and (time.monotonic() < self._stream_due or self.link.more_to_read()):
+                return  # bytes waiting: the network thread reads them first, and their batch streams on its way
+                # out (a publish here on a connection that died would close it with those requests unread)
             turn, self._turns = self._turns, self._turns + 1
         self._send_in_turn(turn, [], now=now)
 
