@@ -23,7 +23,7 @@ from gate.outcomes import Outcome, Reason
 from gate.passes import ListScan
 from gate.product import product_of
 from gate.rules import CheckinList
-from gate.store import Redemption, Scan, Store
+from gate.store import Redemption, Scan, Store, list_words
 from gate.ticket import Ticket
 
 GateDirection = Literal["in", "out", "both"]
@@ -74,5 +74,5 @@ class CheckinGate:
             return Redemption(ruling.outcome, reason=ruling.reason, detail=ruling.detail)
 
     def _refuse(self, store: Store, scan: Scan, outcome: Outcome, reason: Reason, detail: str) -> Redemption:
-        store.record(scan, outcome, reason, f"list {self.list.ref}: {detail}")
+        store.record(scan, outcome, reason, list_words(self.list.name, self.list.version, detail))
         return Redemption(outcome, reason=reason, detail=detail)

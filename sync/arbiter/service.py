@@ -198,10 +198,15 @@ class Arbiter:
     def _overdue(self) -> bool:
         return bool(self._pending) and not self._busy and time.monotonic() - self._since >= DEFER_GRACE
 
+    def _stream_free(self) -> bool:
+        """Stream items wait and nobody serves or sends a batch (that one would send them)."""
+        return bool(self._streaming) and not self._busy and self._sent_turns == self._turns
+
     def _stream_overdue(self) -> bool:
-        """Stream items are due and nobody serves or sends a batch (that one would send them): the committer's."""
-        return (bool(self._streaming) and not self._busy and self._sent_turns == self._turns
-                and time.monotonic() >= self._stream_due and not self.link.more_to_read())
+        """Stream items are due for the committer: free (`_stream_free`), due, and no bytes waiting unread (the
+        network thread reads them first, and their batch streams on its way out: a publish here on a connection
+        that died would close it with those requests unread)."""
+        return self._stream_free() and time.monotonic() >= self._stream_due and not self.link.more_to_read()
 
     def _enqueue(self, work: Work) -> None:
         with self._cond:
@@ -259,8 +264,7 @@ class Arbiter:
             while self._sent_turns != turn:
                 self._sent.wait()
         try:
-            for out in outgoing:
-                self.link.publish(out.topic, out.payload, qos=out.qos, correlation=out.correlation)
+            self._publish(outgoing)
             self._queue_stream(stream or [], now)
         finally:
             with self._sent:
@@ -287,6 +291,9 @@ class Arbiter:
         self._streamed_at = at
         outgoing: list[Outgoing] = []
         self._stream(outgoing, items)
+        self._publish(outgoing)
+
+    def _publish(self, outgoing: list[Outgoing]) -> None:
         for out in outgoing:
             self.link.publish(out.topic, out.payload, qos=out.qos, correlation=out.correlation)
 
@@ -294,11 +301,8 @@ class Arbiter:
         """The committer's turn for waiting stream items that are due (or all of them, `now`), when nobody is
         serving or sending a batch (that batch sends them on its way out otherwise)."""
         with self._cond:
-            if not self._streaming or self._busy or self._sent_turns != self._turns:
+            if not (self._stream_free() if now else self._stream_overdue()):
                 return
-            if not now and (time.monotonic() < self._stream_due or self.link.more_to_read()):
-                return  # bytes waiting: the network thread reads them first, and their batch streams on its way
-                # out (a publish here on a connection that died would close it with those requests unread)
             turn, self._turns = self._turns, self._turns + 1
         self._send_in_turn(turn, [], now=now)
 
